@@ -1,0 +1,1 @@
+"""The OCI runtime (runc's job): bundles in, containers out. Imports nothing above it."""
