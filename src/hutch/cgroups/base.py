@@ -1,0 +1,103 @@
+"""What both cgroup drivers share: the interface, stats helpers, teardown."""
+from __future__ import annotations
+
+import os
+
+from hutch.cgroups import fs
+from hutch.cgroups.fs import CgroupError
+
+# v1 reports "no limit" as the largest page-aligned int64.
+V1_UNLIMITED = 0x7FFFFFFFFFFFF000
+
+
+def v1_limit(value: int | None) -> int | None:
+    if value is not None and value >= V1_UNLIMITED:
+        return -1
+    return value
+
+
+class CgroupManager:
+    """One container's cgroup. `path` is the cgroup's path inside each hierarchy.
+
+    stats() returns:
+      {"cpu":    {"usage_ns", "user_ns", "system_ns", "nr_periods", "nr_throttled",
+                  "throttled_ns"},
+       "memory": {"usage", "max_usage", "limit", "swap_limit", "stat": {...}, "oom_kill"},
+       "blkio":  {"read_bytes", "write_bytes", "devices": [{"major", "minor", "op", "value"}]},
+       "pids":   {"current", "limit"},
+       "pressure": {"cpu"|"memory"|"io": {"some": {"avg10", ..., "total"}, "full": ...}}}
+    Limits are -1 when unlimited; a figure the host cannot provide is None; "pressure"
+    (PSI) only on v2.
+    """
+
+    version = 0
+
+    def __init__(self, path: str):
+        self.path = path
+
+    # --- to be provided by each driver ---
+    def paths(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def apply(self, resources: dict) -> None:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def is_frozen(self) -> bool:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def oom_kill_count(self) -> int:
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        raise NotImplementedError
+
+    # --- shared ---
+    def _dirs(self) -> list[str]:
+        """Each distinct directory once (v1 may mount several controllers together)."""
+        seen: list[str] = []
+        for d in self.paths().values():
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self._dirs())
+
+    def add_process(self, pid: int) -> None:
+        for d in self._dirs():
+            fs.write(os.path.join(d, "cgroup.procs"), pid)
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup and its descendants (what `ps` lists)."""
+        for d in self._dirs():
+            if os.path.isdir(d):
+                return sorted(set(fs.procs(d)))
+        return []
+
+    def _kill_and_remove(self, dirs: list[str]) -> None:
+        """SIGKILL whatever still runs in `dirs`, then remove them (deepest first)."""
+        for d in dirs:
+            fs.kill_all(d)
+        errors = []
+        for d in dirs:
+            try:
+                fs.remove_tree(d, before_retry=fs.kill_all)
+            except CgroupError as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"

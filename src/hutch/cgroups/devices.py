@@ -1,0 +1,137 @@
+"""Device access rules (OCI linux.resources.devices) for both cgroup versions.
+
+OCI rules are read in order and the last rule that matches an access decides, so a list
+usually starts with "deny all" and adds allowances. v1 gets those rules written one by
+one into devices.deny / devices.allow; v2 has no device files, so the rules become an eBPF
+program (BPF_PROG_TYPE_CGROUP_DEVICE) that the kernel runs on every open/mknod.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from hutch._sys.bpf import (BPF_DEVCG_ACC_MKNOD, BPF_DEVCG_ACC_READ, BPF_DEVCG_ACC_WRITE,
+                            BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR)
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: bool
+    type: str          # "a", "b" or "c"
+    major: int         # -1: any
+    minor: int         # -1: any
+    access: str        # a subset of "rwm"
+
+
+def parse_rules(devices: list[dict]) -> list[Rule]:
+    rules = []
+    for i, d in enumerate(devices):
+        typ = d.get("type") or "a"
+        access = d.get("access") or "rwm"
+        if typ not in ("a", "b", "c"):
+            raise ValueError(f"linux.resources.devices[{i}].type: invalid device type {typ!r}")
+        if not access or any(ch not in "rwm" for ch in access):
+            raise ValueError(f"linux.resources.devices[{i}].access: invalid access {access!r}")
+        major = d.get("major")
+        minor = d.get("minor")
+        rules.append(Rule(bool(d.get("allow")), typ,
+                          -1 if major is None else int(major),
+                          -1 if minor is None else int(minor),
+                          "".join(ch for ch in "rwm" if ch in access)))
+    return rules
+
+
+def _num(n: int) -> str:
+    return "*" if n < 0 else str(n)
+
+
+def v1_lines(rules: list[Rule]) -> list[tuple[str, str]]:
+    """(file, line) pairs for v1: ("devices.allow", "c 1:3 rwm"), in rule order.
+
+    The kernel treats any line starting with "a" as "all devices, all access" and resets
+    its exception list, so only a full wildcard rule is written as "a"; a narrower "a"
+    rule is spelled out as a block and a char rule.
+    """
+    out = []
+    for r in rules:
+        target = "devices.allow" if r.allow else "devices.deny"
+        if r.type == "a":
+            if r.major < 0 and r.minor < 0 and r.access == "rwm":
+                out.append((target, "a"))
+                continue
+            types = ("b", "c")
+        else:
+            types = (r.type,)
+        for t in types:
+            out.append((target, f"{t} {_num(r.major)}:{_num(r.minor)} {r.access}"))
+    return out
+
+
+# --- eBPF program -------------------------------------------------------------------
+# Registers on entry: r1 = struct bpf_cgroup_dev_ctx *. The prologue loads
+#   r2 = device type, r3 = requested access, r4 = major, r5 = minor.
+# Then one block per rule, last rule first (the last matching rule decides); a block
+# jumps over itself on mismatch, or sets r0 and exits. No match: deny.
+
+_LDXW = 0x61       # BPF_LDX | BPF_MEM | BPF_W
+_AND32_K = 0x54    # BPF_ALU | BPF_AND | BPF_K
+_RSH32_K = 0x74    # BPF_ALU | BPF_RSH | BPF_K
+_MOV32_X = 0xbc    # BPF_ALU | BPF_MOV | BPF_X
+_MOV32_K = 0xb4    # BPF_ALU | BPF_MOV | BPF_K
+_JNE_K = 0x55      # BPF_JMP | BPF_JNE | BPF_K
+_JNE_X = 0x5d      # BPF_JMP | BPF_JNE | BPF_X
+_EXIT = 0x95       # BPF_JMP | BPF_EXIT
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("=BBhi", code, (src << 4) | dst, off, imm)
+
+
+_ACCESS_BITS = {"r": BPF_DEVCG_ACC_READ, "w": BPF_DEVCG_ACC_WRITE, "m": BPF_DEVCG_ACC_MKNOD}
+_TYPE_BITS = {"b": BPF_DEVCG_DEV_BLOCK, "c": BPF_DEVCG_DEV_CHAR}
+
+
+def _rule_block(r: Rule) -> list[bytes]:
+    # Each test is a "jump to the end of this block if it does not match"; the offsets are
+    # filled in once the block's length is known.
+    tests: list[tuple] = []
+    if r.type != "a":
+        tests.append((_JNE_K, 2, 0, _TYPE_BITS[r.type]))
+    if r.access != "rwm":
+        mask = sum(_ACCESS_BITS[ch] for ch in r.access)
+        # r6 = requested & mask; the rule matches only if nothing outside it was requested.
+        tests.append(("mask", mask))
+    if r.major >= 0:
+        tests.append((_JNE_K, 4, 0, r.major))
+    if r.minor >= 0:
+        tests.append((_JNE_K, 5, 0, r.minor))
+    size = sum(3 if t[0] == "mask" else 1 for t in tests) + 2
+    block: list[bytes] = []
+    for t in tests:
+        if t[0] == "mask":
+            block.append(_insn(_MOV32_X, dst=6, src=3))
+            block.append(_insn(_AND32_K, dst=6, imm=t[1]))
+            block.append(_insn(_JNE_X, dst=6, src=3, off=size - len(block) - 1))
+        else:
+            code, dst, _src, imm = t
+            block.append(_insn(code, dst=dst, off=size - len(block) - 1, imm=imm))
+    block.append(_insn(_MOV32_K, dst=0, imm=1 if r.allow else 0))
+    block.append(_insn(_EXIT))
+    return block
+
+
+def bpf_program(rules: list[Rule]) -> bytes:
+    prog = [
+        _insn(_LDXW, dst=2, src=1, off=0),          # r2 = ctx->access_type
+        _insn(_AND32_K, dst=2, imm=0xFFFF),         # r2 = type
+        _insn(_LDXW, dst=3, src=1, off=0),
+        _insn(_RSH32_K, dst=3, imm=16),             # r3 = access
+        _insn(_LDXW, dst=4, src=1, off=4),          # r4 = major
+        _insn(_LDXW, dst=5, src=1, off=8),          # r5 = minor
+    ]
+    for r in reversed(rules):
+        prog.extend(_rule_block(r))
+    prog.append(_insn(_MOV32_K, dst=0, imm=0))
+    prog.append(_insn(_EXIT))
+    return b"".join(prog)
+

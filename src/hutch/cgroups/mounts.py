@@ -1,0 +1,104 @@
+"""Where the cgroup hierarchies are mounted, and which layout the host uses.
+
+- unified: /sys/fs/cgroup is cgroup2 and holds every controller (most current hosts).
+- legacy:  one cgroup (v1) mount per controller (or a few combined, e.g. cpu,cpuacct).
+- hybrid:  v1 controllers plus a cgroup2 mount (/sys/fs/cgroup/unified) that holds no
+           controllers or a stray one; like runc, hybrid hosts use the v1 driver.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+# The v1 controllers hutch manages, in the order runc applies them.
+V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "blkio", "pids", "freezer",
+                  "devices", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma")
+
+
+@dataclass
+class Mounts:
+    mode: str                                            # legacy | hybrid | unified
+    v1: dict[str, str] = field(default_factory=dict)     # controller -> mountpoint
+    unified: str | None = None                           # the cgroup2 mountpoint
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return s.encode().decode("unicode_escape") if "\\" in s else s
+
+
+def parse_mountinfo(text: str) -> Mounts:
+    v1: dict[str, str] = {}
+    unified = None
+    for line in text.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        fields = pre.split()
+        fstype, _source, superopts = (post.split() + ["", "", ""])[:3]
+        mountpoint = _unescape(fields[4])
+        if fstype == "cgroup2":
+            # The first cgroup2 mount wins; later ones are usually container bind mounts.
+            if unified is None:
+                unified = mountpoint
+        elif fstype == "cgroup":
+            for opt in superopts.split(","):
+                if opt in V1_CONTROLLERS and opt not in v1:
+                    v1[opt] = mountpoint
+    if not v1 and unified is not None:
+        mode = "unified"
+    elif unified is not None:
+        mode = "hybrid"
+    else:
+        mode = "legacy"
+    return Mounts(mode, v1, unified)
+
+
+_cached: Mounts | None = None
+
+
+def host_mounts() -> Mounts:
+    global _cached
+    if _cached is None:
+        with open("/proc/self/mountinfo") as f:
+            _cached = parse_mountinfo(f.read())
+    return _cached
+
+
+def fake_mounts(root: str, mode: str | None = None) -> Mounts:
+    """The layout of a cgroup tree under `root` (a temp dir in unit tests).
+
+    unified: `root` itself is the cgroup2 mount (it holds cgroup.controllers).
+    legacy/hybrid: each `root/<controller>` directory is that controller's mount; hybrid
+    adds `root/unified` as the cgroup2 mount.
+    """
+    if mode is None:
+        if os.path.exists(os.path.join(root, "cgroup.controllers")):
+            mode = "unified"
+        elif os.path.isdir(os.path.join(root, "unified")):
+            mode = "hybrid"
+        else:
+            mode = "legacy"
+    if mode == "unified":
+        return Mounts("unified", {}, root)
+    v1 = {c: os.path.join(root, c) for c in V1_CONTROLLERS if os.path.isdir(os.path.join(root, c))}
+    unified = os.path.join(root, "unified") if mode == "hybrid" else None
+    return Mounts(mode, v1, unified)
+
+
+def own_cgroup(controller: str | None) -> str:
+    """The calling process's cgroup path for a v1 controller (None: the cgroup2 one)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "/"
+    for line in lines:
+        _hid, ctrls, path = line.split(":", 2)
+        if controller is None and ctrls == "":
+            return path
+        if controller is not None and controller in ctrls.split(","):
+            return path
+    return "/"
