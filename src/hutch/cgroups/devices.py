@@ -71,7 +71,8 @@ def v1_lines(rules: list[Rule]) -> list[tuple[str, str]]:
 # Registers on entry: r1 = struct bpf_cgroup_dev_ctx *. The prologue loads
 #   r2 = device type, r3 = requested access, r4 = major, r5 = minor.
 # Then one block per rule, last rule first (the last matching rule decides); a block
-# jumps over itself on mismatch, or sets r0 and exits. No match: deny.
+# jumps over itself on mismatch, or sets r0 and exits. No match: deny. Blocks after a
+# rule that matches everything are left out.
 
 _LDXW = 0x61       # BPF_LDX | BPF_MEM | BPF_W
 _AND32_K = 0x54    # BPF_ALU | BPF_AND | BPF_K
@@ -131,6 +132,10 @@ def bpf_program(rules: list[Rule]) -> bytes:
     ]
     for r in reversed(rules):
         prog.extend(_rule_block(r))
+        if r.type == "a" and r.access == "rwm" and r.major < 0 and r.minor < 0:
+            # Matches everything: what follows could never run, and the verifier
+            # refuses unreachable instructions.
+            return b"".join(prog)
     prog.append(_insn(_MOV32_K, dst=0, imm=0))
     prog.append(_insn(_EXIT))
     return b"".join(prog)
