@@ -1,0 +1,743 @@
+"""Image commands: import, images, rmi, tag, image inspect, history, image prune, save, load,
+pull, push, login, logout. Thin: parse flags, call hutch.images, print as Docker does."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from hutch.cli.flags import Command, CommandLineError, Flag
+
+ERR = 1  # Docker's CLI exits 1 when the daemon reports an error
+
+
+def _err(msg: str, code: int = ERR) -> int:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    return code
+
+
+def _daemon_err(msg: str) -> int:
+    return _err(f"Error response from daemon: {msg}")
+
+
+def _store(ctx):
+    from hutch.images.store import ImageStore
+    return ImageStore(ctx.paths.images, ctx.paths.containers)
+
+
+def _parse(cmd: Command, argv: list[str]):
+    return cmd.parse(argv)
+
+
+def _render(template: str, data) -> str:
+    """--format through hutch.cli.gotemplate; `json .` and `.Field` without it."""
+    try:
+        from hutch.cli.gotemplate import render
+    except ImportError:
+        render = None
+    if render is not None:
+        return render(template, data)
+    import re
+
+    def field(m):
+        expr = m.group(1).strip()
+        if expr in ("json .", "json ."):
+            return json.dumps(data, separators=(",", ":"))
+        if expr.startswith("json ."):
+            v = _lookup(data, expr[5:].strip())
+            return json.dumps(v, separators=(",", ":"))
+        if expr.startswith("."):
+            v = _lookup(data, expr)
+            return "" if v is None else str(v)
+        raise CommandLineError(f"template: unsupported expression {expr!r} (hutch.cli.gotemplate "
+                               "is not available)")
+    return re.sub(r"\{\{(.*?)\}\}", field, template)
+
+
+def _lookup(data, path: str):
+    v = data
+    for part in path.strip(".").split("."):
+        if not part:
+            continue
+        v = v.get(part) if isinstance(v, dict) else getattr(v, part, None)
+    return v
+
+
+def _table_format(fmt: str, header: dict, rows: list[dict]) -> str:
+    """Docker's --format: `table ...` adds a header and aligns; otherwise one line per row."""
+    from hutch.cli.format import tabwrite
+    if fmt.startswith("table"):
+        body = fmt[5:].lstrip()
+        text = _render(body, header) + "\n" + "".join(_render(body, r) + "\n" for r in rows)
+        return tabwrite(text.replace("\\t", "\t"))
+    return "".join(_render(fmt, r).replace("\\t", "\t") + "\n" for r in rows)
+
+
+# --- import ----------------------------------------------------------------------------
+
+IMPORT = Command("import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+                 "Import the contents from a tarball to create a filesystem image", [
+                     Flag("change", "c", "list", [], "Apply Dockerfile instruction to the created image"),
+                     Flag("message", "m", "string", "", "Set commit message for imported image"),
+                     Flag("platform", None, "string", "", "Set platform if server is multi-platform capable"),
+                 ], min_args=1, max_args=2)
+
+
+def cmd_import(ctx, argv) -> int:
+    try:
+        opts, args = _parse(IMPORT, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import reference as refs
+    from hutch.images.changes import ChangeError
+    from hutch.images.importer import host_arch, import_rootfs
+    from hutch.images.layer import LayerError
+    from hutch.images.compression import CompressionError
+    src = args[0]
+    tag = None
+    if len(args) > 1:
+        try:
+            tag = refs.parse(args[1])
+        except refs.InvalidReference as e:
+            return _err(str(e), 125)
+        if tag.digest:
+            return _err("refusing to create a tag with a digest reference", 125)
+    if opts["platform"] and opts["platform"].split("/")[:2] != ["linux", host_arch()]:
+        return _daemon_err(f"image platform {opts['platform']} does not match this host "
+                           f"(linux/{host_arch()})")
+    source = "-"
+    try:
+        if src == "-":
+            stream = sys.stdin.buffer
+        elif src.startswith(("http://", "https://")):
+            import urllib.request
+            stream = urllib.request.urlopen(src, timeout=60)
+            source = src
+        else:
+            stream = open(src, "rb")
+    except OSError as e:
+        return _err(f"open {src}: {e.strerror or e}")
+    try:
+        image = import_rootfs(_store(ctx), stream, changes=opts["change"],
+                              message=opts["message"], source=source, tag=tag)
+    except ChangeError as e:
+        return _daemon_err(str(e))
+    except (LayerError, CompressionError) as e:
+        return _daemon_err(str(e))
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    print(image.id)
+    return 0
+
+
+# --- images ----------------------------------------------------------------------------
+
+IMAGES = Command("images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", [
+    Flag("all", "a", help="Show all images (default hides intermediate images)"),
+    Flag("digests", None, help="Show digests"),
+    Flag("filter", "f", "list", [], "Filter output based on conditions provided"),
+    Flag("format", None, "string", "", "Pretty-print images using a Go template"),
+    Flag("no-trunc", None, help="Don't truncate output"),
+    Flag("quiet", "q", help="Only show image IDs"),
+], max_args=1)
+
+
+def _image_rows(images, no_trunc: bool, with_digests: bool) -> list[dict]:
+    from hutch.cli.format import ago, human_size, to_unix
+    rows = []
+    for img in images:
+        names = []
+        for t in img.repo_tags:
+            repo, _, tag = t.rpartition(":")
+            names.append((repo, tag))
+        digests = {d.rpartition("@")[0]: d.rpartition("@")[2] for d in img.repo_digests}
+        if not names:
+            names = [(r, "<none>") for r in digests] or [("<none>", "<none>")]
+        for repo, tag in names:
+            rows.append({
+                "ID": img.id if no_trunc else img.short_id,
+                "Repository": repo, "Tag": tag,
+                "Digest": digests.get(repo, "<none>"),
+                "CreatedSince": ago(img.created) if img.created else "N/A",
+                "CreatedAt": _created_at(img.created),
+                "Size": human_size(img.size, 3),
+                "VirtualSize": human_size(img.size, 3),
+                "SharedSize": "N/A", "UniqueSize": "N/A", "Containers": "N/A",
+                "_created": to_unix(img.created) if img.created else 0,
+            })
+    rows.sort(key=lambda r: -r["_created"])
+    return rows
+
+
+def _created_at(created: str) -> str:
+    from hutch.cli.format import to_unix
+    import time
+    if not created:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(int(to_unix(created))))
+
+
+def cmd_images(ctx, argv) -> int:
+    try:
+        opts, args = _parse(IMAGES, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import present, reference as refs
+    from hutch.images.store import ImageNotFound
+    store = _store(ctx)
+    images = store.list()
+    try:
+        images = present.filter_images(store, images, present.parse_filters(opts["filter"]))
+    except present.FilterError as e:
+        return _daemon_err(str(e))
+    except ImageNotFound as e:
+        return _daemon_err(str(e))
+    if args:
+        try:
+            wanted = refs.parse(args[0])
+        except refs.InvalidReference as e:
+            return _err(str(e), 125)
+        images = [i for i in images if any(present.matches_repo(t, wanted) for t in i.repo_tags)]
+    rows = _image_rows(images, opts["no-trunc"], opts["digests"])
+    if opts["quiet"]:
+        seen = []
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.append(r["ID"])
+        sys.stdout.write("".join(i + "\n" for i in seen))
+        return 0
+    if opts["format"]:
+        header = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
+                  "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                  "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
+                  "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"}
+        sys.stdout.write(_table_format(opts["format"], header, rows))
+        return 0
+    from hutch.cli.format import table
+    head = ["REPOSITORY", "TAG"] + (["DIGEST"] if opts["digests"] else []) + \
+        ["IMAGE ID", "CREATED", "SIZE"]
+    body = [[r["Repository"], r["Tag"]] + ([r["Digest"]] if opts["digests"] else []) +
+            [r["ID"], r["CreatedSince"], r["Size"]] for r in rows]
+    sys.stdout.write(table(body, head))
+    return 0
+
+
+# --- tag -------------------------------------------------------------------------------
+
+TAG = Command("tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+              "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], min_args=2, max_args=2)
+
+
+def cmd_tag(ctx, argv) -> int:
+    try:
+        _, args = _parse(TAG, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import reference as refs
+    from hutch.images.store import ImageNotFound
+    try:
+        target = refs.parse(args[1])
+    except refs.InvalidReference as e:
+        return _err(f'Error parsing reference: "{args[1]}" is not a valid repository/tag: {e}')
+    if target.digest:
+        return _err("refusing to create a tag with a digest reference")
+    store = _store(ctx)
+    try:
+        image = store.resolve(args[0])
+    except ImageNotFound:
+        return _daemon_err(f"No such image: {_display_ref(args[0])}")
+    except refs.InvalidReference as e:
+        return _daemon_err(str(e))
+    store.tag(image.id, target)
+    return 0
+
+
+def _display_ref(ref: str) -> str:
+    """How Docker names a missing image: `busybox:latest` for names, as given for ids."""
+    from hutch.images import reference as refs
+    try:
+        r = refs.parse(ref)
+    except refs.InvalidReference:
+        return ref
+    return r.tagged_or_latest().familiar()
+
+
+# --- rmi -------------------------------------------------------------------------------
+
+RMI = Command("rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", [
+    Flag("force", "f", help="Force removal of the image"),
+    Flag("no-prune", None, help="Do not delete untagged parents"),
+], min_args=1)
+
+
+class _Conflict(Exception):
+    pass
+
+
+def remove_image(store, ref: str, force: bool) -> list[str]:
+    """Docker's image delete: untag, or delete when the last name goes; returns the
+    `Untagged:`/`Deleted:` lines. Raises ImageNotFound or _Conflict."""
+    from hutch.images import reference as refs
+    from hutch.images.store import ImageNotFound
+    lines: list[str] = []
+    in_use = store.images_in_use()
+    with store.locked() as db:
+        image_id = store.lookup_id(db, ref)
+        if image_id is None:
+            raise ImageNotFound(ref)
+        image = store._image(db, image_id)
+        users = in_use.get(image_id, [])
+        running = [c for c, r in users if r]
+        by_name = False
+        try:
+            r = refs.parse(ref)
+            key = f"{r.name}@{r.digest}" if r.digest else str(r.tagged_or_latest())
+            by_name = db["digests" if r.digest else "tags"].get(key) == image_id
+        except refs.InvalidReference:
+            pass
+        if by_name:
+            names = [t for t, i in db["tags"].items() if i == image_id]
+            if (r.digest is None and len(names) > 1) or (r.digest and names):
+                del db["digests" if r.digest else "tags"][key]  # other names keep it
+                return [f"Untagged: {r.familiar()}"]
+            if users and not force:
+                raise _Conflict(f'conflict: unable to remove repository reference "{ref}" '
+                                f"(must force) - container {users[0][0][:12]} is using its "
+                                f"referenced image {image.short_id}")
+        else:
+            if running:
+                raise _Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced)"
+                                f" - image is being used by running container {running[0][:12]}")
+            if len(image.repo_tags) > 1 and not force:
+                raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
+                                "- image is referenced in multiple repositories")
+            if users and not force:
+                raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
+                                f"- image is being used by stopped container {users[0][0][:12]}")
+        if running:
+            raise _Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced) - "
+                            f"image is being used by running container {running[0][:12]}")
+        lines += [f"Untagged: {t}" for t in image.repo_tags]
+        lines += [f"Untagged: {d}" for d in image.repo_digests]
+        removed = store.delete_image(db, image_id)
+        lines.append(f"Deleted: {image_id}")
+        lines += [f"Deleted: {c}" for c in reversed(removed)]
+    return lines
+
+
+def cmd_rmi(ctx, argv) -> int:
+    try:
+        opts, args = _parse(RMI, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import reference as refs
+    from hutch.images.store import ImageNotFound
+    store = _store(ctx)
+    rc = 0
+    for ref in args:
+        try:
+            lines = remove_image(store, ref, opts["force"])
+        except ImageNotFound:
+            rc = _err(f"Error: No such image: {ref}")
+            continue
+        except refs.InvalidReference as e:
+            rc = _err(f"Error response from daemon: {e}")
+            continue
+        except _Conflict as e:
+            rc = _daemon_err(str(e))
+            continue
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    return rc
+
+
+# --- image inspect ---------------------------------------------------------------------
+
+INSPECT = Command("image inspect", "[OPTIONS] IMAGE [IMAGE...]",
+                  "Display detailed information on one or more images", [
+                      Flag("format", "f", "string", "", "Format the output using the given Go template"),
+                  ], min_args=1)
+
+
+def cmd_image_inspect(ctx, argv) -> int:
+    try:
+        opts, args = _parse(INSPECT, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import present, reference as refs
+    from hutch.images.store import ImageNotFound
+    store = _store(ctx)
+    found, rc = [], 0
+    for ref in args:
+        try:
+            found.append(present.inspect_dict(store, store.resolve(ref)))
+        except (ImageNotFound, refs.InvalidReference):
+            rc = ERR
+            sys.stderr.write(f"Error: No such image: {ref}\n")
+    if opts["format"]:
+        for d in found:
+            sys.stdout.write(_render(opts["format"], d) + "\n")
+    else:
+        sys.stdout.write(json.dumps(found, indent=4) + "\n")
+    return rc
+
+
+# --- history ---------------------------------------------------------------------------
+
+HISTORY = Command("history", "[OPTIONS] IMAGE", "Show the history of an image", [
+    Flag("format", None, "string", "", "Pretty-print images using a Go template"),
+    Flag("human", "H", "bool", True, "Print sizes and dates in human readable format"),
+    Flag("no-trunc", None, help="Don't truncate output"),
+    Flag("quiet", "q", help="Only show image IDs"),
+], min_args=1, max_args=1)
+
+
+def cmd_history(ctx, argv) -> int:
+    try:
+        opts, args = _parse(HISTORY, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.cli.format import ago, ellipsis, human_size, table
+    from hutch.images import present, reference as refs
+    from hutch.images.store import ImageNotFound
+    store = _store(ctx)
+    try:
+        image = store.resolve(args[0])
+    except (ImageNotFound, refs.InvalidReference):
+        return _daemon_err(f"No such image: {_display_ref(args[0])}")
+    entries = present.history(store, image)
+    trunc = not opts["no-trunc"]
+    rows = []
+    for h in entries:
+        hid = h["Id"]
+        if trunc and hid != "<missing>":
+            hid = hid[7:19]
+        created_by = h["CreatedBy"].replace("\t", " ")
+        rows.append({
+            "ID": hid,
+            "CreatedSince": ago(h["Created"]) if opts["human"] else h["Created"],
+            "CreatedAt": h["Created"],
+            "CreatedBy": ellipsis(created_by, 45) if trunc else created_by,
+            "Size": human_size(h["Size"], 3) if opts["human"] else str(h["Size"]),
+            "Comment": h["Comment"],
+        })
+    if opts["quiet"]:
+        sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
+        return 0
+    if opts["format"]:
+        header = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                  "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+        sys.stdout.write(_table_format(opts["format"], header, rows))
+        return 0
+    sys.stdout.write(table([[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"],
+                             r["Comment"]] for r in rows],
+                           ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]))
+    return 0
+
+
+# --- image prune -----------------------------------------------------------------------
+
+PRUNE = Command("image prune", "[OPTIONS]", "Remove unused images", [
+    Flag("all", "a", help="Remove all unused images, not just dangling ones"),
+    Flag("filter", None, "list", [], 'Provide filter values (e.g. "until=<timestamp>")'),
+    Flag("force", "f", help="Do not prompt for confirmation"),
+], max_args=0)
+
+
+def cmd_image_prune(ctx, argv) -> int:
+    try:
+        opts, _ = _parse(PRUNE, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.cli.format import human_size, to_unix
+    if not opts["force"]:
+        warn = ("WARNING! This will remove all images without at least one container "
+                "associated to them." if opts["all"] else
+                "WARNING! This will remove all dangling images.")
+        sys.stdout.write(f"{warn}\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    until = None
+    labels = []
+    for f in opts["filter"]:
+        k, _, v = f.partition("=")
+        if k == "until":
+            until = _parse_until(v)
+            if until is None:
+                return _daemon_err(f"failed to parse value as time or duration: \"{v}\"")
+        elif k in ("label", "label!"):
+            labels.append((k, v))
+        else:
+            return _daemon_err(f"invalid filter '{k}'")
+    store = _store(ctx)
+    in_use = store.images_in_use()
+    lines: list[str] = []
+    reclaimed = 0
+    for img in store.list():
+        if img.id in in_use or (img.repo_tags and not opts["all"]):
+            continue
+        if until is not None and img.created and to_unix(img.created) >= until:
+            continue
+        img_labels = (img.config.get("config") or {}).get("Labels") or {}
+        if not all((k == "label") == _label_ok(img_labels, v) for k, v in labels):
+            continue
+        try:
+            out = remove_image(store, img.id, force=True)
+        except Exception:  # noqa: BLE001 - a racing rmi: skip it as Docker does
+            continue
+        reclaimed += img.size
+        lines += [line[0].lower() + line[1:] for line in out]
+    if lines:
+        sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 3)}\n")
+    return 0
+
+
+def _label_ok(labels: dict, spec: str) -> bool:
+    k, eq, v = spec.partition("=")
+    return k in labels and (not eq or labels[k] == v)
+
+
+def _parse_until(v: str) -> float | None:
+    import time
+    from hutch.cli.flags import parse_duration
+    from hutch.cli.format import to_unix
+    try:
+        return time.time() - parse_duration(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    try:
+        return to_unix(v)
+    except ValueError:
+        return None
+
+
+# --- save / load -----------------------------------------------------------------------
+
+SAVE = Command("save", "[OPTIONS] IMAGE [IMAGE...]",
+               "Save one or more images to a tar archive (streamed to STDOUT by default)", [
+                   Flag("output", "o", "string", "", "Write to a file, instead of STDOUT"),
+                   Flag("format", None, "string", "docker",
+                        'Archive format: "docker" (docker save) or "oci" (an OCI image layout)'),
+               ], min_args=1)
+
+
+def cmd_save(ctx, argv) -> int:
+    try:
+        opts, args = _parse(SAVE, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import archive, reference as refs
+    from hutch.images.store import ImageNotFound
+    if opts["format"] not in ("docker", "oci"):
+        return _err(f'invalid archive format "{opts["format"]}": "docker" or "oci"', 125)
+    if not opts["output"] and sys.stdout.isatty():
+        return _err("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    store = _store(ctx)
+    try:
+        if opts["output"]:
+            tmp = opts["output"] + ".hutch-tmp"
+            try:
+                with open(tmp, "wb") as out:
+                    archive.save(store, args, out, fmt=opts["format"])
+                os.rename(tmp, opts["output"])
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            archive.save(store, args, sys.stdout.buffer, fmt=opts["format"])
+            sys.stdout.flush()
+    except (ImageNotFound, refs.InvalidReference) as e:
+        return _daemon_err(str(e))
+    except OSError as e:
+        return _err(f"failed to save: {e}")
+    return 0
+
+
+LOAD = Command("load", "[OPTIONS]", "Load an image from a tar archive or STDIN", [
+    Flag("input", "i", "string", "", "Read from tar archive file, instead of STDIN"),
+    Flag("quiet", "q", help="Suppress the load output"),
+], max_args=0)
+
+
+def cmd_load(ctx, argv) -> int:
+    try:
+        opts, _ = _parse(LOAD, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import archive
+    if not opts["input"] and sys.stdin.isatty():
+        return _err("requested load from stdin, but stdin is empty")
+    try:
+        stream = open(opts["input"], "rb") if opts["input"] else sys.stdin.buffer
+    except OSError as e:
+        return _err(f"open {opts['input']}: {e.strerror}")
+    try:
+        loaded = archive.load(_store(ctx), stream)
+    except archive.ArchiveError as e:
+        return _daemon_err(str(e))
+    finally:
+        if opts["input"]:
+            stream.close()
+    if not opts["quiet"]:
+        sys.stdout.write("".join(line + "\n" for line in loaded))
+    return 0
+
+
+# --- registries ------------------------------------------------------------------------
+
+PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Pull an image or a repository from a registry", [
+    Flag("all-tags", "a", help="Download all tagged images in the repository"),
+    Flag("platform", None, "string", "", "Set platform if server is multi-platform capable"),
+    Flag("quiet", "q", help="Suppress verbose output"),
+    Flag("insecure-registry", None, "list", [], "Allow plain http (and unverified https) "
+         "for this registry host[:port]"),
+], min_args=1, max_args=1)
+
+
+def cmd_pull(ctx, argv) -> int:
+    try:
+        opts, args = _parse(PULL, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import reference as refs, registry
+    try:
+        ref = refs.parse(args[0])
+    except refs.InvalidReference as e:
+        return _err(str(e), 125)
+    if opts["all-tags"] and (ref.tag or ref.digest):
+        return _err("tag can't be used with --all-tags/-a")
+    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
+    out = registry.Progress(sys.stdout, quiet=opts["quiet"])
+    try:
+        if opts["all-tags"]:
+            registry.pull_all_tags(_store(ctx), client, ref, out, platform=opts["platform"])
+        else:
+            if ref.tag is None and ref.digest is None:
+                out.line("Using default tag: latest")
+                ref = ref.tagged_or_latest()
+            registry.pull(_store(ctx), client, ref, out, platform=opts["platform"])
+    except registry.RegistryError as e:
+        return _daemon_err(str(e))
+    if opts["quiet"]:
+        print(str(ref))
+    return 0
+
+
+PUSH = Command("push", "[OPTIONS] NAME[:TAG]", "Push an image or a repository to a registry", [
+    Flag("all-tags", "a", help="Push all tagged images in the repository"),
+    Flag("quiet", "q", help="Suppress verbose output"),
+    Flag("insecure-registry", None, "list", [], "Allow plain http (and unverified https) "
+         "for this registry host[:port]"),
+], min_args=1, max_args=1)
+
+
+def cmd_push(ctx, argv) -> int:
+    try:
+        opts, args = _parse(PUSH, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import reference as refs, registry
+    try:
+        ref = refs.parse(args[0])
+    except refs.InvalidReference as e:
+        return _err(str(e), 125)
+    if ref.digest:
+        return _err("cannot push a digest reference")
+    store = _store(ctx)
+    with store.locked() as db:
+        tags = sorted(t for t in db["tags"] if refs.parse(t).name == ref.name)
+    if opts["all-tags"]:
+        if ref.tag:
+            return _err("tag can't be used with --all-tags/-a")
+    elif ref.tag is None:
+        sys.stdout.write("Using default tag: latest\n")
+        ref = ref.tagged_or_latest()
+        tags = [str(ref)] if str(ref) in tags else []
+    else:
+        tags = [str(ref)] if str(ref) in tags else []
+    if not tags:
+        return _err(f"An image does not exist locally with the tag: {ref.familiar_name}")
+    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
+    out = registry.Progress(sys.stdout, quiet=opts["quiet"])
+    out.line(f"The push refers to repository [{ref.name}]")
+    try:
+        for t in tags:
+            registry.push(store, client, refs.parse(t), out)
+    except registry.RegistryError as e:
+        return _err(str(e))
+    if opts["quiet"]:
+        print(str(ref))
+    return 0
+
+
+LOGIN = Command("login", "[OPTIONS] [SERVER]", "Log in to a Docker registry.\nIf no server is "
+                "specified, the default is defined by the daemon.", [
+                    Flag("password", "p", "string", "", "Password"),
+                    Flag("password-stdin", None, help="Take the password from stdin"),
+                    Flag("username", "u", "string", "", "Username"),
+                    Flag("insecure-registry", None, "list", [], "Allow plain http for this "
+                         "registry host[:port]"),
+                ], max_args=1)
+
+
+def cmd_login(ctx, argv) -> int:
+    try:
+        opts, args = _parse(LOGIN, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import auth, registry
+    server = auth.server_key(args[0] if args else "")
+    user, password = opts["username"], opts["password"]
+    if password and opts["password-stdin"]:
+        return _err("--password and --password-stdin are mutually exclusive")
+    if opts["password-stdin"]:
+        if not user:
+            return _err("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password:
+        sys.stderr.write("WARNING! Using --password via the CLI is insecure. Use "
+                         "--password-stdin.\n")
+    if not user:
+        if not sys.stdin.isatty():
+            return _err("Error: Cannot perform an interactive login from a non TTY device")
+        user = input("Username: ").strip()
+    if not password:
+        if not sys.stdin.isatty():
+            return _err("Error: Cannot perform an interactive login from a non TTY device")
+        import getpass
+        password = getpass.getpass("Password: ")
+    if not user:
+        return _err("Error: Non-null Username Required")
+    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
+    try:
+        client.login(auth.registry_host(server), user, password)
+    except registry.RegistryError as e:
+        return _daemon_err(str(e))
+    auth.store_credentials(ctx.paths, server, user, password)
+    print("Login Succeeded")
+    return 0
+
+
+LOGOUT = Command("logout", "[SERVER]", "Log out from a Docker registry.\nIf no server is "
+                 "specified, the default is defined by the daemon.", [], max_args=1)
+
+
+def cmd_logout(ctx, argv) -> int:
+    try:
+        _, args = _parse(LOGOUT, argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.images import auth
+    server = auth.server_key(args[0] if args else "")
+    if not auth.remove_credentials(ctx.paths, server):
+        print(f"Not logged in to {server}")
+        return 0
+    print(f"Removing login credentials for {server}")
+    return 0
