@@ -1,0 +1,893 @@
+"""Volumes, bind mounts and tmpfs mounts: Docker's flags -> OCI mounts + Docker's "Mounts".
+
+How the engine uses this module (see docs/contracts.md):
+  create:  plan = plan_mounts(paths, cid, volumes=[-v...], mounts=[--mount...],
+                              tmpfs=[--tmpfs...], volumes_from=[...], lookup=fn,
+                              image_volumes=image_config["Volumes"])
+           store plan.record in the container's config; inspect shows plan.docker_mounts().
+  start:   oci_mounts = prepare_start(paths, record, rootfs)   # rootfs mounted, before start
+  rm:      release_container(paths, cid, record, remove_anonymous=rm_v)
+And the runtime, for every mount target: `open_in_root(rootfs, destination, create=...)`
+then mount onto `/proc/self/fd/<fd>` (never a joined path string).
+
+Order of precedence is Docker's (daemon/volumes.go registerMountPoints): --volumes-from,
+then -v binds/named volumes, then --mount; anonymous volumes (-v /path and the image's
+VOLUME entries) only where nothing else is mounted; --tmpfs beside them.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import posixpath
+import stat
+from dataclasses import asdict, dataclass, field
+
+from hutch import trace
+
+# ---------------------------------------------------------------------------------------
+# Resolving container paths inside a root, the way runc's securejoin does it.
+# ---------------------------------------------------------------------------------------
+_MAX_SYMLINKS = 40
+_O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _components(path: str) -> list[str]:
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o755,
+                 follow_final: bool = True) -> int:
+    """Return an O_PATH fd for `path` resolved inside `root` (a path or a directory fd)
+    as if `root` were "/": one component at a time with O_NOFOLLOW, symlinks read and
+    re-resolved inside the root (an absolute target restarts at the root, ".." never goes
+    above it). Nothing outside `root` can be reached, whatever the tree holds.
+
+    create: None (missing -> FileNotFoundError), "dir" (missing components become
+    directories) or "file" (parents become directories, the last an empty file).
+    follow_final=False returns the last component itself when it is a symlink.
+    The caller closes the fd.
+    """
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+        if not isinstance(root, int) else os.dup(root)
+    stack = [rootfd]          # fds of the directories walked; stack[-1] is where we are
+    parts = collections.deque(_components(path))
+    links = 0
+    try:
+        while parts:
+            comp = parts.popleft()
+            if comp == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            last = not parts
+            fd = _open_or_create(stack[-1], comp, create if last else ("dir" if create else None),
+                                 mode)
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode) and (follow_final or not last):
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    os.close(fd)
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = os.readlink("", dir_fd=fd)   # readlinkat on the O_PATH fd itself
+                os.close(fd)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts.extendleft(reversed(_components(target)))
+                continue
+            if not last and not stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            stack.append(fd)
+        return os.dup(stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int:
+    for _ in range(8):   # retry when a racing process creates or removes the name
+        try:
+            return os.open(name, _O_PATH, dir_fd=dirfd)
+        except FileNotFoundError:
+            if create is None:
+                raise
+        try:
+            if create == "file":
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
+            else:
+                os.mkdir(name, mode, dir_fd=dirfd)
+        except FileExistsError:
+            pass
+    raise OSError(errno.EAGAIN, "path keeps changing while it is resolved", name)
+
+
+def resolve_in_root(root, path: str) -> str:
+    """The container path that `path` names once every symlink is resolved inside `root`
+    (missing trailing components kept as they are): "/link/x" -> "/real/x"."""
+    names: list[str] = []
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+        if not isinstance(root, int) else os.dup(root)
+    stack = [rootfd]
+    parts = collections.deque(_components(path))
+    links = 0
+    try:
+        while parts:
+            comp = parts.popleft()
+            if comp == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                    names.pop()
+                elif names:
+                    names.pop()
+                continue
+            if len(stack) <= len(names):   # below a missing component: keep the rest as is
+                names.append(comp)
+                continue
+            try:
+                fd = os.open(comp, _O_PATH, dir_fd=stack[-1])
+            except (FileNotFoundError, NotADirectoryError):
+                names.append(comp)
+                continue
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    os.close(fd)
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = os.readlink("", dir_fd=fd)
+                os.close(fd)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                    names.clear()
+                parts.extendleft(reversed(_components(target)))
+                continue
+            names.append(comp)
+            stack.append(fd)
+        return "/" + "/".join(names)
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def secure_join(rootfs: str, path: str) -> str:
+    """Host path of container path `path` under `rootfs`, every symlink resolved inside
+    the root (filepath-securejoin's SecureJoin). A string is only as safe as the tree is
+    still when it is used: to mount or write, prefer `open_in_root` and /proc/self/fd."""
+    return os.path.join(rootfs, resolve_in_root(rootfs, path).lstrip("/"))
+
+
+def fd_path(fd: int) -> str:
+    """A path the kernel resolves to exactly the object `fd` holds (mount targets)."""
+    return f"/proc/self/fd/{fd}"
+
+
+def prepare_mount_target(rootfs, destination: str, source_is_dir: bool = True) -> int:
+    """The runtime's helper: an O_PATH fd for a mount target inside `rootfs`, created as a
+    directory (or, for a file source, an empty file) when missing, as runc does."""
+    return open_in_root(rootfs, destination, create="dir" if source_is_dir else "file")
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing Docker's flags.
+# ---------------------------------------------------------------------------------------
+class MountError(ValueError):
+    """A mount flag was refused. str() is the whole line Docker prints; `usage_error` is
+    true for the CLI's own flag errors (Docker prints its usage after them), false for
+    the daemon's ("Error response from daemon: ...", printed after "docker: ")."""
+
+    def __init__(self, message: str, usage_error: bool = False):
+        super().__init__(message)
+        self.usage_error = usage_error
+
+
+def _daemon(msg: str) -> MountError:
+    return MountError(f"Error response from daemon: {msg}")
+
+
+_RW_MODES = {"rw", "ro"}
+_LABEL_MODES = {"z", "Z"}
+_PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
+_COPY_MODES = {"nocopy"}
+_CONSISTENCY = {"consistent", "cached", "delegated"}
+DEFAULT_PROPAGATION = "rprivate"
+
+
+def valid_mount_mode(mode: str) -> bool:
+    """Docker's linux ValidMountMode: known words, at most one of each kind."""
+    if not mode:
+        return True
+    counts = collections.Counter()
+    for word in mode.split(","):
+        for kind, words in enumerate((_RW_MODES, _LABEL_MODES, _PROPAGATION, _COPY_MODES,
+                                      _CONSISTENCY)):
+            if word in words:
+                counts[kind] += 1
+                break
+        else:
+            return False
+    return all(n <= 1 for n in counts.values())
+
+
+@dataclass
+class MountSpec:
+    """One mount as asked for (Docker's mount.Mount), before volumes exist."""
+    type: str                       # "bind" | "volume" | "tmpfs"
+    target: str
+    source: str = ""                # bind: host path; volume: name ("" = anonymous)
+    readonly: bool = False
+    mode: str = ""                  # -v's mode string, as Docker shows it in "Mode"
+    propagation: str = ""           # bind-propagation
+    nocopy: bool | None = None      # volume-nocopy / :nocopy (None: default, copy)
+    nonrecursive: bool = False      # bind-nonrecursive
+    tmpfs_size: int = 0
+    tmpfs_mode: int = 0
+    volume_driver: str = ""
+    volume_opts: dict | None = None
+    volume_labels: dict | None = None
+    has_bind_options: bool = False
+    has_volume_options: bool = False
+    has_tmpfs_options: bool = False
+    create_source: bool = False     # -v binds: a missing host path is made (not --mount)
+    raw: str = ""                   # the flag's text, for error messages
+
+
+def _invalid_spec(raw: str) -> str:
+    return f"invalid volume specification: '{raw}'"
+
+
+def parse_volume(raw: str) -> MountSpec:
+    """`-v`: `/host:/ctr[:mode]`, `name:/ctr[:mode]`, `/ctr` (anonymous volume).
+    The CLI (28) turns a host part starting with "." into an absolute path first."""
+    host, sep, rest = raw.partition(":")
+    if sep and not os.path.isabs(host) and host.startswith("."):
+        raw = os.path.abspath(host) + ":" + rest
+    arr = raw.split(":")
+    if not arr[0]:
+        raise _daemon(_invalid_spec(raw))
+    mode = ""
+    if len(arr) == 1:
+        spec = MountSpec(type="volume", target=arr[0])
+    elif len(arr) == 2:
+        if valid_mount_mode(arr[1]):   # "/foo:rw": a mode without a source
+            raise _daemon(_invalid_spec(raw))
+        spec = MountSpec(type="volume", source=arr[0], target=arr[1])
+    elif len(arr) == 3:
+        spec = MountSpec(type="volume", source=arr[0], target=arr[1])
+        mode = arr[2]
+    else:
+        raise _daemon(_invalid_spec(raw))
+    if not valid_mount_mode(mode):
+        raise _daemon(f"invalid mode: {mode}")
+    words = mode.split(",") if mode else []
+    if posixpath.isabs(spec.source):
+        spec.type = "bind"
+        spec.create_source = True
+    spec.readonly = "ro" in words
+    spec.mode = mode
+    spec.raw = raw
+    if "nocopy" in words:
+        spec.nocopy = True
+        spec.has_volume_options = True
+    prop = [w for w in words if w in _PROPAGATION]
+    if prop:
+        spec.propagation = prop[0]
+        spec.has_bind_options = True
+    try:
+        validate_spec(spec)
+    except MountError as e:
+        raise _daemon(f"{_invalid_spec(raw)}: {str(e).removeprefix('Error response from daemon: ')}")
+    return spec
+
+
+def _parse_bool(key: str, val: str) -> bool:
+    v = val.strip()
+    if v in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if v in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise ValueError(f"invalid value for {key}: {val}")
+
+
+def parse_mount(value: str) -> MountSpec:
+    """`--mount type=bind|volume|tmpfs,source=,target=,readonly,...` (the CLI's CSV
+    parser and its errors)."""
+    import csv
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration) as e:
+        raise _flag_error("--mount", value, str(e))
+    spec = MountSpec(type="volume", target="", raw=value)   # the CLI defaults to volume
+    try:
+        for f in fields:
+            key, eq, val = f.partition("=")
+            key = key.lower()
+            if not eq:
+                if key in ("readonly", "ro"):
+                    spec.readonly = True
+                elif key == "volume-nocopy":
+                    spec.nocopy, spec.has_volume_options = True, True
+                elif key == "bind-nonrecursive":
+                    spec.nonrecursive, spec.has_bind_options = True, True
+                else:
+                    raise ValueError(f"invalid field '{f}' must be a key=value pair")
+                continue
+            if key == "type":
+                spec.type = val.lower()
+            elif key in ("source", "src"):
+                spec.source = os.path.abspath(val) if val == "." or val.startswith("./") else val
+            elif key in ("target", "dst", "destination"):
+                spec.target = val
+            elif key in ("readonly", "ro"):
+                spec.readonly = _parse_bool(key, val)
+            elif key == "consistency":
+                pass   # a no-op on Linux, in Docker too
+            elif key == "bind-propagation":
+                spec.propagation, spec.has_bind_options = val.lower(), True
+            elif key == "bind-nonrecursive":
+                spec.nonrecursive, spec.has_bind_options = _parse_bool(key, val), True
+            elif key == "volume-driver":
+                spec.volume_driver, spec.has_volume_options = val, True
+            elif key == "volume-opt":
+                k, _, v = val.partition("=")
+                spec.volume_opts = spec.volume_opts or {}
+                if k:
+                    spec.volume_opts[k] = v
+                spec.has_volume_options = True
+            elif key == "volume-label":
+                k, _, v = val.partition("=")
+                spec.volume_labels = spec.volume_labels or {}
+                if k:
+                    spec.volume_labels[k] = v
+                spec.has_volume_options = True
+            elif key == "volume-nocopy":
+                try:
+                    spec.nocopy = _parse_bool(key, val)
+                except ValueError:
+                    raise ValueError(f"invalid value for volume-nocopy: {val}") from None
+                spec.has_volume_options = True
+            elif key == "tmpfs-size":
+                try:
+                    spec.tmpfs_size = ram_in_bytes(val)
+                except ValueError:
+                    raise ValueError(f"invalid value for {key}: {val}") from None
+                spec.has_tmpfs_options = True
+            elif key == "tmpfs-mode":
+                try:
+                    spec.tmpfs_mode = int(val, 8)
+                    if not 0 <= spec.tmpfs_mode < 1 << 32:
+                        raise ValueError
+                except ValueError:
+                    raise ValueError(f"invalid value for {key}: {val}") from None
+                spec.has_tmpfs_options = True
+            else:
+                raise ValueError(f"unexpected key '{key}' in '{f}'")
+        if not spec.type:
+            raise ValueError("type is required")
+        if not spec.target:
+            raise ValueError("target is required")
+        for opt, kind, has in (("volume", "volume", spec.has_volume_options),
+                               ("bind", "bind", spec.has_bind_options),
+                               ("tmpfs", "tmpfs", spec.has_tmpfs_options)):
+            if has and spec.type != kind:
+                raise ValueError(f"cannot mix '{opt}-*' options with mount type '{spec.type}'")
+    except ValueError as e:
+        raise _flag_error("--mount", value, str(e)) from None
+    validate_spec(spec)
+    return spec
+
+
+def _flag_error(flag: str, value: str, msg: str) -> MountError:
+    return MountError(f'invalid argument "{value}" for "{flag}" flag: {msg}', usage_error=True)
+
+
+def ram_in_bytes(s: str) -> int:
+    """go-units RAMInBytes: "64m", "1g", "512k", "1.5GiB", plain bytes; binary units."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)(?:[iI]?[bB])?\s*", s)
+    if not m:
+        raise ValueError(f"invalid size: '{s}'")
+    mult = 1024 ** " kmgtp".index(m.group(2).lower() or " ")
+    return int(float(m.group(1)) * mult)
+
+
+def validate_spec(spec: MountSpec) -> None:
+    """Docker's validateMountConfig (the daemon's checks), with its wording."""
+    def bad(msg: str) -> MountError:
+        return _daemon(f'invalid mount config for type "{spec.type}": {msg}')
+
+    if not spec.target:
+        raise bad("field Target must not be empty")
+    if posixpath.normpath(spec.target) == "/":
+        raise bad("invalid specification: destination can't be '/'")
+    if not posixpath.isabs(spec.target):
+        raise bad(f"invalid mount path: '{spec.target}' mount path must be absolute")
+    if spec.type == "bind":
+        if not spec.source:
+            raise bad("field Source must not be empty")
+        if spec.propagation and spec.propagation not in _PROPAGATION:
+            raise bad(f"invalid propagation mode: {spec.propagation}")
+        if spec.has_volume_options:
+            raise bad("field VolumeOptions must not be specified")
+        if spec.has_tmpfs_options:
+            raise bad("field TmpfsOptions must not be specified")
+        if not posixpath.isabs(spec.source):
+            raise bad(f"invalid mount path: '{spec.source}' mount path must be absolute")
+    elif spec.type == "volume":
+        if spec.has_bind_options:
+            raise bad("field BindOptions must not be specified")
+        if spec.has_tmpfs_options:
+            raise bad("field TmpfsOptions must not be specified")
+        if not spec.source and spec.readonly:
+            raise bad("must not set ReadOnly mode when using anonymous volumes")
+    elif spec.type == "tmpfs":
+        if spec.has_bind_options:
+            raise bad("field BindOptions must not be specified")
+        if spec.has_volume_options:
+            raise bad("field VolumeOptions must not be specified")
+        if spec.source:
+            raise bad("field Source must not be specified")
+    else:
+        raise bad("mount type unknown")
+
+
+def parse_tmpfs(value: str) -> tuple[str, str]:
+    """`--tmpfs /path[:opts]` -> (destination, options string), validated as the daemon
+    does (absolute, not "/", known tmpfs options)."""
+    dest, _, opts = value.partition(":")
+    if posixpath.normpath(dest) == "/":
+        raise _daemon("invalid specification: destination can't be '/'")
+    if not posixpath.isabs(dest):
+        raise _daemon(f"invalid mount path: '{dest}' mount path must be absolute")
+    merge_tmpfs_options(opts.split(",") if opts else [])
+    return dest, opts
+
+
+def parse_volumes_from(value: str) -> tuple[str, str]:
+    """`--volumes-from ctr[:ro|rw]` -> (container, mode)."""
+    if not value:
+        raise _daemon("volumes-from specification cannot be an empty string")
+    ctr, sep, mode = value.partition(":")
+    if not sep:
+        return ctr, "rw"
+    words = mode.split(",") if mode else []
+    if not valid_mount_mode(mode) or any(w in _PROPAGATION or w in _COPY_MODES for w in words):
+        raise _daemon(f"invalid mode: {mode}")
+    return ctr, mode
+
+
+# mount(8) words that are flags: (group key, ...). Words in one group override each other.
+_TMPFS_FLAG_GROUPS = {
+    "ro": "rdonly", "rw": "rdonly", "suid": "nosuid", "nosuid": "nosuid", "dev": "nodev",
+    "nodev": "nodev", "exec": "noexec", "noexec": "noexec", "sync": "sync", "async": "sync",
+    "dirsync": "dirsync", "remount": "remount", "mand": "mand", "nomand": "mand",
+    "atime": "noatime", "noatime": "noatime", "diratime": "nodiratime",
+    "nodiratime": "nodiratime", "bind": "bind", "rbind": "bind",
+    "unbindable": "propagation", "runbindable": "propagation", "private": "propagation",
+    "rprivate": "propagation", "shared": "propagation", "rshared": "propagation",
+    "slave": "propagation", "rslave": "propagation", "relatime": "relatime",
+    "norelatime": "relatime", "strictatime": "strictatime", "nostrictatime": "strictatime",
+}
+_TMPFS_DATA = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"}
+
+
+def merge_tmpfs_options(options: list[str]) -> list[str]:
+    """Docker's MergeTmpfsOptions: later words override earlier ones of the same kind."""
+    seen_flags, seen_data, out = set(), set(), []
+    for opt in reversed(options):
+        if opt == "defaults":
+            continue
+        group = _TMPFS_FLAG_GROUPS.get(opt)
+        if group:
+            if group not in seen_flags:
+                seen_flags.add(group)
+                out.insert(0, opt)
+            continue
+        key, eq, _ = opt.partition("=")
+        if not eq or key not in _TMPFS_DATA:
+            parts = opt.split("=", 1)
+            raise _daemon("Invalid tmpfs option [" + " ".join(f'"{p}"' for p in parts) + "]")
+        if key not in seen_data:
+            seen_data.add(key)
+            out.insert(0, opt)
+    return out
+
+
+def tmpfs_data(spec: MountSpec) -> str:
+    """Docker's ConvertTmpfsOptions for `--mount type=tmpfs`."""
+    opts = ["ro"] if spec.readonly else []
+    if spec.tmpfs_mode:
+        opts.append(f"mode={spec.tmpfs_mode:o}")
+    if spec.tmpfs_size:
+        size, suffix = spec.tmpfs_size, ""
+        for unit in ("k", "m", "g"):
+            if size % 1024:
+                break
+            size, suffix = size // 1024, unit
+        opts.append(f"size={size}{suffix}")
+    return ",".join(opts)
+
+
+# ---------------------------------------------------------------------------------------
+# The plan: what a container mounts, kept in its config (immutable after create).
+# ---------------------------------------------------------------------------------------
+@dataclass
+class MountPoint:
+    """One entry of a container's mounts (Docker's MountPoint), JSON-able for the config."""
+    Type: str
+    Destination: str
+    Source: str = ""
+    Name: str = ""
+    Driver: str = ""
+    Mode: str = ""
+    RW: bool = True
+    Propagation: str = ""
+    CopyData: bool = False      # copy the image's content into an empty volume at start
+    Anonymous: bool = False     # removed by `rm -v`
+    CreateSource: bool = False  # -v bind: a missing host path is made at start
+    NonRecursive: bool = False  # bind-nonrecursive
+    Data: str = ""              # tmpfs options
+
+    def docker(self) -> dict:
+        """The entry of `inspect`'s "Mounts" (Docker's key order; Name/Driver omitted
+        when empty)."""
+        d = {"Type": self.Type}
+        if self.Name:
+            d["Name"] = self.Name
+        d |= {"Source": self.Source, "Destination": self.Destination}
+        if self.Driver:
+            d["Driver"] = self.Driver
+        d |= {"Mode": self.Mode, "RW": self.RW, "Propagation": self.Propagation}
+        return d
+
+
+@dataclass
+class MountPlan:
+    mounts: list[MountPoint] = field(default_factory=list)
+    tmpfs: dict[str, str] = field(default_factory=dict)      # --tmpfs dest -> options
+
+    @property
+    def record(self) -> dict:
+        """What the engine stores in the container's config and gives back later."""
+        return {"MountPoints": [asdict(m) for m in self.mounts], "Tmpfs": dict(self.tmpfs)}
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "MountPlan":
+        record = record or {}
+        return cls([MountPoint(**m) for m in record.get("MountPoints", [])],
+                   dict(record.get("Tmpfs") or {}))
+
+    def docker_mounts(self) -> list[dict]:
+        """inspect's "Mounts" (--tmpfs mounts are not listed there, as in Docker)."""
+        return [m.docker() for m in sorted(self.mounts, key=lambda m: m.Destination)]
+
+    @property
+    def anonymous(self) -> list[str]:
+        return [m.Name for m in self.mounts if m.Type == "volume" and m.Anonymous]
+
+    @property
+    def volume_names(self) -> list[str]:
+        return [m.Name for m in self.mounts if m.Type == "volume"]
+
+    def rootfs_propagation(self) -> str | None:
+        """runc needs the rootfs itself shared/slave for a shared/slave bind to work, as
+        Docker sets it: "rshared", "rslave" or None (keep the default)."""
+        props = {m.Propagation for m in self.mounts}
+        if props & {"shared", "rshared"}:
+            return "rshared"
+        if props & {"slave", "rslave"}:
+            return "rslave"
+        return None
+
+
+def _duplicate(dest: str) -> MountError:
+    return _daemon(f"Duplicate mount point: {dest}")
+
+
+def plan_mounts(paths, cid: str, *, volumes=(), mounts=(), tmpfs=(), volumes_from=(),
+                lookup=None, image_volumes=(), volume_driver: str = "") -> MountPlan:
+    """Turn a container's mount flags into its plan, creating the named volumes it needs
+    (on first use) and its anonymous ones, each marked as used by `cid`.
+    `lookup(name_or_id) -> (container id, record)` finds a --volumes-from container (and
+    raises the engine's own "No such container" error). On a MountError nothing created
+    here is left behind."""
+    from hutch.engine.volumestore import VolumeError, VolumeStore
+    if volume_driver and volume_driver != "local":
+        raise _daemon(f'error looking up volume plugin {volume_driver}: plugin '
+                      f'"{volume_driver}" not found')
+    store = VolumeStore(paths)
+    # Parse everything before creating anything.
+    tmpfs_map = dict(parse_tmpfs(t) for t in tmpfs)
+    vol_specs = [parse_volume(v) for v in volumes]
+    mount_specs = [m if isinstance(m, MountSpec) else parse_mount(m) for m in mounts]
+    for s in mount_specs:
+        if s.type == "volume" and s.volume_driver not in ("", "local"):
+            raise _daemon(f'error looking up volume plugin {s.volume_driver}: plugin '
+                          f'"{s.volume_driver}" not found')
+    froms = [parse_volumes_from(v) for v in volumes_from]
+
+    points: dict[str, MountPoint] = {}
+    created: list[str] = []
+    referenced: list[str] = []
+
+    def use_volume(name: str, **kw) -> MountPoint:
+        existed = bool(name) and store.exists(name)
+        v = store.create(name or None, ref=cid, **kw)
+        if not existed:
+            created.append(v.name)
+        referenced.append(v.name)
+        return v
+
+    try:
+        # 1. --volumes-from: the other container's mounts, its ro/rw narrowed by mode.
+        for ctr, mode in froms:
+            if lookup is None:
+                raise _daemon(f"No such container: {ctr}")
+            _, record = lookup(ctr)
+            for m in MountPlan.from_record(record).mounts:
+                cp = MountPoint(Type=m.Type, Destination=m.Destination, Source=m.Source,
+                                Name=m.Name, Driver=m.Driver,
+                                RW=m.RW and "ro" not in mode.split(","),
+                                Propagation=m.Propagation, Anonymous=m.Anonymous,
+                                NonRecursive=m.NonRecursive, Data=m.Data)
+                if m.Type == "volume":
+                    store.add_ref(m.Name, cid)
+                    referenced.append(m.Name)
+                points[cp.Destination] = cp
+        # 2. -v binds and named volumes (anonymous -v /path are handled with the image's).
+        seen: set[str] = set()
+        anonymous_targets: list[tuple[str, MountSpec | None]] = []
+        for spec in vol_specs:
+            if spec.type == "volume" and not spec.source:
+                anonymous_targets.append((posixpath.normpath(spec.target), spec))
+                continue
+            dest = posixpath.normpath(spec.target)
+            if dest in seen or dest in tmpfs_map:
+                raise _duplicate(dest)
+            seen.add(dest)
+            points[dest] = _mount_point(spec, dest, use_volume)
+        # 3. --mount.
+        for spec in mount_specs:
+            dest = posixpath.normpath(spec.target)
+            if dest in seen:
+                raise _duplicate(spec.target)
+            seen.add(dest)
+            if spec.type == "bind" and not os.path.exists(spec.source):
+                raise _daemon(f'invalid mount config for type "bind": bind source path does '
+                              f"not exist: {spec.source}")
+            points[dest] = _mount_point(spec, dest, use_volume)
+        # 4. Anonymous volumes: -v /path, then the image's VOLUME, where nothing is mounted.
+        for dest, spec in anonymous_targets + [(posixpath.normpath(v), None)
+                                               for v in image_volumes]:
+            if dest in points or dest in tmpfs_map:
+                continue
+            if not posixpath.isabs(dest) or dest == "/":
+                raise _daemon(_invalid_spec(dest if spec is None else spec.raw))
+            v = use_volume("")
+            points[dest] = MountPoint(Type="volume", Destination=dest, Source=v.mountpoint,
+                                      Name=v.name, Driver="local", CopyData=True,
+                                      Anonymous=True)
+    except VolumeError as e:
+        _undo(store, cid, created, referenced)
+        raise _daemon(str(e)) from None
+    except BaseException:
+        _undo(store, cid, created, referenced)
+        raise
+    return MountPlan(list(points.values()), tmpfs_map)
+
+
+def _mount_point(spec: MountSpec, dest: str, use_volume) -> MountPoint:
+    if spec.type == "bind":
+        return MountPoint(Type="bind", Destination=dest, Source=posixpath.normpath(spec.source),
+                          Mode=spec.mode, RW=not spec.readonly,
+                          Propagation=spec.propagation or DEFAULT_PROPAGATION,
+                          CreateSource=spec.create_source,
+                          NonRecursive=spec.nonrecursive)
+    if spec.type == "volume":
+        v = use_volume(spec.source, labels=spec.volume_labels, options=spec.volume_opts)
+        return MountPoint(Type="volume", Destination=dest, Source=v.mountpoint, Name=v.name,
+                          Driver="local", Mode=spec.mode or "z", RW=not spec.readonly,
+                          CopyData=not spec.nocopy, Anonymous=not spec.source)
+    return MountPoint(Type="tmpfs", Destination=dest, RW=not spec.readonly,
+                      Data=tmpfs_data(spec))
+
+
+def _undo(store, cid: str, created: list[str], referenced: list[str]) -> None:
+    for name in referenced:
+        store.release(name, cid)
+    for name in created:
+        try:
+            store.remove(name)
+        except Exception:  # noqa: BLE001 - best effort: the error being raised matters more
+            pass
+
+
+def release_container(paths, cid: str, record: dict | None, remove_anonymous: bool = False
+                      ) -> list[str]:
+    """The container is being removed: drop its references and, for `rm -v`, remove its
+    anonymous volumes (kept when another container still uses one, as Docker does).
+    Returns error lines (Docker logs them; `rm` still succeeds)."""
+    from hutch.engine.volumestore import NoSuchVolume, VolumeError, VolumeInUse, VolumeStore
+    store = VolumeStore(paths)
+    plan = MountPlan.from_record(record)
+    for name in plan.volume_names:
+        store.release(name, cid)
+    errors = []
+    if remove_anonymous:
+        for name in plan.anonymous:
+            try:
+                store.remove(name)
+            except (VolumeInUse, NoSuchVolume):
+                pass
+            except (VolumeError, OSError) as e:
+                errors.append(str(e))
+    return errors
+
+
+# ---------------------------------------------------------------------------------------
+# Start: volumes ready, bind sources made, image content copied up, OCI mounts out.
+# ---------------------------------------------------------------------------------------
+def prepare_start(paths, record: dict | None, rootfs: str) -> list[dict]:
+    """Called by the engine with the container's rootfs mounted, before the runtime's
+    create. Returns the OCI mounts to append to the spec (parents before children)."""
+    from hutch.engine.volumestore import VolumeError, VolumeStore
+    store = VolumeStore(paths)
+    plan = MountPlan.from_record(record)
+    oci = []
+    for m in plan.mounts:
+        if m.Type == "volume":
+            try:
+                source = store.activate(m.Name)
+            except VolumeError as e:
+                raise _daemon(str(e)) from None
+            if m.CopyData:
+                copy_up(rootfs, m.Destination, source)
+            oci.append(_bind(m, source))
+        elif m.Type == "bind":
+            if m.CreateSource and not os.path.lexists(m.Source):
+                trace.step("mkdir", m.Source, reason="bind source")
+                os.makedirs(m.Source, 0o755, exist_ok=True)
+            oci.append(_bind(m, m.Source))
+        else:
+            oci.append(_tmpfs(m.Destination, m.Data))
+    for dest, data in plan.tmpfs.items():
+        oci.append(_tmpfs(dest, data))
+    oci.sort(key=lambda x: len(_components(x["destination"])))   # Docker's sortMounts
+    return oci
+
+
+def _bind(m: MountPoint, source: str) -> dict:
+    opts = ["bind" if m.NonRecursive else "rbind"]
+    if not m.RW:
+        opts.append("ro")
+    opts.append(m.Propagation or DEFAULT_PROPAGATION)
+    return {"destination": m.Destination, "type": "bind", "source": source, "options": opts}
+
+
+def _tmpfs(dest: str, data: str) -> dict:
+    opts = merge_tmpfs_options(["noexec", "nosuid", "nodev", DEFAULT_PROPAGATION]
+                               + (data.split(",") if data else []))
+    return {"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}
+
+
+def copy_up(rootfs: str, destination: str, volume_dir: str) -> bool:
+    """Docker's copy-up: an empty volume is filled with what the image has at its mount
+    point (and takes that directory's owner and mode). Resolved inside the rootfs; nothing
+    is followed out of it. Returns whether anything was copied."""
+    if os.listdir(volume_dir):
+        return False
+    try:
+        src = open_in_root(rootfs, destination)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISDIR(st.st_mode):
+            raise _daemon(f"cannot mount volume over existing file, file exists "
+                          f"{secure_join(rootfs, destination)}")
+        dst = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            trace.step("copy-up", f"{destination} -> {volume_dir}")
+            src_dir = _reopen_dir(src)
+            try:
+                copy_tree(src_dir, dst)
+            finally:
+                os.close(src_dir)
+            os.chown(dst, st.st_uid, st.st_gid)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+    return True
+
+
+def _reopen_dir(opath_fd: int) -> int:
+    """A readable directory fd for an O_PATH one (through /proc, no path walk)."""
+    return os.open(fd_path(opath_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def copy_tree(src_dir: int, dst_dir: int, _top: int | None = None, _rel: str = "",
+              _links: dict | None = None) -> None:
+    """Copy the contents of directory fd `src_dir` into directory fd `dst_dir`: files,
+    directories, symlinks (as links), devices, fifos, hard links; owner, mode and times
+    kept. Every name is opened relative to its parent with O_NOFOLLOW."""
+    top = dst_dir if _top is None else _top
+    links = {} if _links is None else _links   # (dev, ino) -> path below `top`
+    for entry in os.scandir(src_dir):
+        name = entry.name
+        rel = f"{_rel}{name}"
+        st = os.stat(name, dir_fd=src_dir, follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=dst_dir)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=src_dir)
+            try:
+                d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=dst_dir)
+                try:
+                    copy_tree(s, d, top, rel + "/", links)
+                    _set_meta(d, st)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            os.link(links[key], name, src_dir_fd=top, dst_dir_fd=dst_dir, follow_symlinks=False)
+            continue
+        if stat.S_ISREG(mode):
+            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
+            try:
+                d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                            | os.O_CLOEXEC, 0o600, dir_fd=dst_dir)
+                try:
+                    _copy_data(s, d)
+                    _set_meta(d, st)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src_dir), name, dir_fd=dst_dir)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir,
+                     follow_symlinks=False)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+            os.mknod(name, mode, st.st_rdev, dir_fd=dst_dir)
+            _set_meta_at(dst_dir, name, st)
+        else:
+            continue   # sockets are not copied (tar skips them too)
+        if st.st_nlink > 1:
+            links[key] = rel
+
+
+def _copy_data(s: int, d: int) -> None:
+    while True:
+        try:
+            n = os.copy_file_range(s, d, 1 << 30)
+        except OSError:
+            n = -1
+        if n == 0:
+            return
+        if n < 0:
+            break
+    while chunk := os.read(s, 1 << 20):
+        os.write(d, chunk)
+
+
+def _set_meta(fd: int, st: os.stat_result) -> None:
+    os.chown(fd, st.st_uid, st.st_gid)
+    os.chmod(fd, stat.S_IMODE(st.st_mode))
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _set_meta_at(dirfd: int, name: str, st: os.stat_result) -> None:
+    os.chown(name, st.st_uid, st.st_gid, dir_fd=dirfd, follow_symlinks=False)
+    os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)
+    os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
