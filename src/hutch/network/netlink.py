@@ -12,6 +12,7 @@ Errors are OSError(errno, "netlink <op> <what>: <strerror>").
 """
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import ipaddress
 import os
@@ -96,6 +97,30 @@ def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
 
+@contextlib.contextmanager
+def in_netns(netns_path: str, why: str = ""):
+    """Run the body with this thread in another network namespace, then come back.
+
+    Sockets made inside stay in that namespace for their whole life, which is how hutch
+    acts in a container's network without forking.
+    """
+    from hutch import _sys
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            trace.step("setns", f"net {netns_path}", why=why)
+            _sys.setns(target, _sys.CLONE_NEWNET)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _sys.setns(own, _sys.CLONE_NEWNET)
+    finally:
+        os.close(own)
+
+
 class Netlink:
     """One rtnetlink socket, in the caller's netns or in the one at `netns_path`."""
 
@@ -103,19 +128,8 @@ class Netlink:
         if netns_path is None:
             self.sock = self._open()
         else:
-            from hutch import _sys
-            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                trace.step("setns", f"net {netns_path} (to open a netlink socket there)")
-                _sys.setns(target, _sys.CLONE_NEWNET)
-                try:
-                    self.sock = self._open()
-                finally:
-                    _sys.setns(own, _sys.CLONE_NEWNET)
-            finally:
-                os.close(own)
-                os.close(target)
+            with in_netns(netns_path, "to open a netlink socket there"):
+                self.sock = self._open()
         self.seq = 0
 
     @staticmethod
