@@ -269,6 +269,20 @@ class ImageStore:
                 os.unlink(blob_tmp)
             raise
 
+    def set_layer_blob(self, diff_id: str, blob: dict) -> None:
+        """Make blob (e.g. a gzip made for push) the layer's stored form; the old blob goes."""
+        path = os.path.join(self.layers_dir, _hex(diff_id), "layer.json")
+        info = self.layer_info(diff_id)
+        old = info["blob"]["digest"]
+        info["blob"] = blob
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f)
+        os.rename(tmp, path)
+        if old != blob["digest"]:
+            with contextlib.suppress(OSError):
+                os.unlink(self.blob_path(old))
+
     # --- images ---
 
     def add_image(self, config_bytes: bytes, *, tags: list[str] = (),
