@@ -1,7 +1,7 @@
 """The container store: one directory per container under paths.containers.
 
 Layout of containers/<id>/:
-  config.v2.json   Docker's container record (Config, HostConfig, Path, Args, Image, ...),
+  config.json   Docker's container record (Config, HostConfig, Path, Args, Image, ...),
                    written once at create (only rename and update touch it again)
   state.json       State + Name + RestartCount + monitor identity; replaced atomically
   exit.json        the monitor's exit record for one start generation (lock-free writer)
@@ -97,7 +97,7 @@ def new_state() -> dict:
 
 
 class Container:
-    """One container as loaded from disk: `record` (config.v2.json) and `state`."""
+    """One container as loaded from disk: `record` (config.json) and `state`."""
 
     def __init__(self, store: "Store", cid: str, record: dict, state: dict):
         self.store = store
@@ -128,7 +128,7 @@ class Container:
         atomic_write(self.path("state.json"), self.state)
 
     def save_record(self) -> None:
-        atomic_write(self.path("config.v2.json"), self.record)
+        atomic_write(self.path("config.json"), self.record)
 
     def refresh(self) -> None:
         """Fold in the monitor's exit record; repair the state if the monitor died."""
@@ -136,7 +136,8 @@ class Container:
         if st["Status"] not in (states.RUNNING, states.PAUSED, states.RESTARTING):
             return
         ex = read_json(self.path("exit.json"))
-        if ex and ex.get("Generation") == st["Generation"]:
+        # a restarting container has already folded in its generation's exit record
+        if ex and ex.get("Generation") == st["Generation"] and st["Status"] != states.RESTARTING:
             apply_exit(st, ex)
             return
         if alive(st["MonitorPid"], st["MonitorStart"]):
@@ -243,7 +244,7 @@ class Store:
         raise errors.NotFound(f"No such container: {ref}")
 
     def load(self, cid: str) -> Container:
-        record = read_json(os.path.join(self.dir(cid), "config.v2.json"))
+        record = read_json(os.path.join(self.dir(cid), "config.json"))
         state = read_json(os.path.join(self.dir(cid), "state.json"))
         if record is None or state is None:
             raise errors.NotFound(f"No such container: {cid}")
@@ -293,7 +294,7 @@ class Store:
         tmp = os.path.join(self.root, f".{cid}.creating")
         os.makedirs(tmp)
         try:
-            atomic_write(os.path.join(tmp, "config.v2.json"), record)
+            atomic_write(os.path.join(tmp, "config.json"), record)
             atomic_write(os.path.join(tmp, "state.json"), state)
             open(os.path.join(tmp, "lock"), "w").close()
             os.rename(tmp, self.dir(cid))

@@ -1,0 +1,691 @@
+"""The container operations, as Docker's daemon performs them, without a daemon.
+
+Every operation: take the container's lock → refresh (monitor's exit record, dead
+monitor) → check the transition in the state table → act → save atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from hutch import trace
+from hutch.engine import errors, lifecycle, states
+from hutch.engine.store import Container, Store, atomic_write, new_state, now_iso
+
+SIGNALS = {s.name[3:]: int(s) for s in signal.Signals if s.name.startswith("SIG") and "_" not in s.name}
+SIGNALS.update({"IOT": 6, "POLL": 29, "CLD": 17})
+
+
+def parse_signal(value: str) -> int:
+    """kill -s: a name (KILL, SIGKILL, kill) or a number; Docker's error otherwise."""
+    v = str(value).strip()
+    if v.isdigit():
+        n = int(v)
+        if 0 < n <= 64:
+            return n
+        raise errors.InvalidParameter(f"Invalid signal: {value}")
+    name = v.upper()
+    name = name[3:] if name.startswith("SIG") else name
+    if name in SIGNALS:
+        return SIGNALS[name]
+    if name.startswith("RTMIN") or name.startswith("RTMAX"):
+        base = signal.SIGRTMIN if name.startswith("RTMIN") else signal.SIGRTMAX
+        off = name[5:]
+        try:
+            n = base + int(off) if off else base
+        except ValueError:
+            n = 0
+        if signal.SIGRTMIN <= n <= signal.SIGRTMAX:
+            return int(n)
+    raise errors.InvalidParameter(f"Invalid signal: {value}")
+
+
+@dataclass
+class CreateOptions:
+    """Docker's create options, already parsed from flags (typed, in between layers)."""
+    image: str
+    cmd: list[str] = field(default_factory=list)
+    entrypoint: list[str] | None = None        # None: the image's; [] reset
+    name: str | None = None
+    hostname: str = ""
+    domainname: str = ""
+    env: list[str] = field(default_factory=list)
+    workdir: str = ""
+    user: str = ""
+    labels: dict = field(default_factory=dict)
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach: list[str] = field(default_factory=list)     # "stdin", "stdout", "stderr"
+    init: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    restart: tuple[str, int] = ("no", 0)
+    auto_remove: bool = False
+    cidfile: str = ""
+    log_opts: dict = field(default_factory=dict)
+    log_driver: str = "json-file"
+    network: str = "default"
+    runtime: str = "runc"
+    flags: dict = field(default_factory=dict)   # every parsed flag by long name (for modules)
+    changed: set = field(default_factory=set)   # the flags the user gave
+
+
+class Engine:
+    def __init__(self, paths):
+        self.paths = paths
+        self.store = Store(paths)
+
+    # --- create ------------------------------------------------------------------------
+    def create(self, opts: CreateOptions) -> tuple[Container, list[str]]:
+        """Create a container (record, name, snapshot); (container, warnings). All or nothing."""
+        from hutch.engine import spec as specmod
+        from hutch.images.store import ImageNotFound, ImageStore
+        images = ImageStore(self.paths.images, self.paths.containers)
+        try:
+            image = images.resolve(opts.image)
+        except ImageNotFound as e:
+            raise errors.NotFound(str(e)) from None
+        img_cfg = image.config.get("config") or {}
+        if opts.runtime not in ("runc", "hutch", ""):
+            raise errors.InvalidParameter(f"Unknown runtime specified {opts.runtime}")
+        full = specmod.command_line(img_cfg, opts.entrypoint, opts.cmd)
+        if not full:
+            raise errors.InvalidParameter("No command specified")
+        init_path = None
+        if opts.init:
+            init_path = specmod.find_init()
+            if init_path is None:
+                raise errors.InvalidParameter(
+                    "--init: no init binary (docker-init, tini or catatonit) found on this "
+                    "host's PATH")
+        cid = os.urandom(32).hex()
+        name = (self.store.reserve_name(opts.name, cid) if opts.name
+                else self.store.random_name(cid))
+        created = False
+        try:
+            record, spec, warnings = self._build(cid, name, opts, image, img_cfg, full, init_path)
+            c = self.store.create(cid, record, dict(new_state(), Name=name))
+            created = True
+            atomic_write(c.path("oci.json"), spec)
+            images.create_snapshot(cid, image.id)
+            trace.step("create", f"container {cid} ({name})", image=image.id)
+            return c, warnings
+        except BaseException:
+            self._undo_create(cid, name, created, images)
+            raise
+
+    def _undo_create(self, cid, name, created, images) -> None:
+        try:
+            images.remove_snapshot(cid)
+        except Exception:  # noqa: BLE001 - the original error is what the user sees
+            pass
+        if created:
+            try:
+                c = self.store.load(cid)
+                lifecycle.release_volumes(self.paths, c, remove_anonymous=True)
+                self.store.remove(c)
+            except errors.NotFound:
+                pass
+        self.store.release_name(name, cid)
+
+    def _build(self, cid, name, opts: CreateOptions, image, img_cfg, full, init_path):
+        """The container's record (Docker's Config/HostConfig) and its OCI spec."""
+        from hutch.engine import spec as specmod
+        warnings: list[str] = []
+        env = specmod.merge_env(img_cfg.get("Env") or [], opts.env)
+        labels = dict(img_cfg.get("Labels") or {})
+        labels.update(opts.labels)
+        hostname, domainname = opts.hostname, opts.domainname
+        attach = set(opts.attach)
+        config = {
+            "Hostname": hostname or cid[:12], "Domainname": domainname,
+            "User": opts.user or img_cfg.get("User", ""),
+            "AttachStdin": "stdin" in attach, "AttachStdout": "stdout" in attach,
+            "AttachStderr": "stderr" in attach,
+            "Tty": opts.tty, "OpenStdin": opts.open_stdin, "StdinOnce": opts.stdin_once,
+            "Env": env, "Cmd": (list(opts.cmd) if (opts.cmd or opts.entrypoint is not None)
+                                else img_cfg.get("Cmd")) or None,
+            "Image": opts.image, "Volumes": img_cfg.get("Volumes"),
+            "WorkingDir": opts.workdir or img_cfg.get("WorkingDir", ""),
+            "Entrypoint": (opts.entrypoint if opts.entrypoint is not None
+                           else img_cfg.get("Entrypoint")) or None,
+            "OnBuild": None, "Labels": labels,
+        }
+        if opts.stop_signal or img_cfg.get("StopSignal"):
+            config["StopSignal"] = opts.stop_signal or img_cfg.get("StopSignal")
+        if opts.stop_timeout is not None:
+            config["StopTimeout"] = opts.stop_timeout
+        if img_cfg.get("ExposedPorts"):
+            config["ExposedPorts"] = img_cfg["ExposedPorts"]
+        if config["WorkingDir"] and not config["WorkingDir"].startswith("/"):
+            raise errors.InvalidParameter(
+                f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an absolute path")
+        policy_name, policy_max = opts.restart
+        log_config = {"Type": opts.log_driver, "Config": dict(opts.log_opts)}
+        host_config = default_host_config()
+        host_config.update({
+            "ContainerIDFile": opts.cidfile, "LogConfig": log_config,
+            "NetworkMode": opts.network,
+            "RestartPolicy": {"Name": policy_name, "MaximumRetryCount": policy_max},
+            "AutoRemove": opts.auto_remove, "Runtime": "runc",
+        })
+        if opts.init:
+            host_config["Init"] = True
+        record = {
+            "Id": cid, "Created": now_iso(), "CreatedNs": time.time_ns(),
+            "Path": full[0], "Args": full[1:], "Image": image.id, "Name": "/" + name,
+            "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+            "AppArmorProfile": "", "Config": config, "HostConfig": host_config,
+            "HutchInit": init_path,
+        }
+        cdir = self.store.dir(cid)
+        record.update({
+            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+            "HostnamePath": os.path.join(cdir, "hostname"),
+            "HostsPath": os.path.join(cdir, "hosts"),
+            "LogPath": os.path.join(cdir, f"{cid}-json.log"),
+        })
+        spec = self._base_spec(cid, opts, record, warnings)
+        spec = specmod.build(cid, record, base=spec, cgroups_path=lifecycle.cgroups_path(cid))
+        return record, spec, warnings
+
+    def _base_spec(self, cid, opts: CreateOptions, record: dict, warnings: list[str]) -> dict:
+        """Docker's defaults + security flags + resources + mounts from their modules."""
+        import tempfile
+        from hutch import cgroups
+        from hutch.engine import security
+        from hutch.oci.defaults import default_spec
+        f = opts.flags
+        hc = record["HostConfig"]
+        unified = cgroups.detect_mode() == "unified"
+        spec = default_spec(terminal=opts.tty, cgroup_ns=unified)
+        hc["CgroupnsMode"] = "private" if unified else "host"
+        sysctls = {}
+        for item in f.get("sysctl") or []:
+            k, v = security.validate_sysctl(item)
+            sysctls[k] = v
+        # --user and --group-add are resolved at each start, in the image's own files;
+        # here the flags are validated against an empty root.
+        with tempfile.TemporaryDirectory(prefix="hutch-create-") as empty:
+            warnings += security.apply_security(
+                spec, privileged=bool(f.get("privileged")), cap_add=f.get("cap-add") or (),
+                cap_drop=f.get("cap-drop") or (), security_opt=f.get("security-opt") or (),
+                read_only=bool(f.get("read-only")), devices=f.get("device") or (),
+                sysctls=sysctls, rootfs=empty, userns=f.get("userns") or None)
+        spec["process"].pop("user", None)
+        spec["process"]["env"] = [e for e in spec["process"]["env"] if not e.startswith("HOME=")]
+        hc.update({
+            "Privileged": bool(f.get("privileged")), "CapAdd": f.get("cap-add") or None,
+            "CapDrop": f.get("cap-drop") or None, "SecurityOpt": f.get("security-opt") or None,
+            "ReadonlyRootfs": bool(f.get("read-only")), "GroupAdd": f.get("group-add") or None,
+            "Sysctls": sysctls or None, "UsernsMode": f.get("userns") or "",
+            "Devices": [_device_dict(d) for d in f.get("device") or []],
+            "MaskedPaths": spec["linux"].get("maskedPaths") or None,
+            "ReadonlyPaths": spec["linux"].get("readonlyPaths") or None,
+        })
+        self._apply_resources(spec, opts, hc, warnings)
+        self._apply_mounts(cid, spec, opts, record)
+        return spec
+
+    def _apply_resources(self, spec, opts: CreateOptions, hc: dict, warnings: list[str]) -> None:
+        try:
+            from hutch.engine.resources import parse_resources
+        except ImportError:
+            given = sorted(opts.changed & RESOURCE_FLAGS)
+            if given:
+                raise errors.InvalidParameter(
+                    f"--{given[0]} is not supported yet: hutch's resource module is missing")
+            return
+        try:
+            res = parse_resources(opts.flags)
+        except ValueError as e:
+            raise errors.InvalidParameter(str(e)) from None
+        linux = spec["linux"]
+        resources = dict(res.linux_resources or {})
+        devices = linux.get("resources", {}).get("devices")
+        if devices is not None:
+            resources["devices"] = devices + list(resources.get("devices") or [])
+        linux["resources"] = resources
+        if res.rlimits:
+            spec["process"]["rlimits"] = _merge_rlimits(spec["process"].get("rlimits") or [],
+                                                        res.rlimits)
+        if res.shm_size:
+            for m in spec["mounts"]:
+                if m["destination"] == "/dev/shm":
+                    m["options"] = [o for o in m["options"] if not o.startswith("size=")] + \
+                        [f"size={res.shm_size}"]
+        hc.update(res.host_config or {})
+        warnings += list(res.warnings or [])
+
+    def _apply_mounts(self, cid, spec, opts: CreateOptions, record: dict) -> None:
+        f = opts.flags
+        if not any(f.get(k) for k in ("volume", "mount", "tmpfs", "volumes-from")) and \
+                not record["Config"].get("Volumes"):
+            return
+        from hutch.engine import volumes
+
+        def lookup(ref):
+            c = self.store.load(self.store.resolve(ref))
+            return c.id, c.record
+
+        try:
+            plan = volumes.plan_mounts(
+                self.paths, cid, volumes=f.get("volume") or (), mounts=f.get("mount") or (),
+                tmpfs=f.get("tmpfs") or (), volumes_from=f.get("volumes-from") or (),
+                lookup=lookup, image_volumes=record["Config"].get("Volumes") or (),
+                volume_driver=f.get("volume-driver") or "")
+        except ValueError as e:
+            raise errors.InvalidParameter(str(e)) from None
+        record["HutchMounts"] = plan.record
+        record["HostConfig"]["Binds"] = [v for v in f.get("volume") or []] or None
+        record["HostConfig"]["VolumesFrom"] = f.get("volumes-from") or None
+        if f.get("tmpfs"):
+            record["HostConfig"]["Tmpfs"] = dict(plan.tmpfs)
+
+    # --- start -------------------------------------------------------------------------
+    def start(self, ref: str, *, attach_sock: socket.socket | None = None,
+              attach_opts: dict | None = None, console_size=None) -> Container:
+        """Start (created/exited) → running; a no-op if running. Raises on failure."""
+        from hutch.engine import monitor
+        with self.store.locked(ref) as c:
+            if states.check("start", c.status, cid=c.id, ref=ref, name=c.name) == "noop":
+                return c
+            self._reap_leftovers(c)
+            st = c.state
+            gen = st["Generation"] + 1
+            report = monitor.spawn(self.paths, c.id, gen, attach_sock=attach_sock,
+                                   attach_opts=attach_opts, console_size=console_size)
+            st["Generation"] = gen
+            if "Error" in report:
+                st.update(Error=report["Error"], ExitCode=report["ExitCode"])
+                c.save()
+                raise errors.ExecFailed(report["Error"], report["ExitCode"])
+            st.update(Status=states.RUNNING, Running=True, Paused=False, Restarting=False,
+                      OOMKilled=False, Dead=False, Pid=report["Pid"], PidStart=report["PidStart"],
+                      ExitCode=0, Error="", StartedAt=report["StartedAt"],
+                      MonitorPid=report["MonitorPid"], MonitorStart=report["MonitorStart"],
+                      ManuallyStopped=False, HasBeenStarted=True, Backoff=0.0)
+            c.save()
+            return c
+
+    def _reap_leftovers(self, c: Container) -> None:
+        """Before a start: if a previous monitor died mid-way, clean what it left."""
+        if c.state.get("MonitorPid") and not c.monitor_alive() and c.state["HasBeenStarted"]:
+            lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
+
+    # --- stop / kill -------------------------------------------------------------------
+    def stop(self, ref: str, timeout: float | None = None) -> Container:
+        with self.store.locked(ref) as c:
+            if states.check("stop", c.status, cid=c.id, ref=ref, name=c.name) == "noop":
+                return c
+            c.state["ManuallyStopped"] = True
+            if c.status == states.RESTARTING:
+                c.state.update(Status=states.EXITED, Running=False, Restarting=False)
+                c.save()
+                return c
+            c.save()
+            sig = parse_signal(c.record["Config"].get("StopSignal") or "TERM")
+            if timeout is None:
+                timeout = c.record["Config"].get("StopTimeout")
+            if timeout is None:
+                timeout = 10
+            self._signal(c, sig)
+            if timeout < 0 or not self._wait_exit(c, timeout if timeout >= 0 else None):
+                self._signal(c, signal.SIGKILL)
+                self._wait_exit(c, None)
+            self._settle(c, killed_by=sig)
+            return c
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        with self.store.locked(ref) as c:
+            states.check("kill", c.status, cid=c.id, ref=ref, name=c.name)
+            # Docker's killWithSignal: the stop signal (any signal when none is set) or
+            # KILL marks the container stopped by hand and thaws a paused one
+            stop_sig = c.record["Config"].get("StopSignal")
+            stopping = sig == signal.SIGKILL or not stop_sig or parse_signal(stop_sig) == sig
+            if stopping:
+                c.state["ManuallyStopped"] = True
+                c.save()
+            self._signal(c, sig, thaw=stopping)
+            if sig == signal.SIGKILL:
+                self._wait_exit(c, None)
+                self._settle(c, killed_by=sig)
+            return c
+
+    def _signal(self, c: Container, sig: int, thaw: bool = True) -> None:
+        """Deliver sig to the init; a frozen container is thawed so it can act on it."""
+        from hutch.runtime import container as rt
+        from hutch.runtime.errors import RuntimeFailure
+        trace.step("kill", f"container {c.id[:12]}", signal=sig)
+        try:
+            rt.kill(self.paths.runtime_state, c.id, sig)
+        except RuntimeFailure:
+            # runtime state lost (a dead monitor cleaned up half-way): signal the pid itself
+            from hutch.engine.store import alive
+            if alive(c.state["Pid"], c.state["PidStart"]):
+                os.kill(c.state["Pid"], sig)
+        if thaw and c.status == states.PAUSED:
+            try:
+                rt.resume(self.paths.runtime_state, c.id)
+            except RuntimeFailure:
+                pass
+            c.state.update(Status=states.RUNNING, Paused=False)
+            c.save()
+
+    def _wait_exit(self, c: Container, timeout: float | None) -> bool:
+        """Block until the init has exited (and the monitor recorded it); False on timeout."""
+        from hutch.engine.monitor import FRAME_EXIT
+        if c.monitor_alive():
+            try:
+                frame = wait_frame(self.store.run_dir(c.id), {"op": "wait", "until": "exited"},
+                                   timeout)
+                if frame is not None and frame[0] == FRAME_EXIT:
+                    return True
+                if frame is None and timeout is not None:
+                    return False
+            except socket.timeout:
+                return False
+            except OSError:
+                pass
+        # no monitor: wait on the init's pidfd (it is not our child)
+        from hutch.engine.store import alive
+        pid, start = c.state["Pid"], c.state["PidStart"]
+        if not alive(pid, start):
+            return True
+        import select
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        try:
+            r, _, _ = select.select([fd], [], [], timeout)
+            return bool(r)
+        finally:
+            os.close(fd)
+
+    def _settle(self, c: Container, killed_by: int) -> None:
+        """After the init is gone: fold in the exit record, or repair if there is none."""
+        c.refresh()
+        if c.status in (states.RUNNING, states.PAUSED):
+            # the monitor is dead and left no record: clean up and record what we know
+            lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
+            from hutch.engine.store import apply_exit
+            apply_exit(c.state, {"ExitCode": 128 + killed_by, "FinishedAt": now_iso(),
+                                 "Error": ""})
+            c.state["MonitorPid"] = 0
+        c.save()
+
+    # --- pause ----------------------------------------------------------------------------
+    def pause(self, ref: str) -> Container:
+        from hutch.runtime import container as rt
+        with self.store.locked(ref) as c:
+            states.check("pause", c.status, cid=c.id, ref=ref, name=c.name)
+            rt.pause(self.paths.runtime_state, c.id)
+            c.state.update(Status=states.PAUSED, Paused=True)
+            c.save()
+            return c
+
+    def unpause(self, ref: str) -> Container:
+        from hutch.runtime import container as rt
+        with self.store.locked(ref) as c:
+            states.check("unpause", c.status, cid=c.id, ref=ref, name=c.name)
+            rt.resume(self.paths.runtime_state, c.id)
+            c.state.update(Status=states.RUNNING, Paused=False)
+            c.save()
+            return c
+
+    def restart(self, ref: str, timeout: float | None = None) -> Container:
+        c = self.store.get(ref)
+        states.check("restart", c.status, cid=c.id, ref=ref, name=c.name)
+        self.stop(c.id, timeout)
+        return self.start(c.id)
+
+    # --- rm -------------------------------------------------------------------------------
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        with self.store.locked(ref) as c:
+            if force and c.status in (states.RUNNING, states.PAUSED):
+                c.state["ManuallyStopped"] = True
+                c.save()
+                self._signal(c, signal.SIGKILL)
+                self._wait_exit(c, None)
+                self._settle(c, killed_by=signal.SIGKILL)
+            elif force and c.status == states.RESTARTING:
+                c.state.update(Status=states.EXITED, Running=False, Restarting=False,
+                               ManuallyStopped=True)
+            states.check("rm", c.status, cid=c.id, ref=ref, name=c.name)
+            c.state.update(Status=states.REMOVING)
+            c.save()
+            if c.state.get("HasBeenStarted"):
+                lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
+            lifecycle.remove_files(self.paths, c, volumes=volumes)
+            trace.step("rm", f"container {c.id}")
+
+    # --- wait / rename / update -----------------------------------------------------------
+    def wait(self, ref: str) -> int:
+        """Block until the container is not running; its exit code (Docker's not-running)."""
+        c = self.store.get(ref)
+        while c.status in (states.RUNNING, states.PAUSED, states.RESTARTING):
+            if c.status == states.RESTARTING or not self._wait_exit(c, None):
+                time.sleep(0.05)   # restarting: the next start is pending in the monitor
+            try:
+                c = self.store.get(c.id)
+            except errors.NotFound:
+                return c.state["ExitCode"] if c.state["Status"] == states.EXITED else 0
+        return c.state["ExitCode"]
+
+    def rename(self, ref: str, new: str) -> None:
+        with self.store.locked(ref) as c:
+            if not new:
+                raise errors.InvalidParameter("Neither old nor new names may be empty")
+            if new.lstrip("/") == c.name:
+                raise errors.Conflict(
+                    f"Renaming a container with the same name as its current name")
+            old = c.name
+            name = self.store.reserve_name(new, c.id)
+            c.state["Name"] = name
+            c.save()
+            self.store.release_name(old, c.id)
+
+    def update(self, ref: str, flags: dict, changed: set) -> tuple[Container, list[str]]:
+        from hutch.engine.resources import parse_resources
+        from hutch.runtime import container as rt
+        with self.store.locked(ref) as c:
+            try:
+                res = parse_resources(flags)
+            except ValueError as e:
+                raise errors.InvalidParameter(str(e)) from None
+            hc = c.record["HostConfig"]
+            given = {k: v for k, v in (res.host_config or {}).items()
+                     if _host_flag(k) in changed or k in _changed_fields(changed)}
+            if "restart" in changed:
+                name, _, n = flags["restart"].partition(":")
+                hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(n or 0)}
+            hc.update(given)
+            spec_path = c.path("oci.json")
+            from hutch.engine.store import read_json
+            spec = read_json(spec_path)
+            live = _only_changed(res.linux_resources or {}, changed)
+            _deep_update(spec["linux"].setdefault("resources", {}), live)
+            atomic_write(spec_path, spec)
+            c.save_record()
+            if c.status in (states.RUNNING, states.PAUSED) and live:
+                rt.update(self.paths.runtime_state, c.id, live)
+            return c, list(res.warnings or [])
+
+    # --- exec -----------------------------------------------------------------------------
+    def check_exec(self, ref: str) -> Container:
+        c = self.store.get(ref)
+        states.check("exec", c.status, cid=c.id, ref=ref, name=c.name)
+        return c
+
+    def exec_spec(self, c: Container, args: list[str], *, tty=False, user="", workdir="",
+                  env=(), privileged=False) -> dict:
+        """The OCI process for `exec`, from the container's own spec (caps, env, cwd)."""
+        from hutch.engine.store import read_json
+        bundle = os.path.join(self.store.run_dir(c.id), "bundle", "config.json")
+        spec = read_json(bundle) or read_json(c.path("oci.json"))
+        proc = dict(spec["process"])
+        proc["args"] = list(args)
+        proc["terminal"] = tty
+        if workdir:
+            proc["cwd"] = workdir
+        from hutch.engine import spec as specmod
+        env_list = [e for e in proc["env"] if not (e.startswith("TERM=") and not tty)]
+        if tty and not any(e.startswith("TERM=") for e in env_list):
+            env_list.append("TERM=xterm")
+        proc["env"] = specmod.merge_env(env_list, specmod.resolve_env_args(list(env)))
+        if user:
+            from hutch.engine import security
+            from hutch.images.store import ImageStore
+            rootfs = ImageStore(self.paths.images, self.paths.containers).rootfs_path(c.id)
+            u = security.resolve_user(rootfs, user)
+            proc["user"] = {"uid": u.uid, "gid": u.gid}
+            if u.additional_gids:
+                proc["user"]["additionalGids"] = u.additional_gids
+        if privileged:
+            from hutch.oci import defaults
+            caps = defaults.host_bounding_caps()
+            proc["capabilities"] = {k: list(caps) for k in
+                                    ("bounding", "effective", "permitted")} | \
+                {"inheritable": [], "ambient": []}
+        return proc
+
+    # --- inspection helpers ---------------------------------------------------------------
+    def list(self) -> list[Container]:
+        return self.store.list()
+
+    def get(self, ref: str) -> Container:
+        return self.store.get(ref)
+
+    def prune(self, keep=lambda c: False) -> list[str]:
+        removed = []
+        for c in self.store.list():
+            if c.status in (states.CREATED, states.EXITED, states.DEAD) and not keep(c):
+                try:
+                    self.remove(c.id)
+                    removed.append(c.id)
+                except errors.EngineError:
+                    continue
+        return removed
+
+
+def wait_frame(run_dir: str, request: dict, timeout: float | None):
+    """Send one request to the monitor and return its first frame (kind, payload)."""
+    from hutch.engine.monitor import connect
+    s = connect(run_dir)
+    with s:
+        s.settimeout(timeout)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        try:
+            hdr = _recv_exact(s, 8)
+        except socket.timeout:
+            return None
+        if hdr is None:
+            raise ConnectionError("monitor closed the connection")
+        kind, n = hdr[0], int.from_bytes(hdr[4:], "big")
+        body = _recv_exact(s, n) or b""
+        return kind, body
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        b = s.recv(n - len(buf))
+        if not b:
+            return None
+        buf += b
+    return buf
+
+
+def default_host_config() -> dict:
+    """HostConfig as Docker 20.10 fills it for a plain `docker run` (inspect's layout)."""
+    return {
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "default", "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+        "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+        "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+        "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+        "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+        "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
+        "ShmSize": 67108864, "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
+        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+        "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+        "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
+        "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0,
+        "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": None,
+        "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+        "MaskedPaths": None, "ReadonlyPaths": None,
+    }
+
+
+# the resource flags (hutch.engine.resources owns their parsing)
+RESOURCE_FLAGS = {
+    "cpu-shares", "memory", "memory-swap", "memory-reservation", "memory-swappiness",
+    "kernel-memory", "cpus", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
+    "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight", "blkio-weight-device",
+    "device-read-bps", "device-write-bps", "device-read-iops", "device-write-iops",
+    "oom-kill-disable", "oom-score-adj", "ulimit", "shm-size", "device-cgroup-rule",
+}
+
+_FIELD_FLAGS = {
+    "CpuShares": "cpu-shares", "Memory": "memory", "MemorySwap": "memory-swap",
+    "MemoryReservation": "memory-reservation", "KernelMemory": "kernel-memory",
+    "NanoCpus": "cpus", "CpuPeriod": "cpu-period", "CpuQuota": "cpu-quota",
+    "CpuRealtimePeriod": "cpu-rt-period", "CpuRealtimeRuntime": "cpu-rt-runtime",
+    "CpusetCpus": "cpuset-cpus", "CpusetMems": "cpuset-mems", "PidsLimit": "pids-limit",
+    "BlkioWeight": "blkio-weight", "MemorySwappiness": "memory-swappiness",
+}
+
+
+def _host_flag(field_name: str) -> str:
+    return _FIELD_FLAGS.get(field_name, "")
+
+
+def _changed_fields(changed: set) -> set:
+    return {k for k, v in _FIELD_FLAGS.items() if v in changed}
+
+
+_RES_FLAGS = {
+    "cpu": {"cpu-shares", "cpus", "cpu-period", "cpu-quota", "cpuset-cpus", "cpuset-mems",
+            "cpu-rt-period", "cpu-rt-runtime"},
+    "memory": {"memory", "memory-swap", "memory-reservation", "kernel-memory"},
+    "pids": {"pids-limit"},
+    "blockIO": {"blkio-weight", "blkio-weight-device", "device-read-bps", "device-write-bps",
+                "device-read-iops", "device-write-iops"},
+}
+
+
+def _only_changed(resources: dict, changed: set) -> dict:
+    """The parts of linux.resources that `update`'s given flags touch."""
+    return {k: v for k, v in resources.items() if k in _RES_FLAGS and _RES_FLAGS[k] & changed}
+
+
+def _deep_update(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _deep_update(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def _merge_rlimits(base: list[dict], extra: list[dict]) -> list[dict]:
+    out = {r["type"]: r for r in base}
+    for r in extra:
+        out[r["type"]] = r
+    return list(out.values())
+
+
+def _device_dict(value: str) -> dict:
+    parts = value.split(":")
+    host = parts[0]
+    cont = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+    perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    return {"PathOnHost": host, "PathInContainer": cont, "CgroupPermissions": perms}

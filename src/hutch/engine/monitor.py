@@ -1,0 +1,596 @@
+"""The per-container monitor (Podman's conmon, containerd's shim), one small detached process.
+
+It is the parent of the container's init (a child subreaper: the runtime double-forks),
+holds the init's stdio pipes or pty master, writes the json-file log, serves attach / wait /
+resize on a unix socket, reaps the exit status (and the OOM kill), records it in exit.json,
+cleans up (runtime state, cgroup, network, rootfs mount), then applies --rm or the restart
+policy, and exits when the container is done.
+
+Start-up handshake with the command that spawns it (which holds the container's lock):
+
+    command                              monitor (double-forked, setsid)
+    spawn(): fork ───────────────────▶   mount rootfs, write bundle, runtime.create()
+                                         network connect, runtime.start()
+    read report pipe  ◀── {"Pid":...} ── (or {"Error": msg, "ExitCode": 125/126/127})
+    save state "running", unlock         loop: logs, attach, wait for the init's pidfd
+
+Exit record (no lock: a command holding the lock may be waiting for it):
+    init exits → drain output → runtime.delete, disconnect, unmount → write exit.json
+    → tell waiters "exited" → take the lock → --rm / restart / nothing → tell "done".
+
+Socket protocol (ctl.sock in the container's run dir): the client sends one JSON line,
+  {"op": "attach", "stdin": bool, "stdout": bool, "stderr": bool, "until": "exited"|"done"}
+  {"op": "wait", "until": "exited"|"done"}     {"op": "resize", "h": rows, "w": cols}
+then the monitor sends frames: 8-byte header (type, 0, 0, 0, big-endian length) + payload;
+type 1 stdout, 2 stderr, 3 exit ({"ExitCode": n}). An attach client's bytes are the
+container's stdin; its EOF closes the container's stdin when the container is StdinOnce.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import time
+
+from hutch import trace
+from hutch.engine import states
+from hutch.engine.store import Store, alive, atomic_write, now_iso, proc_start_time, read_json
+
+FRAME_STDOUT, FRAME_STDERR, FRAME_EXIT = 1, 2, 3
+BACKOFF_START = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxI", kind, len(payload)) + payload
+
+
+def sock_path(run_dir: str, name: str) -> str:
+    """A unix socket path that fits in sun_path (108 bytes) whatever the run dir's length."""
+    path = os.path.join(run_dir, name)
+    if len(path) < 100:
+        return path
+    fd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY)   # kept open for the process's life
+    return f"/proc/{os.getpid()}/fd/{fd}/{name}"
+
+
+def connect(run_dir: str) -> socket.socket:
+    """A connection to a container's monitor (OSError if there is none)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(sock_path(run_dir, "ctl.sock"))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+# ---------------------------------------------------------------------------------------
+# spawning (runs in the command's process, with the container's lock held)
+
+def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None = None,
+          attach_opts: dict | None = None, console_size: tuple[int, int] | None = None) -> dict:
+    """Start a monitor for cid's generation; return its report (Pid, ... or Error)."""
+    r, w = os.pipe()
+    keep = [w] + ([attach_sock.fileno()] if attach_sock else [])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked child
+        code = 0
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _detach_stdio(Store(paths).run_dir(cid), keep)
+            Monitor(paths, cid, generation, report_fd=w, attach_sock=attach_sock,
+                    attach_opts=attach_opts or {}, console_size=console_size).main()
+        except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
+            try:
+                os.write(2, f"monitor: {type(e).__name__}: {e}\n".encode())
+            except OSError:
+                pass
+            code = 1
+        os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    data = b"".join(chunks)
+    if not data:
+        return {"Error": "container monitor failed to start (see monitor.log)", "ExitCode": 125}
+    return json.loads(data)
+
+
+def _detach_stdio(run_dir: str, keep: list[int]) -> None:
+    """Close everything inherited from the command except `keep`; stdio to /dev/null and
+    stderr to monitor.log, so the monitor never writes to the user's terminal."""
+    os.makedirs(run_dir, exist_ok=True)
+    null = os.open("/dev/null", os.O_RDWR)
+    logfd = os.open(os.path.join(run_dir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(logfd, 2)
+    for fd in (null, logfd):
+        os.close(fd)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTOU,
+                signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+# ---------------------------------------------------------------------------------------
+
+class Client:
+    def __init__(self, sock: socket.socket, req: dict):
+        self.sock = sock
+        self.op = req.get("op", "wait")
+        self.stdin = bool(req.get("stdin"))
+        self.stdout = bool(req.get("stdout"))
+        self.stderr = bool(req.get("stderr"))
+        self.until = req.get("until", "exited")
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+
+class Monitor:
+    def __init__(self, paths, cid, generation, *, report_fd=None, attach_sock=None,
+                 attach_opts=None, console_size=None):
+        self.paths = paths
+        self.store = Store(paths)
+        self.cid = cid
+        self.generation = generation
+        self.report_fd = report_fd
+        self.console_size = console_size
+        self.run_dir = self.store.run_dir(cid)
+        self.sel = selectors.DefaultSelector()
+        self.clients: list[Client] = []
+        self.pending_attach = (attach_sock, attach_opts) if attach_sock else None
+        c = self.store.load(cid)
+        self.record = c.record
+        self.config = c.record["Config"]
+        self.tty = bool(self.config.get("Tty"))
+        self.stdin_fd = None      # our end of the container's stdin (pipe or pty master)
+        self.out_fds: dict[int, str] = {}   # fd -> stream name
+        self.master = None
+        self.pid = 0
+        self.pidfd = None
+        self.log = None
+        self.started_mono = 0.0
+        self.last_exit = None
+
+    # --- life --------------------------------------------------------------------------
+    def main(self) -> None:
+        from hutch import _sys
+        _sys.set_child_subreaper()
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        path = os.path.join(self.run_dir, "ctl.sock")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.listener.bind(sock_path(self.run_dir, "ctl.sock"))
+        self.listener.listen(16)
+        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        if self.pending_attach:
+            sock, opts = self.pending_attach
+            self._add_client(sock, dict(opts, op="attach"))
+        self.log = self._open_log()
+        try:
+            report = self.start_container()
+        except StartFailure as e:
+            self._report({"Error": str(e), "ExitCode": e.exit_code})
+            self._close_clients(FRAME_EXIT, {"ExitCode": e.exit_code, "Error": str(e)})
+            return
+        self._report(report)
+        while True:
+            code = self.wait_exit()
+            if not self.after_exit(code):
+                return
+
+    def _report(self, data: dict) -> None:
+        if self.report_fd is None:
+            return
+        os.write(self.report_fd, json.dumps(data).encode())
+        os.close(self.report_fd)
+        self.report_fd = None
+
+    def _open_log(self):
+        from hutch.engine.logs import LogWriter, parse_size
+        cfg = (self.record["HostConfig"].get("LogConfig") or {}).get("Config") or {}
+        max_size = parse_size(cfg["max-size"]) if cfg.get("max-size") else -1
+        max_file = int(cfg.get("max-file", "1"))
+        c_dir = self.store.dir(self.cid)
+        return LogWriter(os.path.join(c_dir, f"{self.cid}-json.log"), max_size, max_file)
+
+    # --- starting ----------------------------------------------------------------------
+    def start_container(self) -> dict:
+        """Mount, create, connect, start; the report for the command (or StartFailure)."""
+        from hutch.engine import lifecycle
+        from hutch.runtime import container as rt
+        from hutch.runtime.errors import RuntimeFailure
+        state_root = self.paths.runtime_state
+        stdio, child_ends, console = self._make_stdio()
+        try:
+            bundle = lifecycle.prepare_bundle(self.paths, self.cid, self.record)
+            try:
+                self.pid = rt.create(state_root, self.cid, bundle, stdio=stdio,
+                                     console_socket=console[1] if console else None)
+            except RuntimeFailure as e:
+                from hutch.engine.errors import exec_failure_code
+                msg = f"failed to create task: OCI runtime create failed: {e}: unknown"
+                raise StartFailure(msg, exec_failure_code(str(e))) from None
+            finally:
+                for fd in child_ends:
+                    os.close(fd)
+            if console:
+                self._receive_console(console[0])
+            rt.start(state_root, self.cid)
+        except StartFailure:
+            lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
+            self._close_stdio()
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure is reported as one line
+            lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
+            self._close_stdio()
+            raise StartFailure(str(e) or type(e).__name__, 125) from None
+        trace.step("monitor", f"container {self.cid[:12]} started", pid=self.pid)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+        self.started_mono = time.monotonic()
+        return {"Pid": self.pid, "PidStart": proc_start_time(self.pid),
+                "MonitorPid": os.getpid(), "MonitorStart": proc_start_time(os.getpid()),
+                "StartedAt": now_iso(), "Generation": self.generation}
+
+    def _make_stdio(self):
+        """Pipes for the init's stdio (ours: the read ends), or a console socket for -t."""
+        if self.tty:
+            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            path = os.path.join(self.run_dir, "console.sock")
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            lsock.bind(sock_path(self.run_dir, "console.sock"))
+            lsock.listen(1)
+            # the runtime connects from its own process: give it a path that works there
+            public = path if len(path) < 100 else \
+                f"/proc/{os.getpid()}/fd/{os.open(self.run_dir, os.O_PATH)}/console.sock"
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            return (null, null, null), [null], (lsock, public)
+        if self.config.get("OpenStdin"):
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            self.stdin_fd = in_w
+        else:
+            in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
+            os.set_blocking(fd, False)
+            self.out_fds[fd] = name
+            self.sel.register(fd, selectors.EVENT_READ, "out")
+        return (in_r, out_w, err_w), [in_r, out_w, err_w], None
+
+    def _receive_console(self, lsock: socket.socket) -> None:
+        conn, _ = lsock.accept()
+        with conn:
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+        lsock.close()
+        try:
+            os.unlink(os.path.join(self.run_dir, "console.sock"))
+        except FileNotFoundError:
+            pass
+        if not fds:
+            raise StartFailure("runtime sent no console fd", 125)
+        self.master = fds[0]
+        os.set_inheritable(self.master, False)
+        if self.console_size:
+            from hutch import _sys
+            _sys.set_winsize(self.master, *self.console_size)
+        self.stdin_fd = self.master
+        os.set_blocking(self.master, False)
+        self.out_fds[self.master] = "stdout"
+        self.sel.register(self.master, selectors.EVENT_READ, "out")
+
+    def _close_stdio(self) -> None:
+        for fd in list(self.out_fds):
+            self._drop_out(fd)
+        if self.stdin_fd is not None and self.stdin_fd != self.master:
+            os.close(self.stdin_fd)
+        self.stdin_fd = None
+        self.master = None
+
+    def _drop_out(self, fd: int) -> None:
+        self.out_fds.pop(fd, None)
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        os.close(fd)
+
+    # --- the loop ----------------------------------------------------------------------
+    def wait_exit(self) -> int:
+        """Serve output and clients until the init exits; returns Docker's exit code."""
+        while True:
+            for key, _ in self.sel.select():
+                what = key.data
+                if what == "out":
+                    self._read_output(key.fd)
+                elif what == "listen":
+                    self._accept()
+                elif what == "exit":
+                    return self._reap()
+                elif isinstance(what, Client):
+                    self._client_input(what)
+
+    def _read_output(self, fd: int) -> None:
+        stream = self.out_fds.get(fd)
+        if stream is None:
+            return
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:   # EIO: the pty's last slave closed
+            data = b""
+        if not data:
+            self._drop_out(fd)
+            if fd == self.master:
+                self.master = self.stdin_fd = None
+            return
+        self.log.write(stream, data)
+        kind = FRAME_STDERR if stream == "stderr" else FRAME_STDOUT
+        msg = frame(kind, data)
+        for c in list(self.clients):
+            if c.op == "attach" and (c.stdout if kind == FRAME_STDOUT else c.stderr):
+                if not c.send(msg):
+                    self._drop_client(c)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.settimeout(2.0)
+        line = b""
+        try:
+            while not line.endswith(b"\n"):
+                b = conn.recv(1)
+                if not b:
+                    break
+                line += b
+            req = json.loads(line or b"{}")
+        except (OSError, ValueError):
+            conn.close()
+            return
+        if req.get("op") == "resize":
+            if self.master is not None:
+                from hutch import _sys
+                try:
+                    _sys.set_winsize(self.master, int(req.get("h", 0)), int(req.get("w", 0)))
+                except OSError:
+                    pass
+            conn.close()
+            return
+        if req.get("op") == "wait" and self.last_exit is not None and req.get("until") != "done":
+            conn.sendall(frame(FRAME_EXIT, json.dumps(self.last_exit).encode()))
+            conn.close()
+            return
+        self._add_client(conn, req)
+
+    def _add_client(self, sock: socket.socket, req: dict) -> None:
+        sock.settimeout(5.0)   # a client that stops reading is dropped, never blocks us long
+        c = Client(sock, req)
+        self.clients.append(c)
+        self.sel.register(sock, selectors.EVENT_READ, c)
+
+    def _drop_client(self, c: Client) -> None:
+        if c in self.clients:
+            self.clients.remove(c)
+        try:
+            self.sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()
+
+    def _client_input(self, c: Client) -> None:
+        try:
+            data = c.sock.recv(65536)
+        except OSError:
+            data = b""
+        if data:
+            if c.op == "attach" and c.stdin and self.stdin_fd is not None:
+                try:
+                    os.write(self.stdin_fd, data)
+                except OSError:
+                    pass
+            return
+        # the client closed its side: its stdin ended (it may still read output)
+        try:
+            self.sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        if c.op == "attach" and c.stdin and not self.tty and self.config.get("StdinOnce") \
+                and self.stdin_fd is not None:
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+        if c.op != "attach" or not (c.stdout or c.stderr):
+            self.clients.remove(c)
+            c.sock.close()
+
+    def _close_clients(self, kind: int, payload: dict, until: str | None = None) -> None:
+        data = frame(kind, json.dumps(payload).encode())
+        for c in list(self.clients):
+            if until is None or c.until == until:
+                c.send(data)
+                self._drop_client(c)
+
+    # --- exit --------------------------------------------------------------------------
+    def _reap(self) -> int:
+        status = None
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == self.pid:
+                status = st
+        if status is None:      # not our child (should not happen): still, it is gone
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                status = 255 << 8
+        self.sel.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = None
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
+
+    def _drain_output(self) -> None:
+        for fd in list(self.out_fds):
+            while fd in self.out_fds:
+                before = len(self.out_fds)
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self._drop_out(fd)
+                    break
+                os.set_blocking(fd, False)
+                self.log.write(self.out_fds[fd], data)
+                kind = FRAME_STDERR if self.out_fds[fd] == "stderr" else FRAME_STDOUT
+                for c in list(self.clients):
+                    if c.op == "attach" and (c.stdout if kind == FRAME_STDOUT else c.stderr):
+                        if not c.send(frame(kind, data)):
+                            self._drop_client(c)
+                if len(self.out_fds) != before:
+                    break
+
+    def after_exit(self, code: int) -> bool:
+        """Record the exit, clean up, apply --rm / restart. True: the container restarted."""
+        from hutch.engine import lifecycle
+        oom = lifecycle.oom_killed(self.cid)
+        # after delete no process holds the pipes: everything written is readable now
+        lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
+        self._drain_output()
+        self.log.flush_partial()
+        self._close_stdio()
+        ran_for = time.monotonic() - self.started_mono
+        ex = {"ExitCode": code, "FinishedAt": now_iso(), "OOMKilled": oom, "Error": "",
+              "Generation": self.generation}
+        atomic_write(os.path.join(self.store.dir(self.cid), "exit.json"), ex)
+        trace.step("monitor", f"container {self.cid[:12]} exited", code=code, oom=oom)
+        self.last_exit = {"ExitCode": code}
+        self._close_clients(FRAME_EXIT, self.last_exit, until="exited")
+        delay = self._decide(code, ran_for)
+        if delay is None:
+            self._close_clients(FRAME_EXIT, self.last_exit)
+            return False
+        return self._restart_after(delay)
+
+    def _decide(self, code: int, ran_for: float) -> float | None:
+        """Under the lock: remove (--rm), schedule a restart (its delay), or nothing (None)."""
+        try:
+            with self.store.locked(self.cid) as c:
+                st = c.state
+                if st["Generation"] != self.generation:
+                    return None
+                policy = c.record["HostConfig"].get("RestartPolicy") or {}
+                name = policy.get("Name") or "no"
+                restart = not st.get("ManuallyStopped") and (
+                    name in ("always", "unless-stopped")
+                    or (name == "on-failure" and code != 0
+                        and (not policy.get("MaximumRetryCount")
+                             or st["RestartCount"] < policy["MaximumRetryCount"])))
+                if restart:
+                    backoff = st.get("Backoff", 0.0)
+                    backoff = BACKOFF_START if (not backoff or ran_for >= BACKOFF_RESET_AFTER) \
+                        else min(backoff * 2, BACKOFF_MAX)
+                    st.update(Status=states.RESTARTING, Restarting=True, Running=True,
+                              Backoff=backoff)
+                    c.save()
+                    return backoff
+                if c.record["HostConfig"].get("AutoRemove") and \
+                        st["Status"] not in (states.RUNNING, states.PAUSED):
+                    from hutch.engine import lifecycle
+                    lifecycle.remove_files(self.paths, c)
+                return None
+        except Exception as e:  # noqa: BLE001 - e.g. removed meanwhile (rm -f)
+            trace.step("monitor", f"after exit: {e}")
+            return None
+
+    def _restart_after(self, delay: float) -> bool:
+        """Wait out the back-off (serving clients), then start again if still wanted."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            for key, _ in self.sel.select(left):
+                if key.data == "listen":
+                    self._accept()
+                elif isinstance(key.data, Client):
+                    self._client_input(key.data)
+        try:
+            with self.store.locked(self.cid) as c:
+                st = c.state
+                if st["Status"] != states.RESTARTING or st["Generation"] != self.generation:
+                    self._close_clients(FRAME_EXIT, self.last_exit)
+                    return False
+                self.generation += 1
+                st["Generation"] = self.generation
+                st["RestartCount"] += 1
+                try:
+                    report = self.start_container()
+                except StartFailure as e:
+                    st.update(Status=states.EXITED, Running=False, Restarting=False, Pid=0,
+                              ExitCode=e.exit_code, Error=str(e), FinishedAt=now_iso())
+                    c.save()
+                    self._close_clients(FRAME_EXIT, self.last_exit)
+                    return False
+                st.update(Status=states.RUNNING, Running=True, Restarting=False, Paused=False,
+                          Pid=report["Pid"], PidStart=report["PidStart"],
+                          StartedAt=report["StartedAt"], ExitCode=0, OOMKilled=False, Error="")
+                c.save()
+                self.last_exit = None
+                return True
+        except Exception as e:  # noqa: BLE001 - removed meanwhile
+            trace.step("monitor", f"restart: {e}")
+            self._close_clients(FRAME_EXIT, self.last_exit or {"ExitCode": 0})
+            return False
+
+
+class StartFailure(Exception):
+    def __init__(self, msg: str, exit_code: int):
+        super().__init__(msg)
+        self.exit_code = exit_code
+
+
+def monitor_alive(state: dict) -> bool:
+    return alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
+
+
+def exit_record(store: Store, cid: str):
+    return read_json(os.path.join(store.dir(cid), "exit.json"))
