@@ -131,7 +131,9 @@ class VolumeStore:
             cids = sorted(os.listdir(refdir))
         except FileNotFoundError:
             return []
-        return [c for c in cids if os.path.isdir(os.path.join(self.paths.containers, c))]
+        # A container being created lives in ".<id>.creating" until it is renamed in place.
+        return [c for c in cids if os.path.isdir(os.path.join(self.paths.containers, c))
+                or os.path.isdir(os.path.join(self.paths.containers, f".{c}.creating"))]
 
     def get(self, name: str) -> Volume:
         v = self._load(name)
@@ -221,6 +223,7 @@ class VolumeStore:
         """Remove every unused volume (Docker 20.10 prunes named ones too; 23+ only anonymous
         unless --all). Returns (names removed, bytes reclaimed)."""
         removed, reclaimed = [], 0
+        validate_filters(filters or {}, ("label", "label!"))
         for v in self.list():
             if v.refs or not match_filters(v, filters or {}, allowed=("label", "label!")):
                 continue
@@ -314,21 +317,31 @@ def parse_mount_options(o: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def match_filters(v: Volume, filters: dict[str, list[str]], allowed=None) -> bool:
-    """Docker's volume filters: dangling, name (substring), driver, label (key or key=value),
-    label! (negated). Raises VolumeError for an unknown key or bad value."""
+_LIST_FILTERS = ("dangling", "name", "driver", "label", "label!")
+
+
+def validate_filters(filters: dict[str, list[str]], allowed=_LIST_FILTERS) -> None:
+    """The daemon's check, before any volume is looked at."""
     for key, values in filters.items():
-        if allowed is not None and key not in allowed:
+        if key not in allowed:
             raise VolumeError(f"invalid filter '{key}'")
         if key == "dangling":
             for val in values:
                 if val.lower() not in ("true", "false", "1", "0"):
                     raise VolumeError(f"invalid filter 'dangling={val}'")
+
+
+def match_filters(v: Volume, filters: dict[str, list[str]], allowed=_LIST_FILTERS) -> bool:
+    """Docker's volume filters: dangling, name (substring), driver, label (key or key=value),
+    label! (negated). Raises VolumeError for an unknown key or bad value."""
+    validate_filters(filters, allowed)
+    for key, values in filters.items():
+        if key == "dangling":
             want = {val.lower() in ("true", "1") for val in values}
             if (not v.refs) not in want:
                 return False
         elif key == "name":
-            if not any(re.search(val, v.name) for val in values):
+            if not any(_regex_match(val, v.name) for val in values):
                 return False
         elif key == "driver":
             if DRIVER not in values:
@@ -340,9 +353,17 @@ def match_filters(v: Volume, filters: dict[str, list[str]], allowed=None) -> boo
                 return False
             if key == "label!" and any(hits):
                 return False
-        else:
-            raise VolumeError(f"invalid filter '{key}'")
     return True
+
+
+def _regex_match(pattern: str, s: str) -> bool:
+    """Docker's filters.Match: exact, else an unanchored regexp (a bad one never matches)."""
+    if pattern == s:
+        return True
+    try:
+        return re.search(pattern, s) is not None
+    except re.error:
+        return False
 
 
 def _label_match(labels: dict, expr: str) -> bool:
