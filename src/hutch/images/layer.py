@@ -307,11 +307,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def apply_tar(stream, dest: str, tee=None) -> tuple[str, int]:
+def apply_tar(stream, dest: str, tee=None) -> tuple[str, int, int]:
     """Unpack an uncompressed tar stream into dest (an existing directory).
 
     tee: a binary file that gets a copy of every byte of the tar.
-    Returns ("sha256:<diff id>", bytes of file content). Raises LayerError for a hostile
+    Returns ("sha256:<diff id>", bytes of file content, bytes of the tar). Raises LayerError for a hostile
     or broken archive; the caller removes dest then.
     """
     reader = _HashingReader(stream, tee)
@@ -330,7 +330,7 @@ def apply_tar(stream, dest: str, tee=None) -> tuple[str, int]:
         reader.drain()  # the zero blocks after the last entry count in the diff id too
     finally:
         applier.close()
-    return "sha256:" + reader.sha.hexdigest(), applier.size
+    return "sha256:" + reader.sha.hexdigest(), applier.size, reader.count
 
 
 # --- writing a tree out ---

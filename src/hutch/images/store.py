@@ -4,7 +4,7 @@ with their names, and per-container overlay snapshots.
 Layout under <root>/images (paths.images):
   blobs/sha256/<hex>     configs, manifests and layer blobs, named by their sha256
   layers/<hex>/diff/     a layer unpacked once (hex of its diff id), overlay whiteouts inside
-  layers/<hex>/layer.json  {"diff_id", "size", "blob": {"digest", "mediaType", "size"}}
+  layers/<hex>/layer.json  {"diff_id", "size", "tar_size", "blob": {digest, mediaType, size}}
   snapshots/<cid>/       upper/, work/, merged/ and snapshot.json for one container
   db.json                images (id -> layers, size), tags (name:tag -> id), digests
   tmp/                   work in progress; renamed into place only when complete and verified
@@ -237,7 +237,7 @@ class ImageStore:
         os.mkdir(diff, 0o755)
         try:
             trace.step("layer", f"apply into {diff}")
-            diff_id, size = apply_tar(tar_stream, diff, tee)
+            diff_id, size, tar_size = apply_tar(tar_stream, diff, tee)
             if tee is not None:
                 tee.flush()
             if blob_check:
@@ -252,7 +252,7 @@ class ImageStore:
                         "size": os.path.getsize(blob_tmp)}
             if blob_tmp:
                 self.commit_blob_file(blob_tmp, blob["digest"])
-            info = {"diff_id": diff_id, "size": size, "blob": blob}
+            info = {"diff_id": diff_id, "size": size, "tar_size": tar_size, "blob": blob}
             with open(os.path.join(work, "layer.json"), "w") as f:
                 json.dump(info, f)
             final = os.path.join(self.layers_dir, _hex(diff_id))
@@ -391,8 +391,13 @@ class ImageStore:
         rec = db["images"].pop(image_id)
         for t in [t for t, i in db["tags"].items() if i == image_id]:
             del db["tags"][t]
+        manifests = set()
         for d in [d for d, i in db["digests"].items() if i == image_id]:
             del db["digests"][d]
+            manifests.add(d.rpartition("@")[2])
+        for m in manifests - {d.rpartition("@")[2] for d in db["digests"]}:
+            with contextlib.suppress(OSError, StoreError):
+                os.unlink(self.blob_path(m))
         keep = {d for r in db["images"].values() for d in r["layers"]} | self._snapshot_layers()
         removed = []
         for diff_id, chain in zip(rec["layers"], chain_ids(rec["layers"])):
