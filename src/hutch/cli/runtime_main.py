@@ -1,11 +1,533 @@
-"""`hutch-runtime`: the OCI runtime with runc's command line (placeholder until implemented)."""
+"""`hutch-runtime`: the OCI runtime with runc's command line.
+
+    hutch-runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...
+
+Errors: one line, runc's wording; to --log in runc's JSON shape
+({"level":"error","msg":...,"time":...}) when asked, else logrus-style on stderr.
+Only what a command needs is imported, so `run` stays fast.
+"""
+from __future__ import annotations
+
+import os
 import sys
 
+PROG = "hutch-runtime"
 
-def main(argv=None):
-    sys.stderr.write("hutch-runtime: not implemented yet\n")
-    return 1
+USAGE = f"""Usage: {PROG} [global options] COMMAND [command options] [arguments...]
+
+An OCI runtime with runc's command line.
+
+Commands:
+  create   create a container            start    start a created container
+  run      create and start a container  state    output the state of a container
+  list     list containers               kill     send a signal to a container's init
+  delete   delete a container            pause    freeze all processes of a container
+  resume   thaw a paused container       ps       list the processes of a container
+  exec     run a process in a container  update   change a container's resources
+  events   container events and stats    spec     write an example config.json
+
+Global options:
+  --root DIR          state directory (default {{root}})
+  --log FILE          write errors there instead of stderr
+  --log-format FMT    text or json
+  --debug             trace every kernel-level step
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Args:
+    """A tiny runc-style flag parser: flags before/among positionals, `--flag=v` or `--flag v`."""
+
+    def __init__(self, argv: list[str], flags: dict[str, str], stop_at_positional: int = 0):
+        # flags: spelling -> kind ("bool" | "value" | "multi"); aliases share a canonical name
+        # given as "kind:name".
+        self.values: dict[str, object] = {}
+        self.positional: list[str] = []
+        i = 0
+        while i < len(argv):
+            arg = argv[i]
+            if stop_at_positional and len(self.positional) >= stop_at_positional:
+                self.positional.extend(argv[i:])
+                break
+            if arg == "--":
+                self.positional.extend(argv[i + 1:])
+                break
+            if arg.startswith("-") and arg != "-" and not _is_number(arg):
+                name, eq, value = arg.lstrip("-").partition("=")
+                spec = flags.get(name)
+                if spec is None:
+                    raise UsageError(f"flag provided but not defined: -{name}")
+                kind, _, canonical = spec.partition(":")
+                canonical = canonical or name
+                if kind == "bool":
+                    self.values[canonical] = value.lower() not in ("false", "0") if eq else True
+                else:
+                    if not eq:
+                        i += 1
+                        if i >= len(argv):
+                            raise UsageError(f"flag needs an argument: -{name}")
+                        value = argv[i]
+                    if kind == "multi":
+                        self.values.setdefault(canonical, []).append(value)
+                    else:
+                        self.values[canonical] = value
+            else:
+                self.positional.append(arg)
+            i += 1
+
+    def get(self, name, default=None):
+        return self.values.get(name, default)
+
+
+def _is_number(s: str) -> bool:
+    return s[1:].isdigit() and s[0] == "-"
+
+
+def _need_id(args: Args, command: str, extra_ok: bool = False) -> str:
+    if not args.positional:
+        raise UsageError(f'"{command}" requires a container id')
+    if len(args.positional) > 1 and not extra_ok:
+        raise UsageError(f'"{command}" takes exactly one container id')
+    return args.positional[0]
+
+
+class Log:
+    def __init__(self, path: str | None, fmt: str):
+        self.path = path
+        self.fmt = fmt
+
+    def error(self, message: str) -> None:
+        import time
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.path:
+            if self.fmt == "json":
+                import json
+                line = json.dumps({"level": "error", "msg": message, "time": now})
+            else:
+                line = _logrus_text(now, "error", message)
+            try:
+                with open(self.path, "a") as f:
+                    f.write(line + "\n")
+            except OSError:
+                pass
+            sys.stderr.write(message + "\n")
+        else:
+            sys.stderr.write(_logrus_text(now, "error", message) + "\n")
+
+
+def _logrus_text(now: str, level: str, message: str) -> str:
+    import json
+    quoted = json.dumps(message, ensure_ascii=False) if any(
+        c in message for c in ' "=\\\n') else message
+    return f'time="{now}" level={level} msg={quoted}'
+
+
+def _parse_signal(text: str) -> int:
+    import signal
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    if sig is None:
+        raise _Failure(f'unknown signal "{text}"')
+    return int(sig)
+
+
+class _Failure(Exception):
+    pass
+
+
+# --- commands ---
+
+def cmd_spec(root, argv):
+    import json
+    from hutch.oci.runtime_spec import example_config
+    a = Args(argv, {"bundle": "value", "b": "value:bundle", "rootless": "bool"})
+    path = os.path.join(a.get("bundle", "."), "config.json")
+    if os.path.exists(path):
+        raise _Failure("File config.json exists. Remove it first.")
+    with open(path, "w") as f:
+        json.dump(example_config(bool(a.get("rootless"))), f, indent="\t")
+    return 0
+
+
+_CREATE_FLAGS = {"bundle": "value", "b": "value:bundle", "console-socket": "value",
+                 "pid-file": "value", "no-pivot": "bool", "no-new-keyring": "bool",
+                 "preserve-fds": "value"}
+
+
+def _create_kwargs(a: Args) -> dict:
+    try:
+        preserve = int(a.get("preserve-fds", "0"))
+    except ValueError:
+        raise UsageError(f"invalid value {a.get('preserve-fds')!r} for flag -preserve-fds")
+    return {"pid_file": a.get("pid-file"), "console_socket": a.get("console-socket"),
+            "no_pivot": bool(a.get("no-pivot")), "preserve_fds": preserve}
+
+
+def cmd_create(root, argv):
+    from hutch.runtime import container
+    a = Args(argv, _CREATE_FLAGS)
+    cid = _need_id(a, "create")
+    container.create(root, cid, a.get("bundle", "."), **_create_kwargs(a))
+    return 0
+
+
+def cmd_run(root, argv):
+    from hutch.runtime import container
+    a = Args(argv, {**_CREATE_FLAGS, "detach": "bool", "d": "bool:detach", "keep": "bool"})
+    cid = _need_id(a, "run")
+    if a.get("keep"):
+        raise UsageError("--keep is not supported")
+    result = container.run(root, cid, a.get("bundle", "."), detach=bool(a.get("detach")),
+                           **_create_kwargs(a))
+    return 0 if a.get("detach") else result
+
+
+def cmd_start(root, argv):
+    from hutch.runtime import container
+    container.start(root, _need_id(Args(argv, {}), "start"))
+    return 0
+
+
+def _print_json(obj, indent=None) -> None:
+    import json
+    sys.stdout.write(json.dumps(obj, indent=indent))
+
+
+def cmd_state(root, argv):
+    from hutch.runtime import container
+    _print_json(container.state(root, _need_id(Args(argv, {}), "state")), indent=2)
+    return 0
+
+
+def cmd_list(root, argv):
+    from hutch.runtime import container
+    a = Args(argv, {"format": "value", "f": "value:format", "quiet": "bool", "q": "bool:quiet"})
+    items = container.list_containers(root)
+    if a.get("quiet"):
+        for c in items:
+            print(c["id"])
+    elif a.get("format", "table") == "json":
+        _print_json(items)
+        print()
+    elif a.get("format", "table") == "table":
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(c["id"], str(c["pid"]), c["status"], c["bundle"], c["created"],
+                  c["owner"] or "root") for c in items]
+        # Go's tabwriter as runc sets it up: min width 12, padding 3.
+        widths = [max(12, 3 + max(len(r[i]) for r in rows)) for i in range(5)]
+        for r in rows:
+            print("".join(r[i].ljust(widths[i]) for i in range(5)) + r[5])
+    else:
+        raise UsageError(f"invalid format option {a.get('format')!r}")
+    return 0
+
+
+def cmd_kill(root, argv):
+    from hutch.runtime import container
+    a = Args(argv, {"all": "bool", "a": "bool:all"})
+    if not a.positional:
+        raise UsageError('"kill" requires a container id')
+    if len(a.positional) > 2:
+        raise UsageError('"kill" takes a container id and an optional signal')
+    sig = _parse_signal(a.positional[1] if len(a.positional) > 1 else "SIGTERM")
+    container.kill(root, a.positional[0], sig, all=bool(a.get("all")))
+    return 0
+
+
+def cmd_delete(root, argv):
+    from hutch.runtime import container
+    from hutch.runtime.errors import ContainerNotFound
+    a = Args(argv, {"force": "bool", "f": "bool:force"})
+    cid = _need_id(a, "delete")
+    try:
+        container.delete(root, cid, force=bool(a.get("force")))
+    except ContainerNotFound:
+        if not a.get("force"):
+            raise
+    return 0
+
+
+def cmd_pause(root, argv):
+    from hutch.runtime import container
+    container.pause(root, _need_id(Args(argv, {}), "pause"))
+    return 0
+
+
+def cmd_resume(root, argv):
+    from hutch.runtime import container
+    container.resume(root, _need_id(Args(argv, {}), "resume"))
+    return 0
+
+
+def cmd_ps(root, argv):
+    from hutch.runtime import container
+    a = Args(argv, {"format": "value", "f": "value:format"}, stop_at_positional=1)
+    cid = _need_id(a, "ps", extra_ok=True)
+    pids = container.ps(root, cid)
+    fmt = a.get("format", "table")
+    if fmt == "json":
+        _print_json(pids)
+        print()
+        return 0
+    if fmt != "table":
+        raise UsageError(f"invalid format option {fmt!r}")
+    import subprocess
+    ps_args = a.positional[1:] or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise _Failure(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        raise _Failure("couldn't find PID field in ps output")
+    col = header.index("PID")
+    print(lines[0])
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_exec(root, argv):
+    import json
+    from hutch.runtime import container
+    a = Args(argv, {"process": "value", "p": "value:process", "tty": "bool", "t": "bool:tty",
+                    "detach": "bool", "d": "bool:detach", "pid-file": "value",
+                    "console-socket": "value", "cwd": "value", "env": "multi",
+                    "e": "multi:env", "user": "value", "u": "value:user",
+                    "preserve-fds": "value", "no-new-privs": "bool", "cap": "multi",
+                    "c": "multi:cap", "additional-gids": "multi", "g": "multi:additional-gids"},
+             stop_at_positional=1)
+    cid = _need_id(a, "exec", extra_ok=True)
+    if a.get("process"):
+        try:
+            with open(a.get("process")) as f:
+                spec = json.load(f)
+        except (OSError, ValueError) as e:
+            raise _Failure(f"exec failed: reading process file: {e}")
+    else:
+        if len(a.positional) < 2:
+            raise UsageError("exec args cannot be empty")
+        spec = container.process_from_args(root, cid, a.positional[1:], cwd=a.get("cwd"),
+                                           env=a.get("env", []), user=a.get("user"),
+                                           terminal=bool(a.get("tty")))
+        if a.get("no-new-privs"):
+            spec["noNewPrivileges"] = True
+        if a.get("additional-gids"):
+            spec.setdefault("user", {})["additionalGids"] = [int(g) for g in
+                                                             a.get("additional-gids")]
+        if a.get("cap"):
+            caps = spec.setdefault("capabilities", {})
+            for s in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+                caps[s] = list(dict.fromkeys(list(caps.get(s) or []) + a.get("cap")))
+    try:
+        result = container.exec_process(
+            root, cid, spec, detach=bool(a.get("detach")),
+            console_socket=a.get("console-socket"), pid_file=a.get("pid-file"),
+            preserve_fds=int(a.get("preserve-fds", "0")))
+    except Exception as e:
+        if type(e).__name__ in ("RuntimeFailure", "ContainerNotFound"):
+            raise _ExecFailure(f"exec failed: {e}") from None
+        raise
+    return 0 if a.get("detach") else result
+
+
+class _ExecFailure(Exception):
+    """runc exits 255 when exec itself fails."""
+
+
+_UPDATE_FLAGS = {
+    "resources": "value", "r": "value:resources", "memory": "value", "memory-swap": "value",
+    "memory-reservation": "value", "cpu-shares": "value", "cpu-period": "value",
+    "cpu-quota": "value", "cpu-rt-period": "value", "cpu-rt-runtime": "value",
+    "cpuset-cpus": "value", "cpuset-mems": "value", "pids-limit": "value",
+    "blkio-weight": "value",
+}
+
+
+def _bytes(text: str) -> int:
+    """runc's RAMInBytes: 512, 64k, 100m, 1g (binary units); -1 is unlimited."""
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = t.removesuffix("ib").removesuffix("b") if t[-1:] == "b" and t[-2:-1].isalpha() else t
+    mult = units.get(t[-1:], None)
+    try:
+        return int(float(t[:-1]) * mult) if mult else int(t)
+    except ValueError:
+        raise UsageError(f"invalid value {text!r}") from None
+
+
+def cmd_update(root, argv):
+    import json
+    from hutch.runtime import container
+    a = Args(argv, _UPDATE_FLAGS)
+    cid = _need_id(a, "update")
+    res: dict = {}
+    src = a.get("resources")
+    if src:
+        try:
+            res = json.load(sys.stdin) if src == "-" else json.load(open(src))
+        except (OSError, ValueError) as e:
+            raise _Failure(f"unable to read resources: {e}")
+    mem = res.setdefault("memory", {})
+    cpu = res.setdefault("cpu", {})
+    for flag, section, key, conv in (
+            ("memory", mem, "limit", _bytes), ("memory-swap", mem, "swap", _bytes),
+            ("memory-reservation", mem, "reservation", _bytes),
+            ("cpu-shares", cpu, "shares", int), ("cpu-period", cpu, "period", int),
+            ("cpu-quota", cpu, "quota", int), ("cpu-rt-period", cpu, "realtimePeriod", int),
+            ("cpu-rt-runtime", cpu, "realtimeRuntime", int), ("cpuset-cpus", cpu, "cpus", str),
+            ("cpuset-mems", cpu, "mems", str)):
+        if a.get(flag) is not None:
+            try:
+                section[key] = conv(a.get(flag))
+            except ValueError:
+                raise UsageError(f"invalid value {a.get(flag)!r} for flag --{flag}") from None
+    if a.get("pids-limit") is not None:
+        res["pids"] = {"limit": int(a.get("pids-limit"))}
+    if a.get("blkio-weight") is not None:
+        res["blockIO"] = {"weight": int(a.get("blkio-weight"))}
+    res = {k: v for k, v in res.items() if v != {}}
+    container.update(root, cid, res)
+    return 0
+
+
+def _parse_duration(text: str) -> float:
+    import re
+    total = 0.0
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"invalid duration {text!r}")
+    for number, unit in parts:
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+def cmd_events(root, argv):
+    import json
+    import select
+    from hutch.runtime import container
+    a = Args(argv, {"stats": "bool", "interval": "value"})
+    cid = _need_id(a, "events")
+    interval = _parse_duration(a.get("interval", "5s"))
+    if interval <= 0:
+        raise UsageError("duration interval must be greater than 0")
+    state = container.state(root, cid)
+    if state["status"] == "stopped":
+        raise _Failure("container with id " + cid + " is not running")
+
+    def emit(kind, data=None):
+        event = {"type": kind, "id": cid}
+        if data is not None:
+            event["data"] = data
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    if a.get("stats"):
+        emit("stats", container.stats(root, cid))
+        return 0
+    pidfd = os.pidfd_open(state["pid"])
+    ooms = None
+    try:
+        while True:
+            stats = container.stats(root, cid)
+            oom = (stats.get("memory") or {}).get("oom_kill") or 0
+            if ooms is not None and oom > ooms:
+                emit("oom")
+            ooms = oom
+            emit("stats", stats)
+            if select.select([pidfd], [], [], interval)[0]:
+                return 0
+    finally:
+        os.close(pidfd)
+
+
+COMMANDS = {
+    "spec": cmd_spec, "create": cmd_create, "run": cmd_run, "start": cmd_start,
+    "state": cmd_state, "list": cmd_list, "kill": cmd_kill, "delete": cmd_delete,
+    "pause": cmd_pause, "resume": cmd_resume, "ps": cmd_ps, "exec": cmd_exec,
+    "update": cmd_update, "events": cmd_events,
+}
+_GLOBAL_FLAGS = {"root": "value", "log": "value", "log-format": "value", "debug": "bool",
+                 "systemd-cgroup": "bool", "rootless": "value", "criu": "value",
+                 "help": "bool", "h": "bool:help", "version": "bool", "v": "bool:version"}
+
+
+def _split_globals(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """Global flags come before the command."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, _ = argv[i].lstrip("-").partition("=")
+        kind = _GLOBAL_FLAGS.get(name, "bool").partition(":")[0]
+        i += 1 if kind == "bool" or eq else 2
+    return argv[:i], (argv[i] if i < len(argv) else None), argv[i + 1:]
+
+
+def main(argv=None, default_root=None):
+    argv = sys.argv[1:] if argv is None else argv
+    global_argv, command, rest = _split_globals(argv)
+    log = Log(None, "text")
+    try:
+        g = Args(global_argv, _GLOBAL_FLAGS)
+        log = Log(g.get("log"), g.get("log-format", "text"))
+        if log.fmt not in ("text", "json"):
+            raise UsageError(f"unknown log-format {log.fmt!r}")
+        if g.get("debug"):
+            from hutch import trace
+            trace.enable()
+        if g.get("version"):
+            from hutch import __version__
+            from hutch.oci.runtime_spec import SPEC_VERSION
+            print(f"{PROG} version {__version__}\nspec: {SPEC_VERSION}")
+            return 0
+        root = g.get("root") or default_root
+        if root is None:
+            from hutch.paths import Paths
+            root = Paths.from_root(None).runtime_state
+        if g.get("help") or command in (None, "help"):
+            sys.stdout.write(USAGE.format(root=root))
+            return 0
+        if g.get("systemd-cgroup"):
+            raise _Failure("--systemd-cgroup is not supported: hutch-runtime manages "
+                           "cgroupfs paths only")
+        if g.get("criu"):
+            raise _Failure("checkpoint/restore (--criu) is not supported")
+        fn = COMMANDS.get(command)
+        if fn is None:
+            raise UsageError(f"No help topic for '{command}'")
+        return fn(root, rest)
+    except UsageError as e:
+        log.error(str(e))
+        return 1
+    except _ExecFailure as e:
+        log.error(str(e))
+        return 255
+    except _Failure as e:
+        log.error(str(e))
+        return 1
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ in ("RuntimeFailure", "ContainerNotFound"):
+            msg = str(e)
+            if command in ("create", "run") and msg.startswith("unable to start"):
+                msg = f"{PROG} {command} failed: {msg}"
+            log.error(msg)
+            return 1
+        raise
 
 
 def cmd_runtime(ctx, argv):
-    return main(argv)
+    """`hutch runtime ...`: the same runtime, defaulting to the engine's state root."""
+    return main(argv, default_root=ctx.paths.runtime_state)

@@ -1,0 +1,599 @@
+"""The runtime library: what `hutch-runtime` and the engine call (docs/contracts.md).
+
+Each operation loads the container's state, derives its status from the kernel (init pid
++ start time, the freezer, the exec fifo), checks the transition table in status.py, acts,
+and saves the state atomically. No process of ours stays resident after create.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import time
+
+from hutch import _sys, trace
+from hutch.oci.runtime_spec import SPEC_VERSION, ConfigError, load_config
+from hutch.runtime import hooks, process, specconv, statefile, status, sync
+from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
+
+__all__ = ["create", "start", "run", "state", "list_containers", "kill", "delete", "pause",
+           "resume", "ps", "exec_process", "update", "ContainerNotFound", "RuntimeFailure"]
+
+
+def _cgroup_manager(cgroups_path: str):
+    from hutch import cgroups
+    try:
+        return cgroups.manager(cgroups_path)
+    except cgroups.CgroupError as e:
+        raise RuntimeFailure(str(e)) from None
+
+
+def _warn(message: str) -> None:
+    import sys
+    sys.stderr.write(f"WARN: {message}\n")
+
+
+def _check_host_support(cfg: specconv.Config) -> None:
+    """What the host cannot do is refused before anything is created."""
+    proc = cfg.process
+    if proc.apparmor_profile and not os.path.exists("/sys/kernel/security/apparmor"):
+        raise ConfigError(f"process.apparmorProfile: apparmor profile {proc.apparmor_profile!r} "
+                          "specified but AppArmor is not enabled on this system")
+    if proc.selinux_label and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise ConfigError(f"process.selinuxLabel: SELinux label {proc.selinux_label!r} "
+                          "specified but SELinux is not enabled on this system")
+    if proc.rlimits:
+        import resource
+        has_sys_resource = _sys.capget()[0] >> 24 & 1
+        for name, res, soft, hard in proc.rlimits:
+            current = resource.getrlimit(res)[1]
+            if hard > current and current != resource.RLIM_INFINITY and not has_sys_resource:
+                raise ConfigError(
+                    f"process.rlimits: {name} hard limit {hard} is above this host's hard "
+                    f"limit {current}, and raising it needs CAP_SYS_RESOURCE")
+    if cfg.seccomp:
+        try:
+            import seccomp  # noqa: F401
+        except ImportError:
+            raise ConfigError("linux.seccomp: python3-seccomp (libseccomp) is not "
+                              "installed") from None
+
+
+def _load_bundle(bundle: str) -> tuple[dict, specconv.Config]:
+    try:
+        raw = load_config(bundle)
+        cfg = specconv.convert(raw, bundle)
+        _check_host_support(cfg)
+    except ConfigError as e:
+        raise RuntimeFailure(f"invalid configuration: {e}") from None
+    return raw, cfg
+
+
+def _base_state(cid: str, bundle: str, annotations: dict) -> dict:
+    return {"ociVersion": SPEC_VERSION, "id": cid, "status": status.CREATING, "pid": 0,
+            "bundle": bundle, "annotations": annotations}
+
+
+def _wait_pid_exit(pid: int) -> None:
+    """Block until a process (not necessarily our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def _kill_and_wait(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _wait_pid_exit(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _write_id_maps(pid: int, cfg: specconv.Config) -> None:
+    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+        text = "".join(f"{c} {h} {s}\n" for c, h, s in maps)
+        trace.step("userns", f"/proc/{pid}/{name}", value=text.strip().replace("\n", ","))
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(text)
+
+
+def _connect_console(path: str | None) -> socket.socket | None:
+    if not path:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeFailure(f"failed to connect to console socket {path}: "
+                             f"{process.describe(e)}") from None
+    return sock
+
+
+def _spawn(body, sock_child, sock_parent) -> int:
+    """fork; the child runs body and never returns."""
+    pid = os.fork()
+    if pid == 0:
+        sock_parent.close()
+        process.run_child(body, sock_child)
+    sock_child.close()
+    return pid
+
+
+def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> int:
+    """Serve the intermediate until it reports the pid of its child, then reap it."""
+    while True:
+        msg = sync.recv(sock)
+        if msg is None:
+            raise sync.ProtocolError("container init exited unexpectedly")
+        if msg["type"] == "userns" and cfg is not None:
+            _write_id_maps(intermediate, cfg)
+            sync.send(sock, "userns-done")
+        elif msg["type"] == "pid":
+            _reap(intermediate)
+            return msg["pid"]
+        elif msg["type"] == "error":
+            raise sync.ProtocolError(msg["msg"])
+        else:
+            raise sync.ProtocolError(f"sync: unexpected {msg['type']!r}")
+
+
+# --- create / start / run ---
+
+def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
+           preserve_fds=0, stdio=None, _keep_sync=False):
+    """Create the container; its init waits before the user's program until start().
+
+    Returns the init's host pid. On any failure nothing is left behind."""
+    statefile.validate_id(cid)
+    bundle = os.path.abspath(bundle)
+    raw, cfg = _load_bundle(bundle)
+    if cfg.process.terminal and not console_socket:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
+                             "console socket")
+    if console_socket and not cfg.process.terminal:
+        raise RuntimeFailure("cannot use console socket if runc will not detach or "
+                             "allocate tty")
+    os.makedirs(state_root, mode=0o700, exist_ok=True)
+    cdir = statefile.container_dir(state_root, cid)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise RuntimeFailure("container with given ID already exists") from None
+    cgroup = None
+    sock = None
+    fds: list[int] = []
+    init_pid = 0
+    intermediate = 0
+    try:
+        fifo = statefile.fifo_path(state_root, cid)
+        os.mkfifo(fifo, 0o622)
+        cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
+        trace.step("cgroup", "create", path=cgroup.path)
+        cgroup.create()
+        cgroup.apply(cfg.resources)
+        console = _connect_console(console_socket)
+        fds.append(os.open(fifo, os.O_PATH | os.O_CLOEXEC))
+        fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        base = _base_state(cid, bundle, cfg.annotations)
+        sock, child_sock = sync.pair()
+        args = process.InitArgs(cfg, child_sock, fifo_fd=fds[0], proc_fd=fds[1],
+                                console=console, stdio=stdio, preserve_fds=preserve_fds,
+                                no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base)
+        intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
+        if console:
+            console.close()
+        trace.step("cgroup", f"add pid {intermediate}")
+        cgroup.add_process(intermediate)
+        sync.send(sock, "cgroup")
+        init_pid = _receive_pid(sock, intermediate, cfg)
+        intermediate = 0
+        msg = sync.recv(sock)
+        if msg and msg["type"] == "hooks":
+            hook_state = dict(base, pid=init_pid)
+            hooks.run_hooks(cfg.hooks.get("prestart"), hook_state, "prestart")
+            hooks.run_hooks(cfg.hooks.get("createRuntime"), hook_state, "createRuntime")
+            sync.send(sock, "resume")
+            msg = sync.recv(sock)
+        if msg is None:
+            raise sync.ProtocolError("container init exited unexpectedly")
+        if msg["type"] == "error":
+            raise sync.ProtocolError(msg["msg"])
+        started = statefile.process_start_time(init_pid)
+        if started is None:
+            raise RuntimeFailure("container init exited unexpectedly")
+        statefile.save(state_root, cid, {
+            **base, "pid": init_pid, "pid_start": started, "rootfs": cfg.rootfs,
+            "created": _now(), "cgroups_path": cgroup.path, "config": raw,
+            "no_pivot": no_pivot})
+        if pid_file:
+            statefile.write_pid_file(pid_file, init_pid)
+    except BaseException as e:
+        if intermediate:
+            _kill_and_wait(intermediate)
+            _reap(intermediate)
+        if init_pid:
+            _kill_and_wait(init_pid)
+        if cgroup is not None:
+            try:
+                cgroup.destroy()
+            except Exception as ce:  # noqa: BLE001 - the first error is the one to report
+                _warn(f"removing cgroup {cgroup.path}: {ce}")
+        shutil.rmtree(cdir, ignore_errors=True)
+        if isinstance(e, (sync.ProtocolError, hooks.HookError)):
+            raise RuntimeFailure(f"unable to start container process: {e}") from None
+        if isinstance(e, OSError):
+            raise RuntimeFailure(process.describe(e)) from None
+        if not isinstance(e, RuntimeFailure) and type(e).__name__ == "CgroupError":
+            raise RuntimeFailure(str(e)) from None
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if sock is not None and not _keep_sync:
+            sock.close()
+    if _keep_sync:
+        return init_pid, sock
+    return init_pid
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _load(state_root: str, cid: str) -> tuple[dict, str]:
+    st = statefile.load(state_root, cid)
+    return st, _status(state_root, st)
+
+
+def _status(state_root: str, st: dict) -> str:
+    if not statefile.init_alive(st):
+        return status.STOPPED
+    cgroup = _cgroup_manager(st["cgroups_path"])
+    if cgroup.is_frozen():
+        return status.PAUSED
+    if os.path.exists(statefile.fifo_path(state_root, st["id"])):
+        return status.CREATED
+    return status.RUNNING
+
+
+def start(state_root, cid) -> None:
+    st, current = _load(state_root, cid)
+    status.check("start", current, cid)
+    fifo = statefile.fifo_path(state_root, cid)
+    # Opened non-blocking: a dead init must not leave `start` hanging on the fifo.
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        pidfd = os.pidfd_open(st["pid"])
+    except ProcessLookupError:
+        os.close(fd)
+        raise RuntimeFailure("cannot start a container that has stopped") from None
+    try:
+        trace.step("exec.fifo", "release the init")
+        while True:
+            ready, _, _ = select.select([fd, pidfd], [], [])
+            if fd in ready:
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    continue
+                if data:
+                    break
+            if pidfd in ready:
+                raise RuntimeFailure("cannot start a container that has stopped")
+    finally:
+        os.close(fd)
+        os.close(pidfd)
+    os.unlink(fifo)
+    cfg_hooks = (st["config"].get("hooks") or {}).get("poststart")
+    if cfg_hooks:
+        hooks.run_hooks_warn(cfg_hooks, dict(_hook_state(st), status=status.RUNNING),
+                             "poststart", _warn)
+
+
+def _hook_state(st: dict) -> dict:
+    return {k: st[k] for k in ("ociVersion", "id", "pid", "bundle", "annotations")}
+
+
+def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=None,
+        no_pivot=False, preserve_fds=0, stdio=None) -> int:
+    """create + start; unless detached, wait for the init and delete the container.
+
+    Returns the init pid (detach) or its exit status (128+signal when killed)."""
+    if not detach:
+        _sys.set_child_subreaper()
+    pid, sock = create(state_root, cid, bundle, pid_file=pid_file,
+                       console_socket=console_socket, no_pivot=no_pivot,
+                       preserve_fds=preserve_fds, stdio=stdio, _keep_sync=True)
+    try:
+        start(state_root, cid)
+        # The socket closes at execve; anything before that is an error of the last steps.
+        msg = sync.recv(sock)
+    except BaseException:
+        sock.close()
+        _force_delete(state_root, cid)
+        raise
+    sock.close()
+    if msg and msg["type"] == "error":
+        _force_delete(state_root, cid)
+        raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
+    if detach:
+        return pid
+    code = _wait_forwarding_signals(pid)
+    _force_delete(state_root, cid)
+    return code
+
+
+def _force_delete(state_root: str, cid: str) -> None:
+    try:
+        delete(state_root, cid, force=True)
+    except ContainerNotFound:
+        pass
+
+
+def _wait_forwarding_signals(pid: int) -> int:
+    """Wait for our (reparented) child; signals sent to us go to it, as runc does."""
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, forward) for s in forwarded}
+    try:
+        while True:
+            try:
+                _, wstatus = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return 255
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return _exit_code(wstatus)
+
+
+def _exit_code(wstatus: int) -> int:
+    if os.WIFSIGNALED(wstatus):
+        return 128 + os.WTERMSIG(wstatus)
+    return os.WEXITSTATUS(wstatus)
+
+
+# --- queries ---
+
+def state(state_root, cid) -> dict:
+    st, current = _load(state_root, cid)
+    return {"ociVersion": st["ociVersion"], "id": cid, "pid": st["pid"] if current !=
+            status.STOPPED else 0, "status": current, "bundle": st["bundle"],
+            "rootfs": st.get("rootfs", ""), "created": st.get("created", ""),
+            "annotations": st.get("annotations") or {}, "owner": ""}
+
+
+def list_containers(state_root) -> list[dict]:
+    out = []
+    for cid in statefile.ids(state_root):
+        try:
+            out.append(state(state_root, cid))
+        except ContainerNotFound:
+            pass  # deleted meanwhile
+    return out
+
+
+def ps(state_root, cid) -> list[int]:
+    st, _ = _load(state_root, cid)
+    return _cgroup_manager(st["cgroups_path"]).pids()
+
+
+# --- signals and teardown ---
+
+def _shares_pid_ns(config: dict) -> bool:
+    return not any(ns.get("type") == "pid" and not ns.get("path")
+                   for ns in (config.get("linux") or {}).get("namespaces") or ())
+
+
+def kill(state_root, cid, sig: int, all=False) -> None:  # noqa: A002 - runc's flag name
+    st, current = _load(state_root, cid)
+    status.check("kill", current, cid)
+    if all or _shares_pid_ns(st["config"]) and sig == signal.SIGKILL:
+        _signal_all(st, sig)
+        return
+    trace.step("kill", f"pid {st['pid']}", signal=sig)
+    try:
+        os.kill(st["pid"], sig)
+    except ProcessLookupError:
+        raise RuntimeFailure("container not running") from None
+    except OSError as e:
+        raise RuntimeFailure(f"unable to signal init: {process.describe(e)}") from None
+
+
+def _signal_all(st: dict, sig: int) -> None:
+    """Every process in the cgroup; frozen first so none can fork away (runc's way)."""
+    cgroup = _cgroup_manager(st["cgroups_path"])
+    frozen = cgroup.is_frozen()
+    if sig == signal.SIGKILL and not frozen:
+        cgroup.freeze()
+    try:
+        for pid in cgroup.pids():
+            trace.step("kill", f"pid {pid}", signal=sig)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if sig == signal.SIGKILL and not frozen:
+            cgroup.thaw()
+
+
+def delete(state_root, cid, force=False) -> None:
+    st, current = _load(state_root, cid)
+    if current != status.STOPPED:
+        if not force:
+            status.check("delete", current, cid)
+        _signal_all(st, signal.SIGKILL)
+        if current == status.PAUSED:
+            _cgroup_manager(st["cgroups_path"]).thaw()
+        if statefile.init_alive(st):
+            _kill_and_wait(st["pid"])
+    cgroup = _cgroup_manager(st["cgroups_path"])
+    for pid in cgroup.pids():
+        _kill_and_wait(pid)
+    trace.step("cgroup", "destroy", path=cgroup.path)
+    try:
+        cgroup.destroy()
+    except Exception as e:  # noqa: BLE001 - CgroupError; the state must still go
+        _warn(str(e))
+    poststop = (st["config"].get("hooks") or {}).get("poststop")
+    if poststop:
+        hooks.run_hooks_warn(poststop, dict(_hook_state(st), status=status.STOPPED),
+                             "poststop", _warn)
+    shutil.rmtree(statefile.container_dir(state_root, cid), ignore_errors=True)
+
+
+def pause(state_root, cid) -> None:
+    st, current = _load(state_root, cid)
+    status.check("pause", current, cid)
+    trace.step("cgroup", "freeze", path=st["cgroups_path"])
+    _cgroup_manager(st["cgroups_path"]).freeze()
+
+
+def resume(state_root, cid) -> None:
+    st, current = _load(state_root, cid)
+    status.check("resume", current, cid)
+    trace.step("cgroup", "thaw", path=st["cgroups_path"])
+    _cgroup_manager(st["cgroups_path"]).thaw()
+
+
+def update(state_root, cid, resources: dict) -> None:
+    st, current = _load(state_root, cid)
+    status.check("update", current, cid)
+    try:
+        _cgroup_manager(st["cgroups_path"]).apply(resources)
+    except Exception as e:  # noqa: BLE001 - CgroupError: one line
+        if type(e).__name__ == "CgroupError":
+            raise RuntimeFailure(str(e)) from None
+        raise
+
+
+def stats(state_root, cid) -> dict:
+    st, _ = _load(state_root, cid)
+    return _cgroup_manager(st["cgroups_path"]).stats()
+
+
+# --- exec ---
+
+def _container_namespaces(init_pid: int) -> list[tuple[str, str]]:
+    """The init's namespaces that differ from ours: the ones exec must join."""
+    out = []
+    for kind, name in specconv.NS_PROC_NAMES.items():
+        theirs = f"/proc/{init_pid}/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                out.append((kind, theirs))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_socket=None,
+                 pid_file=None, stdio=None, preserve_fds=0) -> int:
+    """Run a process (a runtime-spec `process` object) in the container.
+
+    Returns its host pid when detached, else its exit status."""
+    st, current = _load(state_root, cid)
+    status.check("exec", current, cid)
+    try:
+        proc = specconv.convert_process(process_spec)
+    except ConfigError as e:
+        raise RuntimeFailure(f"invalid process: {e}") from None
+    if proc.terminal and not console_socket and detach:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
+                             "console socket")
+    if console_socket and not proc.terminal:
+        raise RuntimeFailure("cannot use console socket if runc will not detach or "
+                             "allocate tty")
+    if proc.terminal and not console_socket:
+        raise RuntimeFailure("a terminal without --console-socket is not supported yet")
+    if not detach:
+        _sys.set_child_subreaper()
+    cgroup = _cgroup_manager(st["cgroups_path"])
+    seccomp_spec = (st["config"].get("linux") or {}).get("seccomp")
+    console = _connect_console(console_socket)
+    proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    sock, child_sock = sync.pair()
+    args = process.ExecArgs(proc, child_sock, init_pid=st["pid"],
+                            namespaces=_container_namespaces(st["pid"]),
+                            seccomp_spec=seccomp_spec, proc_fd=proc_fd, console=console,
+                            stdio=stdio, preserve_fds=preserve_fds)
+    intermediate = 0
+    pid = 0
+    try:
+        intermediate = _spawn(lambda: process.exec_stage1(args), child_sock, sock)
+        if console:
+            console.close()
+        cgroup.add_process(intermediate)
+        sync.send(sock, "cgroup")
+        pid = _receive_pid(sock, intermediate)
+        intermediate = 0
+        sync.expect(sock, "ready")
+        msg = sync.recv(sock)  # EOF: the socket closed at a successful execve
+        if msg and msg["type"] == "error":
+            raise sync.ProtocolError(msg["msg"])
+    except BaseException as e:
+        if intermediate:
+            _kill_and_wait(intermediate)
+            _reap(intermediate)
+        if pid:
+            _kill_and_wait(pid)
+            _reap(pid)
+        if isinstance(e, sync.ProtocolError):
+            raise RuntimeFailure(f"unable to start container process: {e}") from None
+        if isinstance(e, OSError):
+            raise RuntimeFailure(process.describe(e)) from None
+        raise
+    finally:
+        sock.close()
+        os.close(proc_fd)
+    if pid_file:
+        statefile.write_pid_file(pid_file, pid)
+    if detach:
+        return pid
+    return _wait_forwarding_signals(pid)
+
+
+def process_from_args(state_root, cid, args: list[str], *, cwd=None, env=(), user=None,
+                      terminal=False) -> dict:
+    """`exec ARGS`: the container's own process settings with these overrides (as runc)."""
+    st = statefile.load(state_root, cid)
+    base = dict(st["config"].get("process") or {})
+    proc = {k: base[k] for k in ("env", "cwd", "user", "capabilities", "noNewPrivileges",
+                                 "apparmorProfile", "selinuxLabel") if k in base}
+    proc["args"] = list(args)
+    proc["terminal"] = terminal
+    if cwd:
+        proc["cwd"] = cwd
+    if env:
+        proc["env"] = list(proc.get("env") or []) + list(env)
+    if user:
+        uid, _, gid = user.partition(":")
+        proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    return proc

@@ -1,0 +1,332 @@
+"""The processes that become a container: the intermediate (stage 1) and the init (stage 2),
+and the process of `exec`. The protocol between them and the parent is in sync.py.
+
+Everything here runs in forked children and leaves only through os._exit or execve: an
+error becomes one "error" message to the parent, never a traceback on the user's terminal.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import socket
+
+from hutch import _sys, trace
+from hutch.runtime import capabilities, hooks, rootfs, sync
+from hutch.runtime.specconv import NAMESPACE_FLAGS, Config, Process
+
+
+class InitError(Exception):
+    """An error in the container's setup; str() is the line the user sees."""
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        text = e.strerror if ":" in e.strerror else e.strerror.lower()
+        return f"{text}: {e.filename}" if e.filename else text
+    return str(e)
+
+
+def run_child(body, sock: socket.socket) -> None:
+    """Run body() in a forked child; never return to the caller's code."""
+    code = 1
+    try:
+        body()
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+        try:
+            sync.send(sock, "error", msg=describe(e))
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+# --- executable lookup with Go's exec.LookPath rules (runc's messages) ---
+
+def _is_executable(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not (st.st_mode & 0o170000 == 0o040000) and bool(st.st_mode & 0o111)
+
+
+def look_path(name: str, path_env: str) -> str:
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise InitError(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
+        if st.st_mode & 0o170000 == 0o040000 or not st.st_mode & 0o111:
+            raise InitError(f'exec: "{name}": permission denied')
+        return name
+    for d in path_env.split(":") if path_env else ():
+        candidate = os.path.join(d or ".", name)
+        if _is_executable(candidate):
+            return candidate
+    raise InitError(f'exec: "{name}": executable file not found in $PATH')
+
+
+# --- pieces shared by the init and exec'd processes ---
+
+def set_rlimits(proc: Process) -> None:
+    for name, res, soft, hard in proc.rlimits:
+        trace.step("rlimit", name, soft=soft, hard=hard)
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (ValueError, OSError) as e:
+            current = resource.getrlimit(res)[1]
+            raise InitError(f"error setting rlimit type {name}: soft {soft} hard {hard}: "
+                            f"{describe(e) if isinstance(e, OSError) else e} (the hard limit "
+                            f"here is {current}; raising it needs CAP_SYS_RESOURCE)") from None
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def process_env(proc: Process) -> list[str]:
+    env = list(proc.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={_home_of(proc.uid)}")
+    return env
+
+
+def set_user_and_caps(proc: Process) -> None:
+    """runc's finalizeNamespace: bounding set, keepcaps, groups/gid/uid, then the sets."""
+    last = _sys.cap_last_cap() if proc.capabilities is not None else 0
+    if proc.capabilities is not None:
+        capabilities.apply_bounding(_sys, proc.capabilities["bounding"], last)
+        _sys.set_keepcaps(True)
+    trace.step("user", f"uid={proc.uid} gid={proc.gid}",
+               groups=",".join(map(str, proc.additional_gids)) or "-")
+    os.setgroups(proc.additional_gids)
+    os.setresgid(proc.gid, proc.gid, proc.gid)
+    os.setresuid(proc.uid, proc.uid, proc.uid)
+    if proc.capabilities is not None:
+        _sys.set_keepcaps(False)
+        capabilities.apply_sets(_sys, proc.capabilities, last)
+
+
+def setup_terminal(proc: Process, console: socket.socket) -> None:
+    """A pty from the container's devpts; the master goes to the console socket."""
+    master, slave = _sys.open_pty()
+    trace.step("console", "send pty master over the console socket")
+    socket.send_fds(console, [b"/dev/ptmx"], [master])
+    os.close(master)
+    console.close()
+    if proc.console_size and all(proc.console_size):
+        _sys.set_winsize(slave, *proc.console_size)
+    os.fchown(slave, proc.uid, proc.gid)
+    _sys.set_controlling_tty(slave)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+
+
+def mark_cloexec_above(first_free: int, proc_fd: int) -> None:
+    """Everything from first_free up is closed at execve (the sync socket included)."""
+    dir_fd = os.open("self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    try:
+        for name in os.listdir(dir_fd):
+            fd = int(name)
+            if fd >= first_free and fd != dir_fd:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+    finally:
+        os.close(dir_fd)
+
+
+def dup_stdio(stdio) -> None:
+    if stdio:
+        for target, fd in enumerate(stdio):
+            if fd is not None and fd != target:
+                os.dup2(fd, target)
+
+
+# --- create: stage 1 (intermediate) and stage 2 (init) ---
+
+class InitArgs:
+    """What the init needs besides the config (all fds opened by the parent)."""
+
+    def __init__(self, cfg: Config, sock, *, fifo_fd: int, proc_fd: int, console, stdio,
+                 preserve_fds: int, no_pivot: bool, cgroup_paths: dict, state: dict):
+        self.cfg = cfg
+        self.sock = sock
+        self.fifo_fd = fifo_fd
+        self.proc_fd = proc_fd
+        self.console = console
+        self.stdio = stdio
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.cgroup_paths = cgroup_paths
+        self.state = state
+
+
+def join_namespaces(joined: list[tuple[str, str]]) -> None:
+    """setns into each (type, path); user first: it grants the rights to join the rest."""
+    ordered = sorted(joined, key=lambda item: item[0] != "user")
+    fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind, path) for kind, path in ordered]
+    for fd, kind, path in fds:
+        trace.step("setns", f"{kind} {path}")
+        try:
+            _sys.setns(fd, NAMESPACE_FLAGS[kind])
+        except OSError as e:
+            raise InitError(f"failed to join {kind} namespace {path}: {describe(e)}") from None
+        finally:
+            os.close(fd)
+
+
+def stage1(a: InitArgs) -> None:
+    cfg = a.cfg
+    sync.expect(a.sock, "cgroup")
+    if cfg.process.oom_score_adj is not None:
+        trace.step("oom_score_adj", str(cfg.process.oom_score_adj))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(cfg.process.oom_score_adj))
+        except OSError as e:
+            raise InitError(f"error setting oom_score_adj to {cfg.process.oom_score_adj}: "
+                            f"{describe(e)}") from None
+    join_namespaces(cfg.joined_namespaces)
+    if cfg.has_new_userns:
+        trace.step("unshare", "CLONE_NEWUSER")
+        _sys.unshare(_sys.CLONE_NEWUSER)
+        sync.send(a.sock, "userns")
+        sync.expect(a.sock, "userns-done")
+    if "user" in cfg.namespace_types:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    flags = cfg.new_namespaces & ~_sys.CLONE_NEWUSER
+    if flags:
+        trace.step("unshare", " ".join(k for k, v in NAMESPACE_FLAGS.items()
+                                        if flags & v and k != "user"))
+        _sys.unshare(flags)
+    pid = os.fork()
+    if pid == 0:
+        run_child(lambda: init(a), a.sock)
+    sync.send(a.sock, "pid", pid=pid)
+
+
+def init(a: InitArgs) -> None:
+    cfg, proc = a.cfg, a.cfg.process
+    os.setsid()
+    dup_stdio(a.stdio)
+    try:
+        rootfs.prepare(_sys, cfg, a.cgroup_paths)
+    except OSError as e:
+        raise InitError(f"error preparing rootfs: {describe(e)}") from None
+    state = dict(a.state, pid=int(os.readlink("self", dir_fd=a.proc_fd)))
+    if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
+        sync.send(a.sock, "hooks", pid=state["pid"])
+        sync.expect(a.sock, "resume")
+        hooks.run_hooks(cfg.hooks.get("createContainer"), dict(state, status="created"),
+                        "createContainer")
+    if a.no_pivot:
+        rootfs.move_root(_sys, cfg.rootfs)
+    else:
+        rootfs.pivot(_sys, cfg.rootfs)
+    if proc.terminal:
+        setup_terminal(proc, a.console)
+    if cfg.hostname:
+        trace.step("sethostname", cfg.hostname)
+        _sys.sethostname(cfg.hostname)
+    if cfg.domainname:
+        trace.step("setdomainname", cfg.domainname)
+        _sys.setdomainname(cfg.domainname)
+    rootfs.finish(_sys, cfg)
+    finish_process(proc, cfg.seccomp, a.preserve_fds, a.proc_fd)
+    path = look_path(proc.args[0], proc.path_env())
+    env = process_env(proc)
+    sync.send(a.sock, "ready")
+    trace.step("exec.fifo", "wait for start")
+    fifo = os.open(f"self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=a.proc_fd)
+    os.write(fifo, b"0")
+    os.close(fifo)
+    hooks.run_hooks(cfg.hooks.get("startContainer"), dict(state, status="created"),
+                    "startContainer")
+    exec_user_program(proc, cfg.seccomp, path, env)
+
+
+def finish_process(proc: Process, seccomp_spec: dict | None, preserve_fds: int,
+                   proc_fd: int) -> None:
+    """Limits, user, capabilities, cwd: what the init and an exec'd process both do."""
+    set_rlimits(proc)
+    if seccomp_spec and not proc.no_new_privileges:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it.
+        from hutch.runtime import seccomp
+        seccomp.load(seccomp_spec, False)
+    set_user_and_caps(proc)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise InitError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed: "
+                        f"{describe(e)}") from None
+    os.umask(0o022 if proc.umask is None else proc.umask)
+    mark_cloexec_above(3 + preserve_fds, proc_fd)
+
+
+def exec_user_program(proc: Process, seccomp_spec: dict | None, path: str,
+                      env: list[str]) -> None:
+    if proc.no_new_privileges:
+        trace.step("prctl", "PR_SET_NO_NEW_PRIVS")
+        _sys.set_no_new_privs()
+        if seccomp_spec:
+            from hutch.runtime import seccomp
+            seccomp.load(seccomp_spec, True)
+    trace.step("execve", path, args=" ".join(proc.args))
+    try:
+        os.execve(path, proc.args, dict(e.partition("=")[::2] for e in env))
+    except OSError as e:
+        raise InitError(f'exec: "{proc.args[0]}": {describe(e)}') from None
+
+
+# --- exec into a running container ---
+
+class ExecArgs:
+    def __init__(self, proc: Process, sock, *, init_pid: int, namespaces: list[tuple[str, str]],
+                 seccomp_spec, proc_fd: int, console, stdio, preserve_fds: int = 0):
+        self.proc = proc
+        self.sock = sock
+        self.init_pid = init_pid
+        self.namespaces = namespaces
+        self.seccomp_spec = seccomp_spec
+        self.proc_fd = proc_fd
+        self.console = console
+        self.stdio = stdio
+        self.preserve_fds = preserve_fds
+
+
+def exec_stage1(a: ExecArgs) -> None:
+    sync.expect(a.sock, "cgroup")
+    join_namespaces(a.namespaces)
+    if any(kind == "user" for kind, _ in a.namespaces):
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    pid = os.fork()
+    if pid == 0:
+        run_child(lambda: exec_stage2(a), a.sock)
+    sync.send(a.sock, "pid", pid=pid)
+
+
+def exec_stage2(a: ExecArgs) -> None:
+    proc = a.proc
+    os.setsid()
+    dup_stdio(a.stdio)
+    if proc.terminal:
+        setup_terminal(proc, a.console)
+    finish_process(proc, a.seccomp_spec, a.preserve_fds, a.proc_fd)
+    path = look_path(proc.args[0], proc.path_env())
+    env = process_env(proc)
+    sync.send(a.sock, "ready")
+    exec_user_program(proc, a.seccomp_spec, path, env)

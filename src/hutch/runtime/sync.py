@@ -1,0 +1,65 @@
+"""The sync channel between the runtime (parent) and the container's processes.
+
+One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
+
+    parent                         intermediate (stage 1)            init (stage 2, PID 1)
+    fork ────────────────────────▶
+    joins the child to the cgroup
+    "cgroup" ────────────────────▶ setns into `path` namespaces
+                                   unshare(CLONE_NEWUSER)?
+          ◀──────────────── "userns"
+    writes uid_map/gid_map
+    "userns-done" ───────────────▶ unshare(other namespaces)
+                                   fork ──────────────────────────▶
+          ◀──────────── "pid" {pid}
+    reaps the intermediate                                           mounts, devices
+          ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)
+    prestart, createRuntime hooks
+    "resume" {state} ─────────────────────────────────────────────▶ createContainer hooks,
+                                                                     pivot_root, caps, ...
+          ◀─────────────────────────────────────────────── "ready"
+    writes the state file, returns                                   blocks on exec.fifo
+                                                                     until `start`, execve
+
+Any stage may send "error" {msg} instead; the parent prints that one line. The socket is
+close-on-exec in the init, so for `exec` a clean EOF after "ready" means execve succeeded.
+"""
+from __future__ import annotations
+
+import json
+import socket
+
+MAX_MESSAGE = 1 << 20
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, kind: str, **fields) -> None:
+    fields["type"] = kind
+    sock.send(json.dumps(fields).encode())
+
+
+def recv(sock: socket.socket) -> dict | None:
+    """The next message, or None when the other side closed."""
+    data = sock.recv(MAX_MESSAGE)
+    if not data:
+        return None
+    return json.loads(data)
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def expect(sock: socket.socket, kind: str) -> dict:
+    """Wait for `kind`; an "error" message or EOF raises ProtocolError with its text."""
+    msg = recv(sock)
+    if msg is None:
+        raise ProtocolError("container init exited unexpectedly")
+    if msg["type"] == "error":
+        raise ProtocolError(msg["msg"])
+    if msg["type"] != kind:
+        raise ProtocolError(f"sync: expected {kind!r}, got {msg['type']!r}")
+    return msg
