@@ -36,7 +36,10 @@ HOST_LOCK = "/run/lock/hutch-network.lock"
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="microseconds")
+    """RFC 3339 with nanoseconds in UTC, as Go prints time.Time in JSON."""
+    t = datetime.datetime.now(datetime.timezone.utc)
+    frac = f"{t.microsecond * 1000:09d}".rstrip("0")
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 def _write_json(path: str, data) -> None:
