@@ -151,10 +151,8 @@ def matches(net: dict, filters: dict[str, list[str]]) -> bool:
 
 
 def _created_at(created: str) -> str:
-    import datetime
-    t = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")[:26] + "+00:00"
-                                        if "." in created else created.replace("Z", "+00:00"))
-    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond * 1000:09d}".rstrip("0") + " +0000 UTC"
+    """Go's time.String() of the network's UTC creation time ("2006-01-02 15:04:05.999 +0000 UTC")."""
+    return created.replace("T", " ").rstrip("Z") + " +0000 UTC"
 
 
 def cmd_network_ls(ctx, argv) -> int:
