@@ -16,16 +16,16 @@ from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import Mounts, fake_mounts, host_mounts, own_cgroup
 
-__all__ = ["CgroupError", "CgroupManager", "detect_mode", "manager", "mounts"]
+__all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager"]
 
 
-def mounts(root: str | None = None, mode: str | None = None) -> Mounts:
+def cgroup_mounts(root: str | None = None, mode: str | None = None) -> Mounts:
     """The host's cgroup mounts, or those of a fake tree under `root`."""
     return fake_mounts(root, mode) if root else host_mounts()
 
 
 def detect_mode(root: str | None = None) -> str:
-    return mounts(root).mode
+    return cgroup_mounts(root).mode
 
 
 def manager(cgroups_path: str, *, root: str | None = None,
@@ -36,9 +36,9 @@ def manager(cgroups_path: str, *, root: str | None = None,
     relative one is placed under the caller's own cgroup, as runc does (on a fake tree it
     is taken from the root). Hybrid hosts use the v1 driver, as runc does.
     """
-    m = mounts(root, mode)
+    m = cgroup_mounts(root, mode)
     if not cgroups_path or ".." in cgroups_path.split("/") or os.path.normpath(
-            "/" + cgroups_path) == "/":
+            "/" + cgroups_path.lstrip("/")) == "/":
         # Never the hierarchy's root: destroy() would kill every process on the host.
         raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}")
     if m.mode == "unified":

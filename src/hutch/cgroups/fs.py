@@ -26,7 +26,7 @@ def write(path: str, value) -> None:
     value = str(value)
     trace.step("cgroup", f"{path} = {value}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
         raise CgroupError(f'failed to write "{value}" to {path}: {os.strerror(e.errno).lower()}',
                           e.errno) from None

@@ -302,8 +302,8 @@ def host_info() -> HostInfo:
     global _host
     if _host is not None:
         return _host
-    from hutch.cgroups import mounts
-    m = mounts()
+    from hutch.cgroups import cgroup_mounts
+    m = cgroup_mounts()
     ncpu = len(os.sched_getaffinity(0))
 
     def read(path, default=""):
