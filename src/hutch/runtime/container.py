@@ -197,11 +197,13 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
-        trace.step("cgroup", f"add pid {intermediate}")
-        cgroup.add_process(intermediate)
-        sync.send(sock, "cgroup")
         init_pid = _receive_pid(sock, intermediate, cfg)
         intermediate = 0
+        # While the init prepares its rootfs: moving a process between v1 cgroups waits
+        # for an RCU grace period (~10 ms), so it is done in parallel with that work.
+        trace.step("cgroup", f"add pid {init_pid}")
+        cgroup.add_process(init_pid)
+        sync.send(sock, "cgroup")
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
             hook_state = dict(base, pid=init_pid)

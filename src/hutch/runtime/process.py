@@ -189,7 +189,6 @@ def join_namespaces(joined: list[tuple[str, str]]) -> None:
 
 def stage1(a: InitArgs) -> None:
     cfg = a.cfg
-    sync.expect(a.sock, "cgroup")
     if cfg.process.oom_score_adj is not None:
         trace.step("oom_score_adj", str(cfg.process.oom_score_adj))
         try:
@@ -207,7 +206,8 @@ def stage1(a: InitArgs) -> None:
     if "user" in cfg.namespace_types:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    flags = cfg.new_namespaces & ~_sys.CLONE_NEWUSER
+    # The cgroup namespace comes later, from the init, once it is in its cgroup.
+    flags = cfg.new_namespaces & ~(_sys.CLONE_NEWUSER | _sys.CLONE_NEWCGROUP)
     if flags:
         trace.step("unshare", " ".join(k for k, v in NAMESPACE_FLAGS.items()
                                         if flags & v and k != "user"))
@@ -226,6 +226,11 @@ def init(a: InitArgs) -> None:
         rootfs.prepare(_sys, cfg, a.cgroup_paths)
     except OSError as e:
         raise InitError(f"error preparing rootfs: {describe(e)}") from None
+    # The parent moved us into the container's cgroup meanwhile (a slow write on v1).
+    sync.expect(a.sock, "cgroup")
+    if cfg.new_namespaces & _sys.CLONE_NEWCGROUP:
+        trace.step("unshare", "cgroup")
+        _sys.unshare(_sys.CLONE_NEWCGROUP)
     state = dict(a.state, pid=int(os.readlink("self", dir_fd=a.proc_fd)))
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
         sync.send(a.sock, "hooks", pid=state["pid"])

@@ -6,7 +6,6 @@ before anything is created.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from hutch import _sys
 from hutch.oci.runtime_spec import ConfigError
@@ -70,48 +69,64 @@ SECCOMP_OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass
-class Mount:
-    destination: str
-    source: str
-    type: str
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    data: str = ""
+def _none():
+    return None
+
+
+class _Record:
+    """A plain record: dataclasses would cost ~7 ms of import on every runtime call."""
+    __slots__ = ()
+
+    def __init__(self, *args, **kwargs):
+        defaults = self._defaults()
+        for name, value in zip(self.__slots__, args):
+            kwargs[name] = value
+        for name in self.__slots__:
+            setattr(self, name, kwargs[name] if name in kwargs else defaults[name]())
+
+    def _defaults(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+
+class Mount(_Record):
+    __slots__ = ("destination", "source", "type", "flags", "propagation", "data")
+
+    def _defaults(self):
+        return {"flags": int, "propagation": list, "data": str}
 
     @property
     def is_bind(self) -> bool:
         return bool(self.flags & _sys.MS_BIND)
 
 
-@dataclass
-class Device:
-    path: str
-    type: str          # c, b, u (unbuffered char), p (fifo)
-    major: int
-    minor: int
-    mode: int = 0o666
-    uid: int = 0
-    gid: int = 0
+class Device(_Record):
+    # type: c, b, u (unbuffered char), p (fifo)
+    __slots__ = ("path", "type", "major", "minor", "mode", "uid", "gid")
+
+    def _defaults(self):
+        return {"mode": lambda: 0o666, "uid": int, "gid": int}
 
 
-@dataclass
-class Process:
-    args: list[str]
-    env: list[str]
-    cwd: str = "/"
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: list[int] = field(default_factory=list)
-    terminal: bool = False
-    console_size: tuple[int, int] | None = None     # rows, cols
-    capabilities: dict[str, int] | None = None      # set name → mask; None keeps all
-    rlimits: list[tuple[str, int, int, int]] = field(default_factory=list)  # name, res, soft, hard
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    apparmor_profile: str = ""
-    selinux_label: str = ""
+class Process(_Record):
+    # console_size: (rows, cols); capabilities: set name → mask, None keeps all;
+    # rlimits: (name, resource, soft, hard)
+    __slots__ = ("args", "env", "cwd", "uid", "gid", "umask", "additional_gids", "terminal",
+                 "console_size", "capabilities", "rlimits", "no_new_privileges",
+                 "oom_score_adj", "apparmor_profile", "selinux_label")
+
+    def _defaults(self):
+        return {"cwd": lambda: "/", "uid": int, "gid": int, "umask": _none,
+                "additional_gids": list, "terminal": bool, "console_size": _none,
+                "capabilities": _none, "rlimits": list, "no_new_privileges": bool,
+                "oom_score_adj": _none, "apparmor_profile": str, "selinux_label": str}
 
     def path_env(self) -> str:
         for item in self.env:
@@ -120,29 +135,22 @@ class Process:
         return ""
 
 
-@dataclass
-class Config:
-    rootfs: str
-    readonly_root: bool
-    process: Process
-    hostname: str = ""
-    domainname: str = ""
-    mounts: list[Mount] = field(default_factory=list)
-    rootfs_propagation: int = 0
-    new_namespaces: int = 0                       # CLONE_* flags to unshare
-    joined_namespaces: list[tuple[str, str]] = field(default_factory=list)  # (type, path)
-    namespace_types: set[str] = field(default_factory=set)
-    uid_mappings: list[tuple[int, int, int]] = field(default_factory=list)
-    gid_mappings: list[tuple[int, int, int]] = field(default_factory=list)
-    devices: list[Device] = field(default_factory=list)
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    sysctl: dict[str, str] = field(default_factory=dict)
-    cgroups_path: str = ""
-    resources: dict = field(default_factory=dict)
-    seccomp: dict | None = None
-    hooks: dict[str, list[dict]] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+class Config(_Record):
+    # new_namespaces: CLONE_* flags to unshare; joined_namespaces: (type, path);
+    # uid/gid_mappings: (container id, host id, size)
+    __slots__ = ("rootfs", "readonly_root", "process", "hostname", "domainname", "mounts",
+                 "rootfs_propagation", "new_namespaces", "joined_namespaces",
+                 "namespace_types", "uid_mappings", "gid_mappings", "devices", "masked_paths",
+                 "readonly_paths", "sysctl", "cgroups_path", "resources", "seccomp", "hooks",
+                 "annotations")
+
+    def _defaults(self):
+        return {"hostname": str, "domainname": str, "mounts": list, "rootfs_propagation": int,
+                "new_namespaces": int, "joined_namespaces": list, "namespace_types": set,
+                "uid_mappings": list, "gid_mappings": list, "devices": list,
+                "masked_paths": list, "readonly_paths": list, "sysctl": dict,
+                "cgroups_path": str, "resources": dict, "seccomp": _none, "hooks": dict,
+                "annotations": dict}
 
     @property
     def has_new_userns(self) -> bool:

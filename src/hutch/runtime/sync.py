@@ -3,16 +3,16 @@
 One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
 
     parent                         intermediate (stage 1)            init (stage 2, PID 1)
-    fork ────────────────────────▶
-    joins the child to the cgroup
-    "cgroup" ────────────────────▶ setns into `path` namespaces
+    fork ────────────────────────▶ setns into `path` namespaces
                                    unshare(CLONE_NEWUSER)?
           ◀──────────────── "userns"
     writes uid_map/gid_map
-    "userns-done" ───────────────▶ unshare(other namespaces)
+    "userns-done" ───────────────▶ unshare(the others but cgroup)
                                    fork ──────────────────────────▶
           ◀──────────── "pid" {pid}
-    reaps the intermediate                                           mounts, devices
+    reaps the intermediate,                                          mounts, devices
+    moves the init into the cgroup
+    "cgroup" ─────────────────────────────────────────────────────▶ unshare(CLONE_NEWCGROUP)
           ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)
     prestart, createRuntime hooks
     "resume" {state} ─────────────────────────────────────────────▶ createContainer hooks,
