@@ -237,7 +237,7 @@ class _Applier:
                 os.chown(fd, member.uid, member.gid)
                 os.chmod(fd, mode)  # after chown, which clears set-id bits
                 _set_xattrs(fd, xattrs)
-                os.utime(fd, ns=(member.mtime * 10**9, member.mtime * 10**9))
+                os.utime(fd, ns=(_ns(member.mtime),) * 2)
             finally:
                 os.close(fd)
             return
@@ -246,7 +246,7 @@ class _Applier:
             os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
             if xattrs:
                 _set_xattrs(f"/proc/self/fd/{pfd}/{base}", xattrs, follow=False)
-            os.utime(base, ns=(member.mtime * 10**9,) * 2, dir_fd=pfd, follow_symlinks=False)
+            os.utime(base, ns=(_ns(member.mtime),) * 2, dir_fd=pfd, follow_symlinks=False)
             return
         if member.islnk():
             self._hardlink(member, pfd, base)
@@ -262,7 +262,7 @@ class _Applier:
         os.chmod(base, mode, dir_fd=pfd)
         if xattrs:
             _set_xattrs(f"/proc/self/fd/{pfd}/{base}", xattrs, follow=False)
-        os.utime(base, ns=(member.mtime * 10**9,) * 2, dir_fd=pfd, follow_symlinks=False)
+        os.utime(base, ns=(_ns(member.mtime),) * 2, dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, member, pfd, base) -> None:
         target = clean_name(member.linkname)
@@ -292,12 +292,17 @@ class _Applier:
                 continue
             try:
                 fd = os.open(comps[-1], _DIR_FLAGS, dir_fd=pfd)
-                os.utime(fd, ns=(mtime * 10**9,) * 2)
+                os.utime(fd, ns=(_ns(mtime),) * 2)
                 os.close(fd)
             except OSError:
                 pass
             finally:
                 os.close(pfd)
+
+
+def _ns(mtime) -> int:
+    """tar mtimes are seconds, fractional when a PAX header carries them."""
+    return int(round(mtime * 10**9))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -378,9 +378,15 @@ class ImageStore:
             except (OSError, ValueError):
                 continue
             image = c.get("Image")
-            if isinstance(image, str):
+            if not isinstance(image, str):
+                continue
+            # the engine keeps the live state beside the record (state.json)
+            try:
+                with open(os.path.join(self.containers_dir, cid, "state.json")) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
                 state = c.get("State") if isinstance(c.get("State"), dict) else {}
-                used.setdefault(image, []).append((cid, bool(state.get("Running"))))
+            used.setdefault(image, []).append((cid, bool(state.get("Running"))))
         return used
 
     def delete_image(self, db: dict, image_id: str) -> list[str]:
