@@ -28,6 +28,7 @@ import time
 
 TTL = 600
 FORWARD_TIMEOUT = 2.0
+STARTUP_GRACE = 5.0      # a server nobody registers with exits after this
 
 
 def _dir(paths) -> str:
@@ -141,6 +142,7 @@ class Server:
         self.names: dict[str, dict[str, list[str]]] = {}  # network id → name → [ip]
         self.members: dict[str, set[str]] = {}            # network id → container ids
         self.idle_since = time.monotonic()
+        self.emptied = False          # the last container went away: time to exit
 
     def serve(self) -> None:
         import selectors
@@ -161,7 +163,8 @@ class Server:
                 else:
                     self.query(key.fileobj, key.data)
             self.expire()
-            if not self.containers and not self.pending and time.monotonic() - self.idle_since > 1:
+            idle = time.monotonic() - self.idle_since
+            if not self.containers and not self.pending and (self.emptied or idle > STARTUP_GRACE):
                 # Unlink first: a client that finds no socket starts a fresh server.
                 os.unlink(self.control_path)
                 listener.close()
@@ -181,6 +184,7 @@ class Server:
                 self.sel.register(s, 1, cid)
             elif msg["op"] == "del":
                 self.drop(cid)
+                self.emptied = not self.containers
             conn.sendall(b"ok\n")
         except (OSError, ValueError, KeyError):
             pass

@@ -382,8 +382,7 @@ class NetworkManager:
             eps = self._endpoints(rec["Id"])
             if cid in eps:
                 raise NetworkError(f"endpoint with name {name} already exists in network {rec['Name']}")
-            others = [e for r in self._records() if r["Id"] != rec["Id"]
-                      for c, e in self._endpoints(r["Id"]).items() if c == cid]
+            others = [r for r in self._records() if r["Id"] != rec["Id"] and cid in self._endpoints(r["Id"])]
             cfg = rec["IPAM"]["Config"][0]
             net = ipaddress.ip_network(cfg["Subnet"])
             addr = ipam.allocate(net, cfg["Gateway"], [e["ip"] for e in eps.values()], ip)
@@ -408,8 +407,8 @@ class NetworkManager:
                 if ep["ports"]:
                     iptables.restore(iptables.port_rules(self.bridge_of(rec), addr, ep["ports"],
                                                          "hutch:" + cid))
-                if self._is_user(rec):
-                    from hutch.network import dns as dnsmod
+                if self._is_user(rec) and not any(self._is_user(r) for r in others):
+                    from hutch.network import dns as dnsmod   # one DNS socket per container
                     dnsmod.register(self.paths, cid, netns_path, dnsmod.upstreams(dns))
             except BaseException:
                 self._teardown(rec, cid, ep)
