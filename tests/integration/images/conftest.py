@@ -126,3 +126,12 @@ def registry(tmp_path):
 @pytest.fixture
 def auth_registry(tmp_path):
     yield from _registry(tmp_path, True)
+
+
+@pytest.fixture
+def other_root(tmp_path):
+    """A second, empty hutch root (the far side of a push/pull or save/load)."""
+    d = tmp_path / "other-root"
+    d.mkdir()
+    yield str(d)
+    assert mounts_under(str(d)) == []

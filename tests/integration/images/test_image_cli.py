@@ -159,7 +159,7 @@ def test_snapshot_mount_unmount_remove(image_root):
     assert not os.path.exists(os.path.join(image_root, "images", "snapshots", cid))
 
 
-def test_save_load_round_trip(image_root, hutch_root, tmp_path):
+def test_save_load_round_trip(image_root, tmp_path):
     for fmt in ("docker", "oci"):
         archive = tmp_path / f"{fmt}.tar"
         hutch(image_root, "save", "--format", fmt, "-o", str(archive), "busybox",

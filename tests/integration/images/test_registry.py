@@ -1,0 +1,185 @@
+"""pull/push/login against Debian's docker-registry started on 127.0.0.1 for each test."""
+import gzip
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import urllib.request
+
+import pytest
+
+from imgtest_helpers import describe_tree, hutch
+
+pytestmark = pytest.mark.root
+
+
+def _store(root):
+    from hutch.images.store import ImageStore
+    return ImageStore(os.path.join(root, "images"), os.path.join(root, "containers"))
+
+
+def _put(reg, path, data, ctype, method="PUT"):
+    req = urllib.request.Request(f"http://{reg.host}{path}", data=data, method=method,
+                                 headers={"Content-Type": ctype})
+    with urllib.request.urlopen(req) as r:
+        return r.headers
+
+
+def _upload_blob(reg, repo, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    h = _put(reg, f"/v2/{repo}/blobs/uploads/", b"", "application/octet-stream", "POST")
+    loc = h["Location"]
+    loc = loc if loc.startswith("http") else f"http://{reg.host}{loc}"
+    loc += ("&" if "?" in loc else "?") + "digest=" + digest
+    req = urllib.request.Request(loc, data=data, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).close()
+    return digest
+
+
+def _empty_store(root) -> bool:
+    s = _store(root)
+    return all(not os.path.isdir(d) or os.listdir(d) == []
+               for d in (s.layers_dir, s.blobs, s.tmp))
+
+
+def test_push_pull_round_trip(image_root, other_root, registry, tmp_path):
+    name = f"{registry.host}/test/bb:v1"
+    hutch(image_root, "tag", "busybox", name)
+    out = hutch(image_root, "push", name).stdout.decode().splitlines()
+    assert out[0] == f"The push refers to repository [{registry.host}/test/bb]"
+    assert out[-1].startswith("v1: digest: sha256:") and " size: " in out[-1]
+    again = hutch(image_root, "push", name).stdout.decode()
+    assert "Layer already exists" in again
+    # a dead pull's leftovers are swept by the next one
+    stale = os.path.join(other_root, "images", "tmp", "999999999-dead")
+    os.makedirs(stale)
+    pulled = hutch(other_root, "pull", name).stdout.decode().splitlines()
+    digest = out[-1].split()[2]
+    assert pulled[0] == "v1: Pulling from test/bb"
+    assert pulled[-3:] == [f"Digest: {digest}", f"Status: Downloaded newer image for {name}",
+                           name]
+    assert any(line.endswith(": Pull complete") for line in pulled)
+    assert not os.path.exists(stale)
+    up = hutch(other_root, "pull", name).stdout.decode().splitlines()
+    assert up[-2] == f"Status: Image is up to date for {name}"
+    a, b = _store(image_root), _store(other_root)
+    ia, ib = a.resolve("busybox"), b.resolve(name)
+    assert ia.id == ib.id
+    assert describe_tree(a.layer_path(ia.layers[0])) == describe_tree(b.layer_path(ib.layers[0]))
+    assert ib.repo_digests == [f"{registry.host}/test/bb@{digest}"]
+    by_digest = hutch(other_root, "pull", "-q", f"{registry.host}/test/bb@{digest}")
+    assert by_digest.stdout.decode() == f"{registry.host}/test/bb@{digest}\n"
+
+
+def test_manifest_list_and_oci_zstd(image_root, other_root, registry):
+    repo = "multi/img"
+    for tag, image in (("amd", "busybox"), ("other", "progrium/stress")):
+        hutch(image_root, "tag", image, f"{registry.host}/{repo}:{tag}")
+        hutch(image_root, "push", f"{registry.host}/{repo}:{tag}")
+    store = _store(image_root)
+    entries = []
+    for tag, arch in (("amd", "amd64"), ("other", "arm64")):
+        req = urllib.request.Request(
+            f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        with urllib.request.urlopen(req) as r:
+            body = r.read()
+        entries.append({"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                        "size": len(body), "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                        "platform": {"architecture": arch, "os": "linux"}})
+    mlist = json.dumps({"schemaVersion": 2, "mediaType":
+                        "application/vnd.docker.distribution.manifest.list.v2+json",
+                        "manifests": entries}).encode()
+    _put(registry, f"/v2/{repo}/manifests/list", mlist,
+         "application/vnd.docker.distribution.manifest.list.v2+json")
+    list_digest = "sha256:" + hashlib.sha256(mlist).hexdigest()
+    out = hutch(other_root, "pull", f"{registry.host}/{repo}:list").stdout.decode()
+    assert f"Digest: {list_digest}" in out
+    assert _store(other_root).resolve(f"{registry.host}/{repo}:list").id == \
+        store.resolve("busybox").id
+    arm = hutch(other_root, "pull", "--platform", "linux/arm64", f"{registry.host}/{repo}:list")
+    assert _store(other_root).resolve(f"{registry.host}/{repo}:list").id == \
+        store.resolve("progrium/stress").id
+    assert arm.returncode == 0
+    bad = hutch(other_root, "pull", "--platform", "linux/s390x", f"{registry.host}/{repo}:list",
+                check=False)
+    assert bad.returncode == 1 and bad.stderr.decode() == (
+        "Error response from daemon: no matching manifest for linux/s390x in the manifest list "
+        "entries\n")
+    # an OCI manifest with a zstd layer of the same content
+    image = store.resolve("busybox")
+    from hutch.images.archive import layer_tar
+    with layer_tar(store, image.layers[0]) as (tar, _):
+        raw = tar.read()
+    zst = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+    zdigest = _upload_blob(registry, repo, zst)
+    config = store.read_blob(image.id)
+    _upload_blob(registry, repo, config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": image.id, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                    "digest": zdigest, "size": len(zst)}]}).encode()
+    _put(registry, f"/v2/{repo}/manifests/zstd", manifest,
+         "application/vnd.oci.image.manifest.v1+json")
+    fresh = os.path.join(other_root, "fresh")
+    os.mkdir(fresh)
+    hutch(fresh, "pull", f"{registry.host}/{repo}:zstd")
+    f = _store(fresh).resolve(f"{registry.host}/{repo}:zstd")
+    assert f.id == image.id
+    assert describe_tree(store.layer_path(image.layers[0])) == \
+        describe_tree(_store(fresh).layer_path(f.layers[0]))
+
+
+def test_corrupted_blob_is_rejected_and_nothing_kept(image_root, other_root, registry):
+    name = f"{registry.host}/bad/bb:1"
+    hutch(image_root, "tag", "busybox", name)
+    hutch(image_root, "push", name)
+    blob = _store(image_root).layer_info(_store(image_root).resolve("busybox").layers[0])["blob"]
+    path = registry.blob_data(blob["digest"])
+    original = open(path, "rb").read()
+    # 1: the same tar, compressed differently: unpacks fine, but is not the blob named
+    recompressed = gzip.compress(gzip.decompress(original), compresslevel=1, mtime=1)
+    assert recompressed != original
+    # 2: a flipped byte in the payload
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF
+    for bad in (recompressed, bytes(flipped)):
+        with open(path, "wb") as f:
+            f.write(bad)
+        p = hutch(other_root, "pull", name, check=False)
+        assert p.returncode == 1
+        assert p.stderr.decode().startswith("Error response from daemon: ")
+        assert _empty_store(other_root)
+        assert hutch(other_root, "images", "-q").stdout == b""
+    assert "filesystem layer verification failed for digest" in p.stderr.decode() or \
+        "failed to register layer" in p.stderr.decode()
+
+
+def test_basic_auth_login_push_pull(image_root, other_root, auth_registry):
+    reg = auth_registry
+    name = f"{reg.host}/private/bb:1"
+    hutch(image_root, "tag", "busybox", name)
+    p = hutch(image_root, "push", name, check=False)
+    assert p.returncode == 1 and "unauthorized" in p.stderr.decode()
+    p = hutch(image_root, "login", "-u", "tester", "--password-stdin", reg.host,
+              input=b"wrong\n", check=False)
+    assert p.returncode == 1 and "unauthorized" in p.stderr.decode()
+    p = hutch(image_root, "login", "-u", "tester", "--password-stdin", reg.host,
+              input=b"s3cret\n")
+    assert p.stdout == b"Login Succeeded\n"
+    cfg = os.path.join(image_root, "config.json")
+    assert stat.S_IMODE(os.stat(cfg).st_mode) == 0o600
+    assert reg.host in json.load(open(cfg))["auths"]
+    hutch(image_root, "push", name)
+    p = hutch(other_root, "pull", name, check=False)
+    assert p.returncode == 1 and "unauthorized" in p.stderr.decode()
+    hutch(other_root, "login", "-u", "tester", "-p", "s3cret", reg.host)
+    hutch(other_root, "pull", name)
+    assert hutch(other_root, "logout", reg.host).stdout.decode() == \
+        f"Removing login credentials for {reg.host}\n"
+    assert hutch(other_root, "logout", reg.host).stdout.decode() == \
+        f"Not logged in to {reg.host}\n"
