@@ -73,6 +73,8 @@ class CreateOptions:
     runtime: str = "runc"
     flags: dict = field(default_factory=dict)   # every parsed flag by long name (for modules)
     changed: set = field(default_factory=set)   # the flags the user gave
+    resources: object = None     # hutch.engine.resources.Resources, parsed by the CLI
+    oom_score_adj: int = 0
 
 
 class Engine:
@@ -176,12 +178,31 @@ class Engine:
         })
         if opts.init:
             host_config["Init"] = True
+        f = opts.flags
+        host_config.update({
+            "PortBindings": f.get("_bindings") or {}, "PublishAllPorts": bool(f.get("publish-all")),
+            "Dns": list(f.get("dns") or []), "DnsOptions": list(f.get("dns-option") or []),
+            "DnsSearch": list(f.get("dns-search") or []),
+            "ExtraHosts": list(f.get("add-host") or []) or None,
+        })
+        if f.get("_exposed"):
+            config["ExposedPorts"] = dict(config.get("ExposedPorts") or {}, **f["_exposed"])
+        if opts.network not in ("default", "bridge", "host", "none") and \
+                not opts.network.startswith("container:"):
+            from hutch.network import NetworkManager
+            try:
+                NetworkManager(self.paths).find(opts.network)
+            except Exception as e:  # noqa: BLE001 - Docker's "network x not found"
+                raise errors.NotFound(str(e)) from None
         record = {
             "Id": cid, "Created": now_iso(), "CreatedNs": time.time_ns(),
             "Path": full[0], "Args": full[1:], "Image": image.id, "Name": "/" + name,
             "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
             "AppArmorProfile": "", "Config": config, "HostConfig": host_config,
             "HutchInit": init_path,
+            "HutchNetwork": {k: v for k, v in (("ip", f.get("ip")), ("mac", f.get("mac-address")),
+                                               ("aliases", list(f.get("network-alias") or [])))
+                             if v},
         }
         cdir = self.store.dir(cid)
         record.update({
@@ -233,18 +254,10 @@ class Engine:
         return spec
 
     def _apply_resources(self, spec, opts: CreateOptions, hc: dict, warnings: list[str]) -> None:
-        try:
+        res = opts.resources
+        if res is None:
             from hutch.engine.resources import parse_resources
-        except ImportError:
-            given = sorted(opts.changed & RESOURCE_FLAGS)
-            if given:
-                raise errors.InvalidParameter(
-                    f"--{given[0]} is not supported yet: hutch's resource module is missing")
-            return
-        try:
-            res = parse_resources(opts.flags)
-        except ValueError as e:
-            raise errors.InvalidParameter(str(e)) from None
+            res = parse_resources({})
         linux = spec["linux"]
         resources = dict(res.linux_resources or {})
         devices = linux.get("resources", {}).get("devices")
@@ -260,6 +273,12 @@ class Engine:
                     m["options"] = [o for o in m["options"] if not o.startswith("size=")] + \
                         [f"size={res.shm_size}"]
         hc.update(res.host_config or {})
+        if opts.oom_score_adj:
+            if not -1000 <= opts.oom_score_adj <= 1000:
+                raise errors.InvalidParameter(
+                    f"Invalid value {opts.oom_score_adj}, range for oom score adj is [-1000, 1000]")
+            spec["process"]["oomScoreAdj"] = opts.oom_score_adj
+            hc["OomScoreAdj"] = opts.oom_score_adj
         warnings += list(res.warnings or [])
 
     def _apply_mounts(self, cid, spec, opts: CreateOptions, record: dict) -> None:
@@ -625,15 +644,6 @@ def default_host_config() -> dict:
         "MaskedPaths": None, "ReadonlyPaths": None,
     }
 
-
-# the resource flags (hutch.engine.resources owns their parsing)
-RESOURCE_FLAGS = {
-    "cpu-shares", "memory", "memory-swap", "memory-reservation", "memory-swappiness",
-    "kernel-memory", "cpus", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
-    "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight", "blkio-weight-device",
-    "device-read-bps", "device-write-bps", "device-read-iops", "device-write-iops",
-    "oom-kill-disable", "oom-score-adj", "ulimit", "shm-size", "device-cgroup-rule",
-}
 
 _FIELD_FLAGS = {
     "CpuShares": "cpu-shares", "Memory": "memory", "MemorySwap": "memory-swap",
