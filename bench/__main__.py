@@ -1,0 +1,110 @@
+"""`python -m bench [--rows 1,8] [--runs N] [--log-mib N] [--out DIR]`"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+from bench.harness import RowSkipped, RunFailed
+from bench.rows import ORDER, ROWS, REPO, Context
+from bench.report import print_table, write_chart
+
+
+def machine_info() -> dict:
+    def first_line(argv):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+            return out.strip().splitlines()[0] if out.strip() else ""
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    try:
+        from hutch import cgroups
+        cgroup_mode = cgroups.detect_mode()
+    except Exception:  # noqa: BLE001 - informational only
+        cgroup_mode = "unknown"
+    from hutch import __version__
+    return {"kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(),
+            "memory_gib": round(mem_kib / 1024 / 1024, 1), "cgroup_mode": cgroup_mode,
+            "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+            "python": platform.python_version(), "hutch": __version__,
+            "hutch_commit": first_line(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]),
+            "runc": first_line(["runc", "--version"]), "crun": first_line(["crun", "--version"]),
+            "skopeo": first_line(["skopeo", "--version"]),
+            "umoci": first_line(["umoci", "--version"])}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--rows", default=",".join(map(str, ORDER)),
+                    help="comma-separated row numbers, in the order to run (default: all)")
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per contender (>= 10)")
+    ap.add_argument("--log-mib", type=int, default=1024, help="size of the logs row's output")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"),
+                    help="where <date>.json and the chart go")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (containers, mounts, cgroups)", file=sys.stderr)
+        return 1
+    if args.runs < 10:
+        print("bench: --runs must be at least 10 (medians of >= 10 runs)", file=sys.stderr)
+        return 2
+    rows = [int(r) for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        print(f"bench: no such row: {unknown}", file=sys.stderr)
+        return 2
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = []
+    work_root = tempfile.mkdtemp(prefix="hutch-bench-")
+    try:
+        for r in rows:
+            work = os.path.join(work_root, f"row{r}")
+            os.makedirs(work)
+            print(f"bench: row {r} ...", file=sys.stderr, flush=True)
+            try:
+                res = ROWS[r](Context(args.runs, work, args.log_mib))
+            except RowSkipped as e:
+                res = {"id": r, "status": "skipped", "reason": str(e)}
+            except RunFailed as e:
+                res = {"id": r, "status": "failed", "reason": str(e)}
+            except Exception as e:  # noqa: BLE001 - one broken row must not lose the others
+                traceback.print_exc()
+                res = {"id": r, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
+            results.append(res)
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+
+    report = {"date": started.isoformat(timespec="seconds"), "machine": machine_info(),
+              "method": "wall time of the whole command, contenders alternating A B A B after "
+                        "one warm-up round; median, min, max of N runs; ratio = median / "
+                        "anchor's median in the same run",
+              "runs": args.runs, "rows": results}
+    print_table(report)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, started.strftime("%Y-%m-%d"))
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    chart = write_chart(report, stem)
+    print(f"\nbench: wrote {stem}.json and {chart}")
+    return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

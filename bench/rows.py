@@ -1,0 +1,533 @@
+"""The rows of issue 9. Each row function takes the run's Context and returns a dict; a row
+whose feature is not in the product yet raises RowSkipped with the reason, and an anchor
+that cannot run here is reported as "missing" rather than failing the row."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tarfile
+import time
+import urllib.request
+
+from bench.harness import (Contender, RowSkipped, RunFailed, alternate, ratios, run_quiet,
+                           run_timed)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+HUTCH = os.path.join(VENV_BIN, "hutch")
+HUTCH_RUNTIME = os.path.join(VENV_BIN, "hutch-runtime")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+
+class Context:
+    def __init__(self, runs: int, work: str, log_mib: int):
+        self.runs = runs
+        self.work = work           # scratch dir, removed at the end
+        self.log_mib = log_mib
+
+
+# -- anchors that may not be here -------------------------------------------------------------
+def docker_missing() -> str:
+    if not shutil.which("docker"):
+        return "docker is not installed (apt package docker.io)"
+    p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                       capture_output=True, text=True, timeout=20)
+    if p.returncode != 0:
+        return "no Docker daemon running here (" + ((p.stderr.strip().splitlines() or ["?"])[-1]) + ")"
+    return ""
+
+
+def podman_missing() -> str:
+    if not shutil.which("podman"):
+        return "podman is not installed (apt package podman)"
+    return ""
+
+
+def _hutch_works(argv: list[str], what: str) -> None:
+    """Skip the row with hutch's own message when the command is not there yet."""
+    p = subprocess.run([HUTCH] + argv, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        raise RowSkipped(f"`hutch {' '.join(argv)}` does not work yet ({what}): "
+                         + (msg[-1] if msg else f"exit {p.returncode}"))
+
+
+def _hutch(*argv, check=True) -> str:
+    p = subprocess.run([HUTCH, *argv], capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        raise RunFailed(f"`hutch {' '.join(argv)}` exited {p.returncode}: " + (msg[-1] if msg else ""))
+    return p.stdout
+
+
+def _rm_containers(names: list[str]) -> None:
+    for i in range(0, len(names), 50):
+        subprocess.run([HUTCH, "rm", "-f", *names[i:i + 50]], capture_output=True, timeout=600)
+
+
+def _result(row_id, title, goal, contenders, **extra) -> dict:
+    summaries = [c.summary() for c in contenders]
+    failed = [s for s in summaries if s["status"] == "failed"]
+    status = "failed" if failed and not any(s["status"] == "ok" for s in summaries) else "ok"
+    if failed and status == "ok":
+        status = "partial"
+    return {"id": row_id, "title": title, "goal": goal, "status": status,
+            "contenders": summaries, "ratios": ratios(contenders), **extra}
+
+
+# -- row 1: runtime start ---------------------------------------------------------------------
+def make_bundle(path: str, cgroups_path: str) -> str:
+    """A busybox `true` bundle with runc's default spec (the anchor's own defaults)."""
+    rootfs = os.path.join(path, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    shutil.copy2(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
+    for applet in ("sh", "true"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    run_quiet(["runc", "spec", "-b", path])
+    cfg_path = os.path.join(path, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = ["true"]
+    cfg["process"]["terminal"] = False
+    cfg["linux"]["cgroupsPath"] = cgroups_path
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    return path
+
+
+def crun_hybrid_setup():
+    """crun 1.8 refuses this hybrid host ("cgroups in hybrid mode not supported, drop all
+    controllers from cgroupv2": hugetlb sits in the cgroup2 mount). In crun's child only, a
+    private mount namespace hides that mount under an empty tmpfs, so crun runs on the v1
+    controllers as runc and hutch do. Costs about 0.1 ms, inside crun's timed window."""
+    from hutch import _sys
+    _sys.unshare(_sys.CLONE_NEWNS)
+    _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+    _sys.mount("tmpfs", "/sys/fs/cgroup/unified", "tmpfs", 0)
+
+
+def _needs_crun_workaround() -> bool:
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
+def _cgroup_leftovers(name: str) -> list[str]:
+    base = "/sys/fs/cgroup"
+    found = []
+    for ctrl in os.listdir(base):
+        p = os.path.join(base, ctrl, name)
+        if os.path.isdir(p):
+            found.append(p)
+    return found
+
+
+def _state_left_behind(name: str, root: str):
+    def after(i):
+        if os.listdir(root):
+            raise RunFailed(f"{name} left state behind in {root}: {os.listdir(root)}")
+    return after
+
+
+def row_runtime_start(ctx: Context) -> dict:
+    title = "Runtime start: `run` of a busybox `true` bundle"
+    if not os.path.exists(HUTCH_RUNTIME):
+        raise RowSkipped("hutch-runtime is not installed (make setup)")
+    cg = f"hutch-bench-rt-{os.getpid()}"
+    bundle = make_bundle(os.path.join(ctx.work, "bundle"), "/" + cg)
+    contenders = []
+    for name, binary, anchor in (("hutch-runtime", HUTCH_RUNTIME, False), ("runc", "runc", True),
+                                 ("crun", "crun", True)):
+        root = os.path.join(ctx.work, f"state-{name}")
+        os.makedirs(root)
+        c = Contender(name, None, anchor=anchor)
+        if not shutil.which(binary):
+            c.missing = f"{binary} is not installed"
+        c.command = (lambda i, b=binary, r=root, n=name:
+                     [b, "--root", r, "run", "--bundle", bundle, f"bench-{n}-{os.getpid()}-{i}"])
+        c.after = _state_left_behind(name, root)
+        if name == "crun" and _needs_crun_workaround():
+            c.child_setup = crun_hybrid_setup
+            c.note = "run in a private mount ns hiding the hybrid cgroup2 mount (crun refuses it)"
+        contenders.append(c)
+
+    alternate(contenders, max(ctx.runs, 20))
+    leftovers = _cgroup_leftovers(cg)
+    for p in leftovers:
+        try:
+            os.rmdir(p)
+        except OSError:
+            pass
+    return _result(1, title, "hutch-runtime <= runc (here runc ~60 ms, crun ~23 ms)", contenders,
+                   leaks=leftovers)
+
+
+# -- row 8: CLI start-up ----------------------------------------------------------------------
+def row_cli_startup(ctx: Context) -> dict:
+    title = "CLI start-up: `hutch version`"
+    contenders = [Contender("hutch version", lambda i: [HUTCH, "version"])]
+    docker = Contender("docker --version", lambda i: ["docker", "--version"], anchor=True,
+                       note="Docker CLI client start-up (no daemon needed)")
+    if not shutil.which("docker"):
+        docker.missing = "docker CLI is not installed"
+    runc = Contender("runc --version", lambda i: ["runc", "--version"], anchor=True,
+                     note="a Go binary's start-up")
+    contenders += [docker, runc]
+    alternate(contenders, max(ctx.runs, 20))
+    out = _result(8, title, "start-up well under the engine's 100 ms budget", contenders)
+    out["ps100"] = _ps_with_100(ctx)
+    return out
+
+
+def _ps_with_100(ctx: Context) -> dict:
+    """`hutch ps -a` with 100 containers created (the second half of row 8)."""
+    try:
+        _hutch_works(["create", "--name", f"bench-ps-probe-{os.getpid()}", "busybox", "true"],
+                     "create")
+    except RowSkipped as e:
+        return {"status": "skipped", "reason": str(e)}
+    names = [f"bench-ps-probe-{os.getpid()}"]
+    try:
+        for k in range(99):
+            name = f"bench-ps-{os.getpid()}-{k}"
+            _hutch("create", "--name", name, "busybox", "true")
+            names.append(name)
+        c = Contender("hutch ps -a (100 containers)", lambda i: [HUTCH, "ps", "-a"])
+        d = Contender("docker ps -a", lambda i: ["docker", "ps", "-a"], anchor=True,
+                      missing=docker_missing())
+        alternate([c, d], ctx.runs)
+        return {"status": "ok", "contenders": [c.summary(), d.summary()], "ratios": ratios([c, d])}
+    except RunFailed as e:
+        return {"status": "failed", "reason": str(e)}
+    finally:
+        _rm_containers(names)
+
+
+# -- row 2: engine start ----------------------------------------------------------------------
+def row_engine_start(ctx: Context) -> dict:
+    title = "Engine start: `run --rm busybox true`"
+    _hutch_works(["run", "--rm", "busybox", "true"], "run")
+    dm, pm = docker_missing(), podman_missing()
+    contenders = [
+        Contender("hutch run --rm", lambda i: [HUTCH, "run", "--rm", "busybox", "true"]),
+        Contender("hutch run --rm --network none",
+                  lambda i: [HUTCH, "run", "--rm", "--network", "none", "busybox", "true"]),
+        Contender("docker run --rm", lambda i: ["docker", "run", "--rm", "busybox", "true"],
+                  anchor=True, missing=dm),
+        Contender("docker run --rm --network none",
+                  lambda i: ["docker", "run", "--rm", "--network", "none", "busybox", "true"],
+                  anchor=True, missing=dm),
+        Contender("podman run --rm", lambda i: ["podman", "run", "--rm", "busybox", "true"],
+                  anchor=True, missing=pm),
+    ]
+    alternate(contenders, ctx.runs)
+    return _result(2, title, "< 100 ms (here docker ~350 ms, podman ~500 ms)", contenders)
+
+
+# -- row 3: exec ------------------------------------------------------------------------------
+def row_exec(ctx: Context) -> dict:
+    title = "Exec: `exec <running container> true`"
+    name = f"bench-exec-{os.getpid()}"
+    _hutch_works(["run", "-d", "--name", name, "busybox", "sleep", "3600"], "run -d")
+    try:
+        _hutch_works(["exec", name, "true"], "exec")
+        dm, pm = docker_missing(), podman_missing()
+        contenders = [
+            Contender("hutch exec", lambda i: [HUTCH, "exec", name, "true"]),
+            Contender("docker exec", lambda i: ["docker", "exec", "bench-exec", "true"],
+                      anchor=True, missing=dm or "needs a running docker container"),
+            Contender("podman exec", lambda i: ["podman", "exec", "bench-exec", "true"],
+                      anchor=True, missing=pm or "needs a running podman container"),
+        ]
+        alternate(contenders, ctx.runs)
+        return _result(3, title, "< 50 ms (here docker ~80 ms, podman ~215 ms)", contenders)
+    finally:
+        _rm_containers([name])
+
+
+# -- row 5: scale -----------------------------------------------------------------------------
+def row_scale(ctx: Context, count: int = 200, window: int = 20) -> dict:
+    title = f"Scale: {count} containers started one after another"
+    probe = f"bench-scale-probe-{os.getpid()}"
+    _hutch_works(["run", "-d", "--name", probe, "busybox", "sleep", "3600"], "run -d")
+    names = [probe]
+    times = []
+    try:
+        for k in range(count):
+            name = f"bench-scale-{os.getpid()}-{k}"
+            names.append(name)
+            s = run_timed([HUTCH, "run", "-d", "--name", name, "busybox", "sleep", "3600"])
+            times.append(s.wall * 1000)
+    except RunFailed as e:
+        return {"id": 5, "title": title, "status": "failed", "reason": f"after {len(times)}: {e}"}
+    finally:
+        _rm_containers(names)
+    first, last = times[:window], times[-window:]
+    ratio = statistics.median(last) / statistics.median(first)
+    return {"id": 5, "title": title, "goal": "flat: last 20 / first 20 ~ 1.0", "status": "ok",
+            "metrics": {f"first {window} median_ms": round(statistics.median(first), 2),
+                        f"last {window} median_ms": round(statistics.median(last), 2),
+                        "min_ms": round(min(times), 2), "max_ms": round(max(times), 2)},
+            "ratios": {f"last {window} / first {window}": round(ratio, 3)}}
+
+
+# -- row 6: logs ------------------------------------------------------------------------------
+LINE = 1024  # bytes per numbered log line
+
+
+def _producer_script(lines: int) -> str:
+    return ('awk \'BEGIN{p=sprintf("%' + str(LINE - 9) + 's",""); '
+            'for(i=1;i<=' + str(lines) + ';i++) printf "%08d%s\\n", i, p}\'')
+
+
+def _check_lines(path: str, lines: int) -> str:
+    """'' if `path` holds exactly lines 1..N as produced, else what is wrong."""
+    pad = " " * (LINE - 9)
+    with open(path, "rb") as f:
+        for i in range(1, lines + 1):
+            got = f.readline()
+            if got != f"{i:08d}{pad}\n".encode():
+                return f"line {i}: expected #{i}, got {got[:12]!r}"
+        rest = f.read(100)
+    return f"unexpected trailing data {rest[:20]!r}" if rest else ""
+
+
+def row_logs(ctx: Context) -> dict:
+    title = f"Logs: a container writes {ctx.log_mib} MiB of numbered lines to stdout"
+    name = f"bench-logs-{os.getpid()}"
+    _hutch_works(["run", "--rm", "busybox", "true"], "run")
+    _hutch_works(["logs", "--help"], "logs")
+    lines = ctx.log_mib * 1024 * 1024 // LINE
+    total = lines * LINE
+    script = _producer_script(lines)
+    out = os.path.join(ctx.work, "logs.out")
+    try:
+        raw = run_timed([BUSYBOX, "sh", "-c", script], stdout_path=out)
+        try:
+            into = run_timed([HUTCH, "run", "-d", "--name", name, "busybox", "sh", "-c", script])
+            t0 = time.perf_counter()
+            _hutch("wait", name)
+            into_s = into.wall + (time.perf_counter() - t0)
+            through = run_timed([HUTCH, "logs", name], stdout_path=out)
+        except RunFailed as e:
+            return {"id": 6, "title": title, "status": "failed", "reason": str(e)}
+        lost = _check_lines(out, lines)
+    finally:
+        _rm_containers([name])
+        if os.path.exists(out):
+            os.unlink(out)
+    mbps = lambda s: round(total / s / 1e6, 1)  # noqa: E731
+    return {"id": 6, "title": title, "goal": ">= 200 MB/s, nothing lost",
+            "status": "failed" if lost else "ok", "reason": lost,
+            "metrics": {"bytes": total, "lines": lines,
+                        "producer alone MB/s (anchor)": mbps(raw.wall),
+                        "into the log MB/s": mbps(into_s), "through `logs` MB/s": mbps(through.wall),
+                        "lines lost": "none" if not lost else lost},
+            "ratios": {"into the log / producer alone": round(raw.wall / into_s, 3)}}
+
+
+# -- row 4: density ---------------------------------------------------------------------------
+def _host_pids() -> set[int]:
+    return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _same_pidns(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+
+
+def row_density(ctx: Context, count: int = 50) -> dict:
+    title = f"Density: memory per idle container ({count} containers)"
+    probe = f"bench-dens-probe-{os.getpid()}"
+    _hutch_works(["run", "-d", "--name", probe, "busybox", "sleep", "3600"], "run -d")
+    _rm_containers([probe])
+    time.sleep(0.5)
+    before = _host_pids()
+    names = []
+    try:
+        for k in range(count):
+            name = f"bench-dens-{os.getpid()}-{k}"
+            names.append(name)
+            _hutch("run", "-d", "--name", name, "busybox", "sleep", "3600")
+        time.sleep(1.0)   # let start-up transients exit
+        # what hutch keeps per container: new host-namespace processes (monitors); the
+        # containers' own processes live in their own pid namespaces and are not counted
+        kept = [p for p in _host_pids() - before if _same_pidns(p)]
+        total = sum(_pss_kib(p) for p in kept)
+    except RunFailed as e:
+        return {"id": 4, "title": title, "status": "failed", "reason": str(e)}
+    finally:
+        _rm_containers(names)
+    return {"id": 4, "title": title, "goal": "< 1 MiB per idle container",
+            "status": "ok",
+            "metrics": {"hutch KiB per container (PSS)": round(total / count, 1),
+                        "host processes kept": len(kept),
+                        "containerd-shim KiB per container": "missing: no Docker here "
+                        "(reference on this machine: ~2900)",
+                        "conmon KiB per container": "missing: podman not installed "
+                        "(reference: ~440)"},
+            "ratios": {}}
+
+
+# -- row 7: pull + unpack ---------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _blob(layout: str, data: bytes) -> tuple[str, int]:
+    digest = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(layout, "blobs", "sha256", digest), "wb") as f:
+        f.write(data)
+    return "sha256:" + digest, len(data)
+
+
+def _layer_from(tree_root: str, arc_prefix: str, sources: list[str]) -> tuple[bytes, bytes]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for src in sources:
+            t.add(os.path.join(tree_root, src), arcname=os.path.join(arc_prefix, src))
+    raw = buf.getvalue()
+    return raw, gzip.compress(raw, 6, mtime=0)
+
+
+def build_oci_layout(layout: str) -> None:
+    """A two-layer image (busybox, then Python's stdlib: many small files) as an OCI layout."""
+    os.makedirs(os.path.join(layout, "blobs", "sha256"))
+    stage = os.path.join(layout, "..", "stage")
+    os.makedirs(os.path.join(stage, "bin"))
+    shutil.copy2(BUSYBOX, os.path.join(stage, "bin", "busybox"))
+    for applet in ("sh", "ls", "true", "cat"):
+        os.symlink("busybox", os.path.join(stage, "bin", applet))
+    layers = [_layer_from(stage, "", ["bin"]),
+              _layer_from("/usr/lib", "usr/lib", ["python3.11"])]
+    descs, diff_ids = [], []
+    for raw, gz in layers:
+        d, n = _blob(layout, gz)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/bin:/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    cd, cn = _blob(layout, json.dumps(config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+                "layers": descs}
+    md, mn = _blob(layout, json.dumps(manifest).encode())
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+             "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+
+
+class Registry:
+    """Debian's docker-registry on 127.0.0.1:<free port>, storage in a scratch dir."""
+
+    def __init__(self, work: str):
+        self.dir = os.path.join(work, "registry")
+        os.makedirs(self.dir)
+        self.port = _free_port()
+        self.proc = None
+
+    def __enter__(self):
+        binary = shutil.which("docker-registry")
+        if not binary:
+            raise RowSkipped("docker-registry is not installed")
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                    f"    rootdirectory: {self.dir}/data\nhttp:\n  addr: 127.0.0.1:{self.port}\n")
+        self.proc = subprocess.Popen([binary, "serve", cfg], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.__exit__()
+                    raise RowSkipped("docker-registry did not start")
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def row_pull(ctx: Context) -> dict:
+    title = "Pull + unpack from a local registry (busybox + Python stdlib layers)"
+    for tool in ("skopeo", "umoci"):
+        if not shutil.which(tool):
+            raise RowSkipped(f"{tool} is not installed")
+    layout = os.path.join(ctx.work, "layout")
+    build_oci_layout(layout)
+    with Registry(ctx.work) as reg:
+        ref = f"127.0.0.1:{reg.port}/bench/pyimg:latest"
+        run_quiet(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest",
+                   f"docker://{ref}"])
+        probe_root = os.path.join(ctx.work, "hutch-probe")
+        try:
+            _hutch_works(["--root", probe_root, "pull", ref], "pull from a local registry")
+        finally:
+            _remove_hutch_root(probe_root)
+        hroot = os.path.join(ctx.work, "hutch-pull")
+        sroot = os.path.join(ctx.work, "skopeo-pull")
+        hutch = Contender("hutch pull", lambda i: [HUTCH, "--root", hroot, "pull", ref],
+                          after=lambda i: _remove_hutch_root(hroot))
+        skopeo = Contender(
+            "skopeo copy + umoci unpack",
+            lambda i: ["sh", "-c", f"skopeo copy --quiet --src-tls-verify=false docker://{ref} "
+                       f"oci:{sroot}/img:latest && umoci unpack --image {sroot}/img:latest "
+                       f"{sroot}/bundle >/dev/null"],
+            anchor=True, after=lambda i: shutil.rmtree(sroot, ignore_errors=True))
+        alternate([hutch, skopeo], ctx.runs)
+    return _result(7, title, "faster than skopeo + umoci", [hutch, skopeo])
+
+
+def _remove_hutch_root(root: str) -> None:
+    """Drop a scratch hutch root (images only, no containers: nothing is mounted)."""
+    if os.path.isdir(root):
+        with open("/proc/self/mountinfo") as f:
+            mounted = [line.split()[4] for line in f if line.split()[4].startswith(root)]
+        for m in sorted(mounted, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+ROWS = {1: row_runtime_start, 8: row_cli_startup, 2: row_engine_start, 3: row_exec,
+        5: row_scale, 6: row_logs, 4: row_density, 7: row_pull}
+ORDER = [1, 8, 2, 3, 5, 6, 4, 7]
