@@ -105,7 +105,8 @@ class Log:
         if self.path:
             if self.fmt == "json":
                 import json
-                line = json.dumps({"level": "error", "msg": message, "time": now})
+                line = json.dumps({"level": "error", "msg": message, "time": now},
+                                  separators=(",", ":"))
             else:
                 line = _logrus_text(now, "error", message)
             try:

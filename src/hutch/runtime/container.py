@@ -103,6 +103,13 @@ def _reap(pid: int) -> None:
         pass
 
 
+def _host_id(mappings: list[tuple[int, int, int]], container_id: int) -> int:
+    for inside, outside, size in mappings:
+        if inside <= container_id < inside + size:
+            return outside + container_id - inside
+    return -1
+
+
 def _write_id_maps(pid: int, cfg: specconv.Config) -> None:
     for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
         text = "".join(f"{c} {h} {s}\n" for c, h, s in maps)
@@ -182,6 +189,10 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
     try:
         fifo = statefile.fifo_path(state_root, cid)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo is subject to the umask
+        if cfg.uid_mappings:
+            # The init opens it again as the container's root, mapped on the host.
+            os.chown(fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
         cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
         trace.step("cgroup", "create", path=cgroup.path)
         cgroup.create()
@@ -323,7 +334,14 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
                        console_socket=console_socket, no_pivot=no_pivot,
                        preserve_fds=preserve_fds, stdio=stdio, _keep_sync=True)
     try:
-        start(state_root, cid)
+        try:
+            start(state_root, cid)
+        except RuntimeFailure:
+            # The init died before exec: its own error says why.
+            msg = sync.recv(sock) if select.select([sock], [], [], 0)[0] else None
+            if msg and msg["type"] == "error":
+                raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
+            raise
         # The socket closes at execve; anything before that is an error of the last steps.
         msg = sync.recv(sock)
     except BaseException:

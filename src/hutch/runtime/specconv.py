@@ -270,8 +270,10 @@ def _convert_namespaces(linux: dict, cfg: Config) -> None:
         cfg.namespace_types.add(kind)
         path = _get(ns, "path", str, f"{where}.path", "")
         if path:
-            if not os.path.exists(path):
-                _fail(f"{where}.path", f"namespace path {path!r} does not exist")
+            try:
+                os.stat(path)
+            except OSError as e:
+                _fail(f"{where}.path", f"namespace path {path!r}: {e.strerror.lower()}")
             cfg.joined_namespaces.append((kind, path))
         else:
             cfg.new_namespaces |= NAMESPACE_FLAGS[kind]
