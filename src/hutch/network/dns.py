@@ -1,7 +1,8 @@
 """The embedded DNS of user-defined networks: containers find each other by name and alias.
 
 Where it runs: one small server process per hutch state root, in the host's netns, started
-on the first connect to a user network and gone when the last such container disconnects.
+on the first connect to a user network and gone a while after the last such container
+disconnects.
 For each container the manager creates a UDP socket bound to 127.0.0.11:53 *inside the
 container's netns* (setns, socket, setns back) and hands it to the server over a unix socket
 (SCM_RIGHTS). So the container's resolv.conf says `nameserver 127.0.0.11`, as with Docker,
@@ -16,6 +17,8 @@ container's --dns, else the host's non-localhost nameservers) and the reply rela
 Control protocol (one request per unix connection, reply "ok\\n"):
   {"op": "add", "cid": ID, "upstreams": [IP, ...]} + the UDP socket as SCM_RIGHTS
   {"op": "del", "cid": ID}
+  {"op": "stop", "cid": ""}
+The server exits LINGER seconds after its last container left, or at once on "stop".
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import time
 TTL = 600
 FORWARD_TIMEOUT = 2.0
 STARTUP_GRACE = 5.0      # a server nobody registers with exits after this
+LINGER = 30.0            # kept this long after its last container, so restarts find it
 
 
 def _dir(paths) -> str:
@@ -60,13 +64,39 @@ def _send(paths, msg: dict, fds=()) -> bool:
 
 
 def _start_server(paths) -> None:
-    import subprocess
+    """Start the server detached. From a single-threaded process (the CLI) a double fork is
+    enough and costs ~1 ms, the modules being loaded already; a threaded one (the API server)
+    must not fork, so it execs a fresh interpreter (~50 ms, once)."""
+    import threading
     os.makedirs(_dir(paths), exist_ok=True)
     from hutch import trace
-    trace.step("exec", "embedded DNS server", socket=sock_path(paths))
-    subprocess.Popen([sys.executable, "-m", "hutch.network.dns", sock_path(paths), paths.networks],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, close_fds=True)
+    trace.step("fork", "embedded DNS server", socket=sock_path(paths))
+    if threading.active_count() > 1:
+        import subprocess
+        subprocess.Popen([sys.executable, "-m", "hutch.network.dns", sock_path(paths), paths.networks],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        return
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        import signal
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        # Inherited descriptors (the networks lock above all) must not live on in the server.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        code = main([sock_path(paths), paths.networks])
+    except BaseException:
+        code = 1
+    os._exit(code)
 
 
 def register(paths, cid: str, netns_path: str, servers: list[str]) -> None:
@@ -94,6 +124,12 @@ def register(paths, cid: str, netns_path: str, servers: list[str]) -> None:
 def unregister(paths, cid: str) -> None:
     if os.path.exists(sock_path(paths)):
         _send(paths, {"op": "del", "cid": cid})
+
+
+def stop(paths) -> None:
+    """Stop the server now (every user network of the root is being torn down)."""
+    if os.path.exists(sock_path(paths)):
+        _send(paths, {"op": "stop", "cid": ""})
 
 
 # ------------------------------------------------------------------ DNS messages
@@ -142,7 +178,8 @@ class Server:
         self.names: dict[str, dict[str, list[str]]] = {}  # network id → name → [ip]
         self.members: dict[str, set[str]] = {}            # network id → container ids
         self.idle_since = time.monotonic()
-        self.emptied = False          # the last container went away: time to exit
+        self.emptied = False          # the last container went away: linger, then exit
+        self.stopped = False
 
     def serve(self) -> None:
         import selectors
@@ -164,7 +201,8 @@ class Server:
                     self.query(key.fileobj, key.data)
             self.expire()
             idle = time.monotonic() - self.idle_since
-            if not self.containers and not self.pending and (self.emptied or idle > STARTUP_GRACE):
+            if self.stopped or (not self.containers and not self.pending and
+                                idle > (LINGER if self.emptied else STARTUP_GRACE)):
                 # Unlink first: a client that finds no socket starts a fresh server.
                 os.unlink(self.control_path)
                 listener.close()
@@ -185,6 +223,10 @@ class Server:
             elif msg["op"] == "del":
                 self.drop(cid)
                 self.emptied = not self.containers
+            elif msg["op"] == "stop":
+                for c in list(self.containers):
+                    self.drop(c)
+                self.stopped = True
             conn.sendall(b"ok\n")
         except (OSError, ValueError, KeyError):
             pass

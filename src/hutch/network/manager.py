@@ -341,6 +341,8 @@ class NetworkManager:
         for rec in self._records():
             for cid in list(self._endpoints(rec["Id"])):
                 self.disconnect(cid, rec["Id"])
+        from hutch.network import dns as dnsmod
+        dnsmod.stop(self.paths)
         with self.lock():
             for rec in self._records():
                 if rec["Driver"] == "bridge":
