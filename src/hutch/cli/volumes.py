@@ -240,3 +240,385 @@ def cmd_volume_prune(ctx, argv) -> int:
         sys.stdout.write(out + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
     return 0
+
+
+# --- cp -----------------------------------------------------------------------------------
+CP = Command(
+    "cp", "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\thutch cp [OPTIONS] SRC_PATH|- "
+    "CONTAINER:DEST_PATH",
+    "Copy files/folders between a container and the local filesystem\n\nUse '-' as the "
+    "source to read a tar archive from stdin\nand extract it to a directory destination in a "
+    "container.\nUse '-' as the destination to stream a tar archive of a\ncontainer source "
+    "to stdout.", [
+        Flag("archive", "a", "bool", False, "Archive mode (copy all uid/gid information)"),
+        Flag("follow-link", "L", "bool", False, "Always follow symbol link in SRC_PATH"),
+        Flag("quiet", "q", "bool", False, "Suppress progress output during copy. Progress "
+             "output is automatically suppressed if no terminal is attached"),
+    ], min_args=2, max_args=2, aliases=["docker container cp, docker cp"])
+
+
+def _split_cp_arg(arg: str) -> tuple[str, str]:
+    """The CLI's splitCpArg: an absolute path or one starting with "." is local."""
+    if arg.startswith("/"):
+        return "", arg
+    ctr, sep, path = arg.partition(":")
+    if not sep or ctr.startswith("."):
+        return "", arg
+    return ctr, path
+
+
+def _ctr_path(path: str) -> str:
+    """A container path made absolute, keeping a trailing "/" or "/." (they mean things)."""
+    import posixpath
+    clean = posixpath.normpath("/" + path)
+    if path.endswith("/.") or path == ".":
+        return clean.rstrip("/") + "/."
+    if path.endswith("/") and clean != "/":
+        return clean + "/"
+    return clean
+
+
+def _local_path(path: str) -> str:
+    import os
+    absolute = os.path.abspath(path)
+    if path.endswith("/.") or path == ".":
+        return absolute.rstrip("/") + "/."
+    if path.endswith("/") and absolute != "/":
+        return absolute + "/"
+    return absolute
+
+
+def cmd_cp(ctx, argv) -> int:
+    try:
+        opts, args = CP.parse(argv)
+    except CommandLineError as e:
+        return e.report()
+    src, dst = args
+    if not src:
+        return _err("source can not be empty")
+    if not dst:
+        return _err("destination can not be empty")
+    sctr, spath = _split_cp_arg(src)
+    dctr, dpath = _split_cp_arg(dst)
+    if sctr and dctr:
+        return _err("copying between containers is not supported")
+    if not sctr and not dctr:
+        return _err("must specify at least one container source")
+    import os
+    quiet = opts["quiet"] if "quiet" in opts.changed else not os.isatty(1)
+    from hutch.engine import errors as engine_errors
+    from hutch.engine.store import Store
+    ref = sctr or dctr
+    try:
+        c = Store(ctx.paths).get(ref)
+    except engine_errors.NotFound as e:
+        return _err(f"Error response from daemon: {e}")
+    mode = "from" if sctr else "to"
+    path = _ctr_path(spath if sctr else dpath)
+    local = (dpath if sctr else spath)
+    local = local if local == "-" else _local_path(local)
+    try:
+        if mode == "from":
+            count, where = _cp_from(ctx, c, ref, spath, path, local, opts["follow-link"])
+        else:
+            count, where = _cp_to(ctx, c, ref, dpath, path, local, opts["follow-link"],
+                                  opts["archive"])
+    except _CpFailed as e:
+        return _err(str(e))
+    if not quiet and local != "-":
+        from hutch.cli.format import human_size
+        sys.stderr.write(f"Successfully copied {human_size(count, 3)} to {where}\n")
+    return 0
+
+
+class _CpFailed(Exception):
+    pass
+
+
+class _Channel:
+    """JSON lines between the CLI and its container-side child."""
+
+    def __init__(self, rfd: int, wfd: int):
+        import os
+        self.r = os.fdopen(rfd, "rb", buffering=0) if rfd >= 0 else None
+        self.w = wfd
+
+    def send(self, obj) -> None:
+        import os
+        try:
+            os.write(self.w, (json.dumps(obj) + "\n").encode())
+        except BrokenPipeError:
+            pass
+
+    def recv(self):
+        line = b""
+        while not line.endswith(b"\n"):
+            ch = self.r.read(1)
+            if not ch:
+                return None
+            line += ch
+        return json.loads(line)
+
+
+class _Counting:
+    """A read-only stream over a pipe that counts the bytes (docker cp reports them)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.count = fd, 0
+
+    def read(self, n: int = -1) -> bytes:
+        import os
+        data = os.read(self.fd, n if n and n > 0 else 1 << 20)
+        self.count += len(data)
+        return data
+
+
+def _spawn(ctx, c, child_fn):
+    """Fork the container side of a copy. The child gets (root fd, channel, data fd) and
+    runs in its own mount namespace when the container is not running. Returns
+    (pid, channel, parent's data fd for reading and writing ends as given)."""
+    import os
+    from hutch.engine import volumes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    to_parent = os.pipe()
+    to_child = os.pipe()
+    data = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        chan = _Channel(to_child[0], to_parent[1])
+        os.close(to_parent[0])
+        os.close(to_child[1])
+        try:
+            root = volumes.open_container_root(ctx.paths, c.id, c.state, c.record)
+            child_fn(root, chan, data)
+            code = 0
+        except volumes.CopyError as e:
+            chan.send({"error": str(e)})
+        except OSError as e:
+            chan.send({"error": f"Error response from daemon: {_oserror(e)}"})
+        except BaseException as e:  # noqa: BLE001 - the child must report, never unwind
+            chan.send({"error": f"Error response from daemon: {e}"})
+        finally:
+            os._exit(code)
+    os.close(to_parent[1])
+    os.close(to_child[0])
+    return pid, _Channel(to_parent[0], to_child[1]), data
+
+
+def _oserror(e: OSError) -> str:
+    import os
+    what = os.strerror(e.errno).lower() if e.errno else str(e)
+    return f"{e.filename}: {what}" if e.filename else what
+
+
+def _reap(pid: int) -> None:
+    import os
+    os.waitpid(pid, 0)
+
+
+def _cp_from(ctx, c, ref, spath_given, src, dst, follow):
+    """Container -> local (or stdout): the child archives, this process unpacks."""
+    import os
+    import posixpath
+    from hutch.engine import volumes
+    contents_only = src.endswith("/.")
+
+    def child(root, chan, data):
+        os.close(data[0])
+        try:
+            pfd, name, _ = volumes.source_in_root(root, src, follow)
+        except (FileNotFoundError, NotADirectoryError):
+            raise volumes.CopyError(f"Error response from daemon: Could not find the file "
+                                    f"{spath_given} in container {ref}") from None
+        st = os.stat(name or ".", dir_fd=pfd, follow_symlinks=False)
+        import stat as stat_mod
+        chan.send({"isdir": stat_mod.S_ISDIR(st.st_mode), "name": name})
+        plan = chan.recv()
+        if not plan or "arcname" not in plan:
+            return
+        w = volumes.TarWriter(data[1])
+        volumes.archive_entry(w, pfd, name or ".", plan["arcname"],
+                              with_root=not plan["contents"])
+        w.close()
+        os.close(data[1])
+        chan.send({"ok": True})
+
+    if dst != "-":
+        parent = os.path.dirname(os.path.normpath(dst))
+        if not os.path.exists(parent):
+            raise _CpFailed(f'invalid output path: directory "{parent}" does not exist')
+    pid, chan, data = _spawn(ctx, c, child)
+    os.close(data[1])
+    failure = None
+    try:
+        st = chan.recv()
+        if st is None or "error" in st:
+            raise _CpFailed((st or {}).get("error", "Error response from daemon: copy failed"))
+        if dst == "-":
+            chan.send({"arcname": st["name"] or ".", "contents": False})
+            count = 0
+            while chunk := os.read(data[0], 1 << 20):
+                sys.stdout.buffer.write(chunk)
+                count += len(chunk)
+            sys.stdout.flush()
+        else:
+            try:
+                extract_dir, arcname = _destination(st["isdir"], contents_only,
+                                                    st["name"] or "/", dst)
+            except _CpFailed:
+                chan.send({"abort": True})
+                raise
+            chan.send({"arcname": arcname, "contents": contents_only and st["isdir"]})
+            reader = _Counting(data[0])
+            try:
+                volumes.Extractor(extract_dir, "/").extract(reader)
+            except OSError as e:
+                failure = _oserror(e)
+            except Exception as e:  # noqa: BLE001 - a cut stream: the child says why
+                failure = str(e)
+            count = reader.count
+        end = chan.recv()
+        if end is None or "error" in end:
+            raise _CpFailed((end or {}).get("error") or failure or "copy failed")
+        if failure:
+            raise _CpFailed(failure)
+        return count, dst
+    finally:
+        os.close(data[0])
+        _reap(pid)
+
+
+def _destination(src_isdir: bool, contents_only: bool, src_name: str, dst: str,
+                 dst_exists: bool | None = None, dst_isdir: bool | None = None):
+    """Docker's copy rules -> (directory to unpack into, name of the top entry there).
+    Without dst_exists/dst_isdir, the local filesystem is asked (following symlinks)."""
+    import os
+    import posixpath
+    asserts_dir = dst.endswith("/") or dst.endswith("/.")
+    clean = posixpath.normpath(dst)
+    if dst_exists is None:
+        dst_exists, dst_isdir = os.path.exists(clean), os.path.isdir(clean)
+        if os.path.islink(clean) and dst_exists:
+            clean = os.path.realpath(clean)
+    base = posixpath.basename(src_name.rstrip("/")) or "."
+    if dst_exists and dst_isdir:
+        return clean, "" if (src_isdir and contents_only) else base
+    if dst_exists:
+        if src_isdir:
+            raise _CpFailed("cannot copy directory")
+        if asserts_dir:
+            raise _CpFailed("not a directory")
+        return posixpath.dirname(clean) or "/", posixpath.basename(clean)
+    if asserts_dir and not src_isdir:
+        raise _CpFailed("no such directory")
+    return posixpath.dirname(clean) or "/", posixpath.basename(clean)
+
+
+def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
+    """Local (or stdin) -> container: this process archives, the child unpacks."""
+    import os
+    from hutch.engine import volumes
+    contents_only = src.endswith("/.")
+    readonly_rootfs = bool((c.record.get("HostConfig") or {}).get("ReadonlyRootfs"))
+
+    def child(root, chan, data):
+        os.close(data[1])
+        resolved = volumes.resolve_in_root(root, dst)
+        try:
+            fd = volumes.open_in_root(root, resolved)
+            import stat as stat_mod
+            isdir = stat_mod.S_ISDIR(os.fstat(fd).st_mode)
+            os.close(fd)
+            exists = True
+        except (FileNotFoundError, NotADirectoryError):
+            exists, isdir = False, False
+        chan.send({"exists": exists, "isdir": isdir, "resolved": resolved})
+        plan = chan.recv()
+        if not plan or "dir" not in plan:
+            return
+        try:
+            os.close(volumes.open_in_root(root, plan["dir"]))
+        except (FileNotFoundError, NotADirectoryError):
+            raise volumes.CopyError(f"Error response from daemon: Could not find the file "
+                                    f"{plan['dir']} in container {ref}") from None
+        chown = plan["chown"] if plan["chown"] == "keep" else tuple(plan["chown"])
+        volumes.Extractor(root, plan["dir"], chown=chown).extract(_Counting(data[0]))
+        chan.send({"ok": True})
+
+    src_parent = src_name = None
+    src_isdir = False
+    if src != "-":
+        clean = os.path.normpath(src)
+        if follow and os.path.islink(clean):
+            clean = os.path.realpath(clean)
+        try:
+            st = os.lstat(clean)
+        except OSError as e:
+            raise _CpFailed(f"lstat {clean}: {os.strerror(e.errno).lower()}") from None
+        import stat as stat_mod
+        src_isdir = stat_mod.S_ISDIR(st.st_mode)
+        src_parent, src_name = os.path.dirname(clean) or "/", os.path.basename(clean)
+    pid, chan, data = _spawn(ctx, c, child)
+    os.close(data[0])
+    try:
+        st = chan.recv()
+        if st is None or "error" in st:
+            raise _CpFailed((st or {}).get("error", "Error response from daemon: copy failed"))
+        if src == "-":
+            if not st["isdir"]:
+                chan.send({"abort": True})
+                raise _CpFailed(f'destination "{ref}:{dpath_given}" must be a directory')
+            extract_dir, arcname = st["resolved"], None
+        else:
+            try:
+                extract_dir, arcname = _destination(
+                    src_isdir, contents_only, src_name or "/",
+                    st["resolved"] + ("/" if dst.endswith("/") else ""),
+                    st["exists"], st["isdir"])
+            except _CpFailed:
+                chan.send({"abort": True})
+                raise
+        m = volumes.mount_for_path(c.record.get("HutchMounts"), extract_dir)
+        if (m is not None and not m.RW) or (m is None and readonly_rootfs):
+            chan.send({"abort": True})
+            raise _CpFailed("Error response from daemon: " + (
+                "mounted volume is marked read-only" if m is not None
+                else "container rootfs is marked read-only"))
+        chan.send({"dir": extract_dir, "chown": "keep" if archive else [0, 0]})
+        count = 0
+        try:
+            if src == "-":
+                while chunk := sys.stdin.buffer.read(1 << 20):
+                    _write_all(data[1], chunk)
+                    count += len(chunk)
+            else:
+                w = volumes.TarWriter(data[1])
+                pfd = os.open(src_parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    volumes.archive_entry(w, pfd, src_name or ".", arcname,
+                                          with_root=not (contents_only and src_isdir))
+                finally:
+                    os.close(pfd)
+                w.close()
+                count = w.count
+        except BrokenPipeError:
+            pass   # the child stopped reading: its message says why
+        os.close(data[1])
+        data = (-1, -1)
+        end = chan.recv()
+        if end is None or "error" in end:
+            raise _CpFailed((end or {}).get("error", "Error response from daemon: copy failed"))
+        return count, f"{ref}:{dpath_given}"
+    finally:
+        if data[1] >= 0:
+            os.close(data[1])
+        _reap(pid)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import os
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

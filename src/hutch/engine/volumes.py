@@ -175,9 +175,10 @@ def prepare_mount_target(rootfs, destination: str, source_is_dir: bool = True) -
 # Parsing Docker's flags.
 # ---------------------------------------------------------------------------------------
 class MountError(ValueError):
-    """A mount flag was refused. str() is the whole line Docker prints; `usage_error` is
-    true for the CLI's own flag errors (Docker prints its usage after them), false for
-    the daemon's ("Error response from daemon: ...", printed after "docker: ")."""
+    """A mount flag was refused. `usage_error` true: the CLI's own flag error, str() is the
+    whole line (`invalid argument "..." for "--mount" flag: ...`; Docker prints its usage
+    hint after it). False: the daemon's error, str() is its message, which the CLI shows
+    as "docker: Error response from daemon: <message>"."""
 
     def __init__(self, message: str, usage_error: bool = False):
         super().__init__(message)
@@ -185,7 +186,7 @@ class MountError(ValueError):
 
 
 def _daemon(msg: str) -> MountError:
-    return MountError(f"Error response from daemon: {msg}")
+    return MountError(msg)
 
 
 _RW_MODES = {"rw", "ro"}
@@ -279,7 +280,7 @@ def parse_volume(raw: str) -> MountSpec:
     try:
         validate_spec(spec)
     except MountError as e:
-        raise _daemon(f"{_invalid_spec(raw)}: {str(e).removeprefix('Error response from daemon: ')}")
+        raise _daemon(f"{_invalid_spec(raw)}: {e}") from None
     return spec
 
 
@@ -786,8 +787,8 @@ def copy_up(rootfs: str, destination: str, volume_dir: str) -> bool:
     try:
         st = os.fstat(src)
         if not stat.S_ISDIR(st.st_mode):
-            raise _daemon(f"cannot mount volume over existing file, file exists "
-                          f"{secure_join(rootfs, destination)}")
+            raise MountError(f"cannot mount volume over existing file, file exists "
+                             f"{secure_join(rootfs, destination)}")
         dst = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             trace.step("copy-up", f"{destination} -> {volume_dir}")
@@ -806,8 +807,8 @@ def copy_up(rootfs: str, destination: str, volume_dir: str) -> bool:
 
 
 def _reopen_dir(opath_fd: int) -> int:
-    """A readable directory fd for an O_PATH one (through /proc, no path walk)."""
-    return os.open(fd_path(opath_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    """A readable directory fd for an O_PATH one (no path walk, no /proc needed)."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=opath_fd)
 
 
 def copy_tree(src_dir: int, dst_dir: int, _top: int | None = None, _rel: str = "",
@@ -891,3 +892,299 @@ def _set_meta_at(dirfd: int, name: str, st: os.stat_result) -> None:
     os.chown(name, st.st_uid, st.st_gid, dir_fd=dirfd, follow_symlinks=False)
     os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)
     os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
+
+
+# ---------------------------------------------------------------------------------------
+# cp: tar streams made and unpacked through in-root descriptors (Docker's archive API).
+# ---------------------------------------------------------------------------------------
+class CopyError(Exception):
+    """A cp failed; str() is the line the CLI prints."""
+
+
+_BLOCK = 512
+
+
+class TarWriter:
+    """A tar stream onto a file descriptor, as Go's archive/tar writes it (ustar headers,
+    PAX records only when needed, two zero blocks at the end and no record padding):
+    `count` is the number of bytes written, which `docker cp` reports."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.count = 0
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.count += len(data)
+
+    def add(self, info, data_fd: int | None = None) -> None:
+        import tarfile
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if data_fd is None or info.size == 0:
+            return
+        left = info.size
+        while left:
+            chunk = os.read(data_fd, min(left, 1 << 20))
+            if not chunk:   # the file shrank while it was read: pad, as the size is promised
+                chunk = b"\0" * left
+            self._write(chunk)
+            left -= len(chunk)
+        if info.size % _BLOCK:
+            self._write(b"\0" * (_BLOCK - info.size % _BLOCK))
+
+    def close(self) -> None:
+        self._write(b"\0" * (2 * _BLOCK))
+
+
+def _tarinfo(arcname: str, st: os.stat_result, linkname: str = ""):
+    import tarfile
+    info = tarfile.TarInfo(arcname)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    m = st.st_mode
+    if stat.S_ISDIR(m):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(m):
+        info.type, info.linkname = tarfile.SYMTYPE, linkname
+    elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(m):
+        info.type = tarfile.FIFOTYPE
+    else:
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+    return info
+
+
+def archive_entry(w: TarWriter, parent_fd: int, name: str, arcname: str,
+                  links: dict | None = None, with_root: bool = True) -> None:
+    """Write `name` (in directory fd `parent_fd`) and, for a directory, all below it, into
+    `w` under `arcname`. Names are opened relative to their parent with O_NOFOLLOW: the
+    tree can change under us, but nothing outside it is ever read."""
+    import tarfile
+    links = {} if links is None else links
+    st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    m = st.st_mode
+    if stat.S_ISSOCK(m):
+        return
+    if stat.S_ISDIR(m):
+        if with_root:
+            w.add(_tarinfo(arcname + "/", st))
+        d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    dir_fd=parent_fd)
+        try:
+            for child in sorted(e.name for e in os.scandir(d)):
+                archive_entry(w, d, child, f"{arcname}/{child}" if arcname else child, links)
+        finally:
+            os.close(d)
+        return
+    key = (st.st_dev, st.st_ino)
+    if stat.S_ISREG(m) and st.st_nlink > 1 and key in links:
+        info = _tarinfo(arcname, st)
+        info.type, info.linkname, info.size = tarfile.LNKTYPE, links[key], 0
+        w.add(info)
+        return
+    if stat.S_ISLNK(m):
+        w.add(_tarinfo(arcname, st, os.readlink(name, dir_fd=parent_fd)))
+        return
+    if not stat.S_ISREG(m):
+        w.add(_tarinfo(arcname, st))
+        return
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 dir_fd=parent_fd)
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode):   # swapped under us: skip rather than block
+            return
+        w.add(_tarinfo(arcname, now), fd)
+    finally:
+        os.close(fd)
+    if st.st_nlink > 1:
+        links[key] = arcname
+
+
+def _split_components(name: str) -> list[str]:
+    parts = _components(name)
+    if ".." in parts:
+        raise CopyError(f"invalid archive entry {name!r}: it climbs out of the destination")
+    return parts
+
+
+class Extractor:
+    """Unpack a tar stream into directory `dest` (a path inside `root`), resolving every
+    entry's parent inside `root` (no symlink, from the tree or from the archive itself,
+    leads out of it). chown: None (keep the caller's ids, as the Docker CLI does when it
+    unpacks), "keep" (the archive's, `cp -a` into a container) or (uid, gid)."""
+
+    def __init__(self, root, dest: str, chown=None):
+        self.root, self.dest, self.chown = root, dest.rstrip("/") or "/", chown
+        self.dirs: list[tuple[str, object]] = []
+
+    def _parent(self, parts: list[str]) -> int:
+        return open_in_root(self.root, posixpath.join(self.dest, *parts[:-1]), create="dir")
+
+    def extract(self, stream) -> None:
+        import tarfile
+        with tarfile.open(fileobj=stream, mode="r|") as tf:
+            for m in tf:
+                parts = _split_components(m.name)
+                if not parts:
+                    continue   # the "./" entry of the destination itself
+                parent = self._parent(parts)
+                try:
+                    self._entry(tf, m, parent, parts[-1], "/".join(parts))
+                finally:
+                    os.close(parent)
+        for path, m in reversed(self.dirs):   # after their contents changed their times
+            fd = open_in_root(self.root, path)
+            try:
+                d = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                try:
+                    self._meta_fd(d, m)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(fd)
+
+    def _entry(self, tf, m, parent: int, name: str, rel: str) -> None:
+        try:
+            old = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        full = posixpath.join(self.dest, rel)
+        if m.isdir():
+            if old is not None and not stat.S_ISDIR(old.st_mode):
+                raise CopyError(f'cannot overwrite non-directory "{full}" with directory "{full}"')
+            if old is None:
+                os.mkdir(name, 0o700, dir_fd=parent)
+            self.dirs.append((full, m))
+            return
+        if old is not None:
+            if stat.S_ISDIR(old.st_mode):
+                raise CopyError(f'cannot overwrite directory "{full}" with non-directory "{full}"')
+            os.unlink(name, dir_fd=parent)
+        if m.isreg():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=parent)
+            try:
+                src = tf.extractfile(m)
+                while chunk := src.read(1 << 20):
+                    os.write(fd, chunk)
+                self._meta_fd(fd, m)
+            finally:
+                os.close(fd)
+        elif m.issym():
+            os.symlink(m.linkname, name, dir_fd=parent)
+            self._owner_at(parent, name, m)
+            os.utime(name, (m.mtime, m.mtime), dir_fd=parent, follow_symlinks=False)
+        elif m.islnk():
+            tparts = _split_components(m.linkname)
+            tparent = self._parent(tparts)
+            try:
+                os.link(tparts[-1], name, src_dir_fd=tparent, dst_dir_fd=parent,
+                        follow_symlinks=False)
+            finally:
+                os.close(tparent)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+            os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
+            self._owner_at(parent, name, m)
+            os.chmod(name, m.mode & 0o7777, dir_fd=parent, follow_symlinks=False)
+            os.utime(name, (m.mtime, m.mtime), dir_fd=parent, follow_symlinks=False)
+
+    def _ids(self, m):
+        if self.chown is None:
+            return None
+        return (m.uid, m.gid) if self.chown == "keep" else self.chown
+
+    def _owner_at(self, parent: int, name: str, m) -> None:
+        ids = self._ids(m)
+        if ids is not None:
+            os.chown(name, *ids, dir_fd=parent, follow_symlinks=False)
+
+    def _meta_fd(self, fd: int, m) -> None:
+        ids = self._ids(m)
+        if ids is not None:
+            os.chown(fd, *ids)      # before chmod: chown clears set-id bits
+        os.chmod(fd, m.mode & 0o7777)
+        os.utime(fd, (m.mtime, m.mtime))
+
+
+def source_in_root(root, path: str, follow: bool) -> tuple[int, str, str]:
+    """Where a cp source is: (O_PATH fd of its parent directory, its name there, the
+    container path it resolved to). The name is "" for the root itself. Raises
+    FileNotFoundError / NotADirectoryError when it is not there."""
+    clean = posixpath.normpath("/" + path)
+    target = resolve_in_root(root, clean) if follow else \
+        posixpath.join(resolve_in_root(root, posixpath.dirname(clean)), posixpath.basename(clean))
+    parent, name = posixpath.split(target)
+    fd = open_in_root(root, parent)
+    try:
+        if name:
+            os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, name, target
+
+
+def open_container_root(paths, cid: str, state: dict, record: dict) -> int:
+    """An O_PATH fd of a container's root as its processes see it, volumes included.
+
+    Running (a live init): /proc/<pid>/root; lookups from it cross the container's own
+    mounts, and the pid's start time is checked after the open (pid reuse).
+    Not running: the rootfs and its volume/bind mounts are mounted in a *new private mount
+    namespace of the caller* — call this only in a forked child that exits afterwards.
+    """
+    from hutch.engine.store import alive
+    pid = state.get("Pid") or 0
+    if pid and state.get("Running") and alive(pid, state.get("PidStart")):
+        fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if alive(pid, state.get("PidStart")):
+            return fd
+        os.close(fd)
+    from hutch import _sys
+    from hutch.engine.volumestore import VolumeStore
+    from hutch.images.store import ImageStore
+    trace.step("unshare", "CLONE_NEWNS", reason="cp into a stopped container")
+    _sys.unshare(_sys.CLONE_NEWNS)
+    _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+    rootfs = ImageStore(paths.images, paths.containers).mount_rootfs(cid)
+    store = VolumeStore(paths)
+    plan = MountPlan.from_record(record.get("HutchMounts"))
+    for m in sorted(plan.mounts, key=lambda m: len(_components(m.Destination))):
+        if m.Type == "tmpfs":
+            continue   # empty until the container runs: nothing to copy to or from
+        source = store.activate(m.Name) if m.Type == "volume" else m.Source
+        if not os.path.exists(source):
+            continue
+        fd = open_in_root(rootfs, m.Destination,
+                          create="dir" if os.path.isdir(source) else "file")
+        try:
+            trace.step("mount", f"{source} on {m.Destination}", flags="MS_BIND|MS_REC")
+            _sys.mount(source, fd_path(fd), None, _sys.MS_BIND | _sys.MS_REC)
+        finally:
+            os.close(fd)
+        if not m.RW:
+            fd = open_in_root(rootfs, m.Destination)   # now the mount's root
+            try:
+                _sys.mount(None, fd_path(fd), None,
+                           _sys.MS_BIND | _sys.MS_REMOUNT | _sys.MS_RDONLY)
+            finally:
+                os.close(fd)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def mount_for_path(record: dict | None, path: str):
+    """The container's volume/bind mount that holds container path `path`, or None."""
+    best = None
+    for m in MountPlan.from_record(record).mounts:
+        d = m.Destination.rstrip("/") or "/"
+        if (path == d or path.startswith(d + "/")) and (best is None
+                                                        or len(d) > len(best.Destination)):
+            best = m
+    return best

@@ -48,7 +48,7 @@ def test_named_and_anonymous():
 def test_volume_errors(raw, msg):
     with pytest.raises(MountError) as e:
         parse_volume(raw)
-    assert str(e.value) == "Error response from daemon: " + msg
+    assert str(e.value) == msg
     assert not e.value.usage_error
 
 
@@ -94,7 +94,7 @@ def test_mount_flag_errors(value, msg, usage):
 def test_mount_daemon_errors(value, msg):
     with pytest.raises(MountError) as e:
         parse_mount(value)
-    assert str(e.value) == "Error response from daemon: " + msg
+    assert str(e.value) == msg
     assert not e.value.usage_error
 
 
