@@ -10,9 +10,10 @@ from hutch.cgroups.fs import CgroupError
 V1_UNLIMITED = 0x7FFFFFFFFFFFF000
 
 
-def v1_limit(value: int | None) -> int | None:
-    if value is not None and value >= V1_UNLIMITED:
-        return -1
+def limit_value(value: int | None) -> int | None:
+    """A limit read from a file; None when unlimited ("max", -1, or v1's huge number)."""
+    if value is None or value < 0 or value >= V1_UNLIMITED:
+        return None
     return value
 
 
@@ -26,8 +27,8 @@ class CgroupManager:
        "blkio":  {"read_bytes", "write_bytes", "devices": [{"major", "minor", "op", "value"}]},
        "pids":   {"current", "limit"},
        "pressure": {"cpu"|"memory"|"io": {"some": {"avg10", ..., "total"}, "full": ...}}}
-    Limits are -1 when unlimited; a figure the host cannot provide is None; "pressure"
-    (PSI) only on v2.
+    A limit is None when unlimited; a figure the host cannot provide is None; a section
+    whose controller is absent is missing; "pressure" (PSI) only on v2.
     """
 
     version = 0

@@ -12,7 +12,7 @@ import time
 from hutch import trace
 from hutch.cgroups import devices as devrules
 from hutch.cgroups import fs
-from hutch.cgroups.base import CgroupManager, v1_limit
+from hutch.cgroups.base import CgroupManager, limit_value
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import Mounts
 
@@ -334,8 +334,8 @@ class V1Manager(CgroupManager):
             out["memory"] = {
                 "usage": fs.read_int(os.path.join(mem, "memory.usage_in_bytes")),
                 "max_usage": fs.read_int(os.path.join(mem, "memory.max_usage_in_bytes")),
-                "limit": v1_limit(fs.read_int(os.path.join(mem, "memory.limit_in_bytes"))),
-                "swap_limit": v1_limit(fs.read_int(
+                "limit": limit_value(fs.read_int(os.path.join(mem, "memory.limit_in_bytes"))),
+                "swap_limit": limit_value(fs.read_int(
                     os.path.join(mem, "memory.memsw.limit_in_bytes"))),
                 "stat": fs.read_keyed(os.path.join(mem, "memory.stat")),
                 "oom_kill": oom.get("oom_kill", 0),
@@ -347,7 +347,7 @@ class V1Manager(CgroupManager):
         pids = self._paths.get("pids")
         if pids:
             out["pids"] = {"current": fs.read_int(os.path.join(pids, "pids.current")),
-                           "limit": fs.read_int(os.path.join(pids, "pids.max"))}
+                           "limit": limit_value(fs.read_int(os.path.join(pids, "pids.max")))}
         return out
 
 

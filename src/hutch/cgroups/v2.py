@@ -13,7 +13,7 @@ from hutch import trace
 from hutch.cgroups import convert
 from hutch.cgroups import devices as devrules
 from hutch.cgroups import fs
-from hutch.cgroups.base import CgroupManager
+from hutch.cgroups.base import CgroupManager, limit_value
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.v1 import rdma_line
 
@@ -228,15 +228,15 @@ class V2Manager(CgroupManager):
             out["memory"] = {
                 "usage": fs.read_int(self._file("memory.current")),
                 "max_usage": fs.read_int(self._file("memory.peak")),
-                "limit": fs.read_int(self._file("memory.max")),
-                "swap_limit": fs.read_int(self._file("memory.swap.max")),
+                "limit": limit_value(fs.read_int(self._file("memory.max"))),
+                "swap_limit": limit_value(fs.read_int(self._file("memory.swap.max"))),
                 "stat": fs.read_keyed(self._file("memory.stat")),
                 "oom_kill": self.oom_kill_count(),
             }
         out["blkio"] = io_stat_entries(fs.read_or(self._file("io.stat"), ""))
         if os.path.exists(self._file("pids.current")):
             out["pids"] = {"current": fs.read_int(self._file("pids.current")),
-                           "limit": fs.read_int(self._file("pids.max"))}
+                           "limit": limit_value(fs.read_int(self._file("pids.max")))}
         out["pressure"] = {k: fs.read_pressure(self._file(f"{k}.pressure"))
                            for k in ("cpu", "memory", "io")}
         return out

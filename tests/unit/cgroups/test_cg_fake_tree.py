@@ -256,10 +256,10 @@ def test_v1_stats_and_oom(tmp_path):
     m = cgroups.manager("/hutch/c1", root=root)
     s = m.stats()
     assert s["cpu"]["usage_ns"] == 123456789
-    assert s["memory"]["usage"] == 4096 and s["memory"]["limit"] == -1
+    assert s["memory"]["usage"] == 4096 and s["memory"]["limit"] is None
     assert s["memory"]["stat"]["total_inactive_file"] == 5
     assert s["blkio"]["read_bytes"] == 4096 and s["blkio"]["write_bytes"] == 8192
-    assert s["pids"] == {"current": 3, "limit": -1}
+    assert s["pids"] == {"current": 3, "limit": None}
     assert m.oom_kill_count() == 2
 
 
@@ -364,7 +364,7 @@ def test_v2_freeze_waits_for_events_and_stats(tmp_path):
                                  "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")
     s = m.stats()
     assert s["cpu"]["usage_ns"] == 1_500_000 and s["cpu"]["user_ns"] == 1_000_000
-    assert s["memory"]["usage"] == 8192 and s["memory"]["limit"] == -1
+    assert s["memory"]["usage"] == 8192 and s["memory"]["limit"] is None
     assert s["memory"]["oom_kill"] == 1 == m.oom_kill_count()
     assert s["blkio"]["read_bytes"] == 4096 and s["blkio"]["write_bytes"] == 512
     assert s["pids"] == {"current": 2, "limit": 20}
