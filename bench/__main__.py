@@ -63,6 +63,9 @@ def main(argv=None) -> int:
     if args.runs < 10:
         print("bench: --runs must be at least 10 (medians of >= 10 runs)", file=sys.stderr)
         return 2
+    # hutch is timed as installed, with Python's bytecode cache: a developer's
+    # PYTHONDONTWRITEBYTECODE would make every start recompile its sources (~20 ms more)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     rows = [int(r) for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 FLAG_ERROR_EXIT = 125   # Docker's StatusError for a bad flag
@@ -62,20 +61,22 @@ _TYPE_NAMES = {"bool": "", "string": "string", "float": "float", "duration": "du
                "list": "list", "strings": "strings"}
 
 
-@dataclass(frozen=True)
 class Flag:
     """One flag. `type` is bool, string, int/int64/uint16/..., float, duration (seconds as a
     float), list (repeatable) or strings (repeatable and comma-split). `parse`, when given,
-    converts the text instead of `type` and raises ValueError(message) as pflag shows it."""
+    converts the text instead of `type` and raises ValueError(message) as pflag shows it.
+    (Plain classes, not dataclasses: this module is on every command's start-up path.)"""
 
-    long: str
-    short: str | None = None
-    type: str = "bool"
-    default: Any = None
-    help: str = ""
-    metavar: str | None = None
-    parse: Callable[[str], Any] | None = None
-    hidden: bool = False
+    __slots__ = ("long", "short", "type", "default", "help", "metavar", "parse", "hidden")
+
+    def __init__(self, long: str, short: str | None = None, type: str = "bool",
+                 default: Any = None, help: str = "", metavar: str | None = None,
+                 parse: Callable[[str], Any] | None = None, hidden: bool = False):
+        self.long, self.short, self.type, self.default = long, short, type, default
+        self.help, self.metavar, self.parse, self.hidden = help, metavar, parse, hidden
+
+    def __repr__(self):
+        return f"Flag({self.display}, {self.type})"
 
     @property
     def display(self) -> str:
@@ -110,20 +111,16 @@ class Options(dict):
         self.changed: set[str] = set()
 
 
-@dataclass
 class Command:
     """A command's flag spec. `usage` is what follows `hutch NAME` in the usage line."""
 
-    name: str
-    usage: str
-    description: str
-    flags: list[Flag] = field(default_factory=list)
-    interspersed: bool = True
-    min_args: int = 0
-    max_args: int | None = None
-    aliases: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
+    def __init__(self, name: str, usage: str, description: str, flags: list[Flag] | None = None,
+                 interspersed: bool = True, min_args: int = 0, max_args: int | None = None,
+                 aliases: list[str] | None = None):
+        self.name, self.usage, self.description = name, usage, description
+        self.flags = list(flags or [])
+        self.interspersed, self.min_args, self.max_args = interspersed, min_args, max_args
+        self.aliases = list(aliases or [])
         self._long = {f.long: f for f in self.flags}
         self._short = {f.short: f for f in self.flags if f.short}
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import urllib.parse
-from dataclasses import dataclass, field
 
 __all__ = ["TemplateError", "Template", "parse", "render", "render_rows", "is_table",
            "go_str", "go_json"]
@@ -43,14 +41,13 @@ MISSING = _Missing()
 
 
 # ================================= lexer =================================================
-@dataclass
 class _Tok:
-    kind: str           # text, field, var, ident, dot, string, raw, char, number, bool,
-                        # nil, pipe, lparen, rparen, declare, assign, comma, char_other,
-                        # rdelim, ldelim, eof
-    val: str
-    pos: int
-    space_before: bool = False
+    # kind: text, field, var, ident, dot, string, raw, char, number, bool, nil, pipe, lparen,
+    # rparen, declare, assign, comma, char_other, rdelim, ldelim, error, eof
+    __slots__ = ("kind", "val", "pos", "space_before")
+
+    def __init__(self, kind: str, val: str, pos: int, space_before: bool = False):
+        self.kind, self.val, self.pos, self.space_before = kind, val, pos, space_before
 
 
 _SPACE = " \t\r\n"
@@ -219,84 +216,76 @@ def _perr(text: str, pos: int, msg: str) -> TemplateError:
 
 
 # ================================= nodes =================================================
-@dataclass
 class _Node:
-    pos: int
+    """Parse-tree node; subclasses list their constructor arguments in _fields. (Plain
+    classes rather than dataclasses: `ps` and `images` import this on every call.)"""
+
+    _fields: tuple[str, ...] = ("pos",)
+
+    def __init__(self, *args):
+        for name, value in zip(self._fields, args, strict=True):
+            setattr(self, name, value)
 
 
-@dataclass
 class _Text(_Node):
-    text: str
+    _fields = ("pos", "text")
 
 
-@dataclass
 class _FieldN(_Node):
-    names: list[str]
+    _fields = ("pos", "names")
 
     def __str__(self):
         return "".join("." + n for n in self.names)
 
 
-@dataclass
 class _VarN(_Node):
-    names: list[str]     # ["$x", "Field", ...]
+    _fields = ("pos", "names")
 
     def __str__(self):
         return self.names[0] + "".join("." + n for n in self.names[1:])
 
 
-@dataclass
 class _ChainN(_Node):
-    node: _Node
-    names: list[str]
+    _fields = ("pos", "node", "names")
 
     def __str__(self):
         inner = f"({self.node})" if isinstance(self.node, _PipeN) else str(self.node)
         return inner + "".join("." + n for n in self.names)
 
 
-@dataclass
 class _DotN(_Node):
     def __str__(self):
         return "."
 
 
-@dataclass
 class _NilN(_Node):
     def __str__(self):
         return "nil"
 
 
-@dataclass
 class _IdentN(_Node):
-    name: str
+    _fields = ("pos", "name")
 
     def __str__(self):
         return self.name
 
 
-@dataclass
 class _LitN(_Node):
-    value: object
-    src: str
+    _fields = ("pos", "value", "src")
 
     def __str__(self):
         return self.src
 
 
-@dataclass
 class _CmdN(_Node):
-    args: list
+    _fields = ("pos", "args")
 
     def __str__(self):
         return " ".join(f"({a})" if isinstance(a, _PipeN) else str(a) for a in self.args)
 
 
-@dataclass
 class _PipeN(_Node):
-    decl: list[str]
-    assign: bool
-    cmds: list[_CmdN]
+    _fields = ("pos", "decl", "assign", "cmds")
 
     def __str__(self):
         s = ""
@@ -305,28 +294,20 @@ class _PipeN(_Node):
         return s + " | ".join(str(c) for c in self.cmds)
 
 
-@dataclass
 class _Action(_Node):
-    pipe: _PipeN
+    _fields = ("pos", "pipe")
 
 
-@dataclass
 class _Branch(_Node):
-    kind: str          # if, range, with
-    pipe: _PipeN
-    body: list
-    else_body: list | None
+    _fields = ("pos", "kind", "pipe", "body", "else_body")
 
 
-@dataclass
 class _Loop(_Node):
-    kind: str          # break, continue
+    _fields = ("pos", "kind")
 
 
-@dataclass
 class _TemplateCall(_Node):
-    name: str
-    pipe: _PipeN | None
+    _fields = ("pos", "name", "pipe")
 
 
 # ================================= parser ================================================
@@ -1279,6 +1260,7 @@ def _f_html(*a):
 
 
 def _f_urlquery(*a):
+    import urllib.parse
     return urllib.parse.quote_plus(_f_print(*a))
 
 
