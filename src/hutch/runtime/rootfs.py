@@ -13,7 +13,7 @@ import stat
 
 from hutch import trace
 from hutch._sys import (MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
-                        MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE)
+                        MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE)
 from hutch.runtime.specconv import DEFAULT_DEVICES, Config, Device, Mount
 
 DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
@@ -183,29 +183,13 @@ def setup_dev(sys, cfg: Config) -> None:
             pass
 
 
-def _make_parent_private(sys, rootfs: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared."""
-    best = ""
-    shared = False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mountpoint = fields[4]
-            if (rootfs == mountpoint or rootfs.startswith(mountpoint.rstrip("/") + "/")) \
-                    and len(mountpoint) >= len(best):
-                best = mountpoint
-                shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")])
-    if shared:
-        sys.mount(None, best, None, MS_PRIVATE)
-
-
 def prepare(sys, cfg: Config, cgroup_paths: dict[str, str]) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, mounts, /dev."""
-    prop = cfg.rootfs_propagation or (MS_SLAVE | MS_REC)
+    # Never shared here, whatever rootfsPropagation says: our mounts must not reach the
+    # host. The configured propagation is applied to the new / after pivot_root.
+    prop = MS_PRIVATE | MS_REC if cfg.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
     trace.step("mount", "propagation of /", flags=hex(prop))
     sys.mount(None, "/", None, prop)
-    if prop & MS_SHARED:
-        _make_parent_private(sys, cfg.rootfs)
     trace.step("mount", f"bind {cfg.rootfs} on itself")
     sys.mount(cfg.rootfs, cfg.rootfs, None, MS_BIND | MS_REC)
     in_userns = "user" in cfg.namespace_types
@@ -271,6 +255,7 @@ def mask_path(sys, path: str) -> None:
 def finish(sys, cfg: Config) -> None:
     """After pivot: root read-only, sysctl, read-only and masked paths (runc's order)."""
     if cfg.rootfs_propagation:
+        trace.step("mount", "rootfsPropagation of /", flags=hex(cfg.rootfs_propagation))
         sys.mount(None, "/", None, cfg.rootfs_propagation)
     if cfg.readonly_root:
         remount_root_readonly(sys)
