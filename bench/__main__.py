@@ -13,7 +13,7 @@ import tempfile
 import traceback
 
 from bench.harness import RowSkipped, RunFailed
-from bench.rows import ORDER, ROWS, REPO, Context
+from bench.rows import ORDER, REPO, ROWS, TITLES, Context
 from bench.report import print_table, write_chart
 
 
@@ -89,6 +89,7 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001 - one broken row must not lose the others
                 traceback.print_exc()
                 res = {"id": r, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
+            res.setdefault("title", TITLES[r])
             results.append(res)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)

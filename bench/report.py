@@ -12,7 +12,7 @@ def print_table(report: dict) -> None:
     print(f"\nhutch {m['hutch']} ({m['hutch_commit']}) on {m['os']}, kernel {m['kernel']}, "
           f"{m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, cgroup {m['cgroup_mode']}")
     print(f"{report['runs']} timed runs per contender, alternating, after one warm-up round\n")
-    print(f"{'row':<4} {'contender':<34} {'median ms':>10} {'min ms':>9} {'max ms':>9} "
+    print(f"{'row':<4} {'contender':<40} {'median ms':>10} {'min ms':>9} {'max ms':>9} "
           f"{'cpu ms':>8}")
     for row in report["rows"]:
         head = f"{row['id']:<4} {row.get('title', '')}"
@@ -22,7 +22,7 @@ def print_table(report: dict) -> None:
         print(head + (f"   [goal: {row['goal']}]" if row.get("goal") else ""))
         _print_contenders(row.get("contenders", []))
         for k, v in row.get("metrics", {}).items():
-            print(f"     {k:<34} {v}")
+            print(f"     {k:<40} {v}")
         for k, v in row.get("ratios", {}).items():
             print(f"     ratio {k}: {v}")
         if row.get("reason"):
@@ -44,10 +44,10 @@ def _print_contenders(contenders):
     for c in contenders:
         name = c["name"] + (" (anchor)" if c.get("anchor") else "")
         if c["status"] == "ok":
-            print(f"     {name:<34} {c['median_ms']:>10.2f} {c['min_ms']:>9.2f} "
+            print(f"     {name:<40} {c['median_ms']:>10.2f} {c['min_ms']:>9.2f} "
                   f"{c['max_ms']:>9.2f} {c['cpu_median_ms']:>8.2f}")
         else:
-            print(f"     {name:<34} {c['status'].upper()}: {c.get('reason', '')}")
+            print(f"     {name:<40} {c['status'].upper()}: {c.get('reason', '')}")
 
 
 def _panels(report: dict) -> list[tuple[str, str, list[tuple[str, float, float, float, bool]]]]:

@@ -55,16 +55,22 @@ def _hutch_works(argv: list[str], what: str) -> None:
     """Skip the row with hutch's own message when the command is not there yet."""
     p = subprocess.run([HUTCH] + argv, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
-        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
         raise RowSkipped(f"`hutch {' '.join(argv)}` does not work yet ({what}): "
-                         + (msg[-1] if msg else f"exit {p.returncode}"))
+                         + _error_line(p.stderr or p.stdout, p.returncode))
+
+
+def _error_line(text: str, code: int) -> str:
+    """The line that says what went wrong, not Docker's "See 'hutch run --help'." hint."""
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.startswith(("See '", "Run '"))]
+    return lines[-1] if lines else f"exit {code}"
 
 
 def _hutch(*argv, check=True) -> str:
     p = subprocess.run([HUTCH, *argv], capture_output=True, text=True, timeout=300)
     if check and p.returncode != 0:
-        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
-        raise RunFailed(f"`hutch {' '.join(argv)}` exited {p.returncode}: " + (msg[-1] if msg else ""))
+        raise RunFailed(f"`hutch {' '.join(argv)}` exited {p.returncode}: "
+                        + _error_line(p.stderr or p.stdout, p.returncode))
     return p.stdout
 
 
@@ -530,4 +536,12 @@ def _remove_hutch_root(root: str) -> None:
 
 ROWS = {1: row_runtime_start, 8: row_cli_startup, 2: row_engine_start, 3: row_exec,
         5: row_scale, 6: row_logs, 4: row_density, 7: row_pull}
+TITLES = {1: "Runtime start: `run` of a busybox `true` bundle",
+          8: "CLI start-up: `hutch version`, `hutch ps -a` with 100 containers",
+          2: "Engine start: `run --rm busybox true`",
+          3: "Exec: `exec <running container> true`",
+          5: "Scale: 200 containers started one after another",
+          6: "Logs: a container writes numbered lines to stdout",
+          4: "Density: memory per idle container (50 containers)",
+          7: "Pull + unpack from a local registry"}
 ORDER = [1, 8, 2, 3, 5, 6, 4, 7]
