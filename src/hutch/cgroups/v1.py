@@ -32,6 +32,12 @@ class V1Manager(CgroupManager):
         if mounts.unified:
             self._unified = os.path.join(mounts.unified, inner_paths.get("", path).lstrip("/"))
 
+    def add_process(self, pid: int) -> None:
+        for d in self._dirs():
+            if d == self._unified and not os.path.isdir(d):
+                continue    # not created (see create())
+            fs.write(os.path.join(d, "cgroup.procs"), pid)
+
     def paths(self) -> dict[str, str]:
         out = dict(self._paths)
         if self._unified:
@@ -56,7 +62,12 @@ class V1Manager(CgroupManager):
                 else:
                     self._makedirs(mount, d, created)
             if self._unified:
-                self._makedirs(self.mounts.unified, self._unified, created)
+                try:
+                    self._makedirs(self.mounts.unified, self._unified, created)
+                except CgroupError as e:
+                    # The cgroup2 side of a hybrid host holds no limits we need; a
+                    # read-only or foreign cgroup2 mount must not stop the container.
+                    trace.step("cgroup", f"cgroup2 directory skipped: {e}")
         except Exception:
             for d in reversed(created):
                 try:

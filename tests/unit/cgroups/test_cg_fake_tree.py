@@ -370,3 +370,41 @@ def test_v2_freeze_waits_for_events_and_stats(tmp_path):
     assert s["pids"] == {"current": 2, "limit": 20}
     assert s["pressure"]["memory"]["some"]["avg10"] == 1.5
     assert s["pressure"]["memory"]["full"]["total"] == 7
+
+
+# --- hybrid (v1 controllers + a cgroup2 mount) ------------------------------------------
+
+def test_hybrid_joins_cgroup2_and_drives_a_stray_hugetlb_there(tmp_path, writes):
+    root = str(tmp_path)
+    v1_tree(root)
+    put(os.path.join(root, "unified", "cgroup.controllers"), "hugetlb\n")
+    put(os.path.join(root, "unified", "cgroup.subtree_control"), "")
+    m = cgroups.manager("/hutch/c1", root=root)
+    assert cgroups.detect_mode(root) == "hybrid" and m.version == 1
+    assert m.paths()["unified"] == os.path.join(root, "unified", "hutch", "c1")
+    m.create()
+    assert os.path.isdir(m.paths()["unified"])
+    put(os.path.join(root, "unified", "hutch", "c1", "hugetlb.2MB.max"))
+    put(os.path.join(root, "unified", "hutch", "cgroup.subtree_control"))
+    writes.clear()
+    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]})
+    assert [(p[len(root):], v) for p, v in writes] == [
+        ("/unified/cgroup.subtree_control", "+hugetlb"),
+        ("/unified/hutch/cgroup.subtree_control", "+hugetlb"),
+        ("/unified/hutch/c1/hugetlb.2MB.max", "4194304")]
+    put(os.path.join(root, "unified", "hutch", "c1", "cgroup.procs"))
+    writes.clear()
+    m.add_process(4242)
+    assert len(writes) == len(V1_FILES) + 1
+    assert writes[-1][0].endswith("unified/hutch/c1/cgroup.procs")
+
+
+def test_hybrid_unusable_cgroup2_mount_is_skipped(tmp_path, writes):
+    root = str(tmp_path)
+    v1_tree(root)
+    put(os.path.join(root, "unified"), "not a directory")
+    m = cgroups.manager("/hutch/c1", root=root, mode="hybrid")
+    m.create()
+    m.add_process(4242)
+    assert len(writes) - 4 == len(V1_FILES)   # 4 cpuset fills, then one cgroup.procs each
+    assert all("unified" not in p for p, _ in writes)
