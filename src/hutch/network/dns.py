@@ -9,8 +9,8 @@ container's netns* (setns, socket, setns back) and hands it to the server over a
 with no iptables redirect; the server knows which container asked by the socket the query
 came on.
 
-Answers: A records for the name, the aliases and the short id of every container on the
-networks the asking container is on (read from the endpoint records on disk, re-read when
+Answers: A records for the name, the aliases and the short id (alone or followed by
+".<network name>") of every container on the networks the asking container is on (read from the endpoint records on disk, re-read when
 they change). Other names are forwarded from the host netns to the upstream resolvers (the
 container's --dns, else the host's non-localhost nameservers) and the reply relayed back.
 
@@ -263,12 +263,19 @@ class Server:
             except (OSError, ValueError):
                 continue
             self.stamp[nid] = mtime
+            try:
+                with open(os.path.join(self.networks_dir, nid, "network.json")) as f:
+                    netname = json.load(f)["Name"].lower()
+            except (OSError, ValueError, KeyError):
+                netname = None
             names: dict[str, list[str]] = {}
             for cid, ep in eps.items():
                 if not ep.get("ip"):
                     continue
                 for n in [ep["name"], cid[:12], *ep.get("aliases", [])]:
                     names.setdefault(n.lower(), []).append(ep["ip"])
+                    if netname:   # "web.mynet", as Docker also answers
+                        names.setdefault(f"{n.lower()}.{netname}", []).append(ep["ip"])
             self.names[nid] = names
             self.members[nid] = set(eps)
 

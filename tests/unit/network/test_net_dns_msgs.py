@@ -34,11 +34,13 @@ def test_server_lookup_from_endpoint_records(tmp_path):
     (tmp_path / "n1" / "endpoints.json").write_text(json.dumps({
         "a" * 64: {"name": "web", "ip": "10.0.0.2", "aliases": ["www"]},
         "b" * 64: {"name": "cli", "ip": "10.0.0.3", "aliases": []}}))
+    (tmp_path / "n1" / "network.json").write_text(json.dumps({"Name": "Front"}))
     (tmp_path / "n2").mkdir()
     (tmp_path / "n2" / "endpoints.json").write_text(json.dumps({
         "c" * 64: {"name": "other", "ip": "10.1.0.2", "aliases": []}}))
     s = dns.Server(str(tmp_path / "sock"), str(tmp_path))
     assert s.lookup("b" * 64, "www") == ["10.0.0.2"]
     assert s.lookup("b" * 64, "a" * 12) == ["10.0.0.2"]
+    assert s.lookup("b" * 64, "www.front") == ["10.0.0.2"]
     assert s.lookup("b" * 64, "other") is None
     assert s.lookup("c" * 64, "web") is None
