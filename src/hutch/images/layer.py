@@ -54,6 +54,23 @@ class _HashingReader:
         while self.read(_CHUNK):
             pass
 
+    # tarfile's random-access reader on a stream that only goes forward: its own stream
+    # mode ("r|") copies its whole buffer on every small read, which costs more than the I/O.
+    def tell(self) -> int:
+        return self.count
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 1:
+            offset += self.count
+        elif whence != 0:
+            raise OSError(errno.ESPIPE, "cannot seek from the end of a stream")
+        if offset < self.count:
+            raise OSError(errno.ESPIPE, "cannot seek backwards in a stream")
+        while self.count < offset:
+            if not self.read(min(_CHUNK, offset - self.count)):
+                break
+        return self.count
+
 
 def clean_name(name: str) -> list[str]:
     """Archive name -> path components inside the root; refuses names that climb out."""
@@ -170,43 +187,75 @@ def _set_xattrs(target, attrs: dict[str, bytes], follow: bool = True) -> None:
 
 
 class _Applier:
+    _CACHE_MAX = 256
+
     def __init__(self, root: str):
         self.root_fd = os.open(root, _DIR_FLAGS)
         self.dir_times: list[tuple[list[str], int]] = []
         self.size = 0
+        # Directory fds by the path asked for: entries come grouped by directory, so most
+        # lookups are hits. Dropped whenever a directory or symlink is removed, since a
+        # cached path may run through either.
+        self.dirs: dict[tuple[str, ...], int] = {}
 
     def close(self):
+        self._forget()
         os.close(self.root_fd)
+
+    def _forget(self):
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs.clear()
+
+    def parent(self, comps: list[str], create: bool = True) -> int:
+        """A cached fd of the directory at comps (owned by the cache: do not close)."""
+        key = tuple(comps)
+        fd = self.dirs.get(key)
+        if fd is None:
+            if len(self.dirs) >= self._CACHE_MAX:
+                self._forget()
+            fd = open_dir(self.root_fd, comps, create)
+            self.dirs[key] = fd
+        return fd
+
+    def remove(self, name: str, dir_fd: int, st) -> None:
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            self._forget_after(dir_fd)
+        _remove(name, dir_fd, st)
+
+    def _forget_after(self, keep_fd: int) -> None:
+        # keep the fd the caller holds; everything else may now point somewhere stale
+        for key, fd in list(self.dirs.items()):
+            if fd != keep_fd:
+                os.close(fd)
+                del self.dirs[key]
 
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         comps = clean_name(member.name)
         if not comps:
             return  # the root itself: its owner and mode belong to the snapshot, not the tar
         base = comps[-1]
-        pfd = open_dir(self.root_fd, comps[:-1], create=True)
-        try:
-            if base == OPAQUE_MARKER:
-                os.setxattr(pfd, OPAQUE_XATTR, b"y")
-                return
-            if base.startswith(WHITEOUT_PREFIX):
-                self._whiteout(pfd, base[len(WHITEOUT_PREFIX):], member)
-                return
-            self._entry(tar, member, pfd, base, comps)
-        finally:
-            os.close(pfd)
+        pfd = self.parent(comps[:-1])
+        if base == OPAQUE_MARKER:
+            os.setxattr(pfd, OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(pfd, base[len(WHITEOUT_PREFIX):], member)
+            return
+        self._entry(tar, member, pfd, base, comps)
 
     def _whiteout(self, pfd: int, name: str, member: tarfile.TarInfo) -> None:
         if name in ("", ".", "..") or "/" in name:
             raise LayerError(f"invalid whiteout {member.name!r}")
         st = _lexists(name, pfd)
         if st is not None:
-            _remove(name, pfd, st)
+            self.remove(name, pfd, st)
         os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
 
     def _entry(self, tar, member, pfd, base, comps) -> None:
         st = _lexists(base, pfd)
         if st is not None and not (member.isdir() and stat.S_ISDIR(st.st_mode)):
-            _remove(base, pfd, st)
+            self.remove(base, pfd, st)
         mode = member.mode & 0o7777
         xattrs = _xattrs(member)
         if member.isdir():
@@ -269,7 +318,7 @@ class _Applier:
         if not target:
             raise LayerError(f"{member.name}: invalid hard link target {member.linkname!r}")
         try:
-            tfd = open_dir(self.root_fd, target[:-1], create=False)
+            tfd = self.parent(target[:-1], create=False)
         except (OSError, LayerError):
             raise LayerError(f"{member.name}: hard link target {member.linkname!r} "
                              "not found in the layer") from None
@@ -280,24 +329,15 @@ class _Applier:
                              "not found in the layer") from None
         except PermissionError:
             raise LayerError(f"{member.name}: cannot hard link to {member.linkname!r}") from None
-        finally:
-            os.close(tfd)
 
     def finish_dir_times(self) -> None:
         # Directory mtimes last: writing their children changed them.
         for comps, mtime in reversed(self.dir_times):
             try:
-                pfd = open_dir(self.root_fd, comps[:-1], create=False)
+                pfd = self.parent(comps[:-1], create=False)
+                os.utime(comps[-1], ns=(_ns(mtime),) * 2, dir_fd=pfd, follow_symlinks=False)
             except (OSError, LayerError):
-                continue
-            try:
-                fd = os.open(comps[-1], _DIR_FLAGS, dir_fd=pfd)
-                os.utime(fd, ns=(_ns(mtime),) * 2)
-                os.close(fd)
-            except OSError:
                 pass
-            finally:
-                os.close(pfd)
 
 
 def _ns(mtime) -> int:
@@ -323,7 +363,7 @@ def apply_tar(stream, dest: str, tee=None) -> tuple[str, int, int]:
     applier = _Applier(dest)
     try:
         try:
-            tar = tarfile.open(fileobj=reader, mode="r|", errorlevel=2)
+            tar = tarfile.TarFile(fileobj=reader, mode="r", errorlevel=2)
         except tarfile.ReadError as e:
             raise LayerError(f"invalid tar archive: {e}") from None
         try:

@@ -75,14 +75,19 @@ class Client:
         self.insecure = set(insecure)
         self.tokens: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
-        ctx = ssl.create_default_context()
-        self.opener = urllib.request.build_opener(
-            _NoRedirect(), urllib.request.HTTPSHandler(context=ctx))
-        bad = ssl.create_default_context()
-        bad.check_hostname = False
-        bad.verify_mode = ssl.CERT_NONE
-        self.insecure_opener = urllib.request.build_opener(
-            _NoRedirect(), urllib.request.HTTPSHandler(context=bad))
+        self._openers: dict[bool, urllib.request.OpenerDirector] = {}
+
+    def opener(self, verify: bool = True) -> urllib.request.OpenerDirector:
+        # made on first use: loading the CA store costs ~25 ms, and localhost needs none
+        with self._lock:
+            if verify not in self._openers:
+                ctx = ssl.create_default_context()
+                if not verify:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                self._openers[verify] = urllib.request.build_opener(
+                    _NoRedirect(), urllib.request.HTTPSHandler(context=ctx))
+            return self._openers[verify]
 
     def base(self, domain: str) -> str:
         host = HUB_API if domain == refs.DEFAULT_DOMAIN else domain
@@ -90,8 +95,15 @@ class Client:
         return f"{scheme}://{host}"
 
     def _open(self, req, domain):
-        opener = self.insecure_opener if domain in self.insecure else self.opener
-        return opener.open(req, timeout=60)
+        if req.full_url.startswith("http://"):
+            return self._plain().open(req, timeout=60)
+        return self.opener(domain not in self.insecure).open(req, timeout=60)
+
+    def _plain(self) -> urllib.request.OpenerDirector:
+        with self._lock:
+            if None not in self._openers:
+                self._openers[None] = urllib.request.build_opener(_NoRedirect())
+            return self._openers[None]
 
     def request(self, method: str, domain: str, path: str, *, scope: str, headers=None,
                 data=None, ok=(200,)):
@@ -182,7 +194,7 @@ class Client:
                 f"{creds[0]}:{creds[1]}".encode()).decode()
         trace.step("registry", f"GET {url} (token)")
         try:
-            with self.opener.open(urllib.request.Request(url, headers=h), timeout=60) as r:
+            with self._open(urllib.request.Request(url, headers=h), "") as r:
                 body = json.loads(r.read())
         except urllib.error.HTTPError as e:
             if e.code == 401:
@@ -388,7 +400,9 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
         seen.add(diff_id)
         out.status(lid, "Pulling fs layer")
         todo.append((desc, diff_id, lid))
-    if todo:
+    if len(todo) == 1:
+        _pull_layer(store, client, ref, scope, *todo[0], out)
+    elif todo:
         with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS) as pool:
             futures = [pool.submit(_pull_layer, store, client, ref, scope, d, diff, lid, out)
                        for d, diff, lid in todo]
