@@ -7,7 +7,9 @@ os.setgroups, os.mknod), callers use it directly.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -217,8 +219,6 @@ def open_pty() -> tuple[int, int]:
     """A pty pair from /dev/ptmx of the current root (the container's own devpts).
 
     Returns (master, slave), both close-on-exec."""
-    import fcntl
-    import struct
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -231,11 +231,8 @@ def open_pty() -> tuple[int, int]:
 
 
 def set_controlling_tty(fd: int) -> None:
-    import fcntl
     fcntl.ioctl(fd, TIOCSCTTY, 0)
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
-    import fcntl
-    import struct
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

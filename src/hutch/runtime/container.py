@@ -201,6 +201,7 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
         fds.append(os.open(fifo, os.O_PATH | os.O_CLOEXEC))
         fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         base = _base_state(cid, bundle, cfg.annotations)
+        process.preload(cfg)
         sock, child_sock = sync.pair()
         args = process.InitArgs(cfg, child_sock, fifo_fd=fds[0], proc_fd=fds[1],
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
@@ -557,6 +558,8 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         _sys.set_child_subreaper()
     cgroup = _cgroup_manager(st["cgroups_path"])
     seccomp_spec = (st["config"].get("linux") or {}).get("seccomp")
+    if seccomp_spec:
+        from hutch.runtime import seccomp  # noqa: F401 - not importable once inside
     console = _connect_console(console_socket)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     sock, child_sock = sync.pair()

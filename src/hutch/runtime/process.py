@@ -156,6 +156,15 @@ def dup_stdio(stdio) -> None:
 
 # --- create: stage 1 (intermediate) and stage 2 (init) ---
 
+def preload(cfg: Config) -> None:
+    """Import now what the init needs after pivot_root, where our modules are out of reach."""
+    if cfg.seccomp:
+        from hutch.runtime import seccomp  # noqa: F401 - loads libseccomp's binding too
+        import seccomp as _libseccomp  # noqa: F401
+    if any(cfg.hooks.get(k) for k in ("createContainer", "startContainer")):
+        import subprocess  # noqa: F401 - hooks run through it
+
+
 class InitArgs:
     """What the init needs besides the config (all fds opened by the parent)."""
 
