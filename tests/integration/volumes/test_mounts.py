@@ -1,0 +1,111 @@
+"""Mount targets and volume mounts on the real kernel, in forked children with a private
+mount namespace (gone with the child: nothing can leak onto the host)."""
+import errno
+import os
+
+import pytest
+
+from hutch import _sys
+from hutch.engine.volumes import fd_path, open_in_root, prepare_mount_target
+from hutch.engine.volumestore import VolumeStore
+from hutch.paths import Paths
+
+pytestmark = pytest.mark.root
+
+
+def in_private_ns(fn) -> tuple[int, str]:
+    """Run fn() in a forked child with its own mount namespace; (exit code, its message)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            _sys.unshare(_sys.CLONE_NEWNS)
+            _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+            os.write(w, (fn() or "").encode())
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, f"{type(e).__name__}: {e}".encode())
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        msg = f.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), msg
+
+
+def mounts_mentioning(path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if str(path) in line]
+
+
+def test_symlink_at_mount_target_stays_in_rootfs(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    victim = tmp_path / "host-victim"
+    victim.mkdir()
+    os.symlink(str(victim), rootfs / "abs")          # absolute link to a host path
+    os.symlink("../../../../../../" + str(victim).lstrip("/"), rootfs / "climb")
+    os.symlink("/abs/deeper", rootfs / "chain")
+
+    def attack():
+        out = []
+        for target in ("/abs/m1", "/climb/m2", "/chain/m3", "/abs"):
+            fd = prepare_mount_target(str(rootfs), target)
+            try:
+                _sys.mount("tmpfs", fd_path(fd), "tmpfs", 0, "size=64k")
+            finally:
+                os.close(fd)
+            fd = open_in_root(str(rootfs), target)
+            try:
+                with open(os.path.join(fd_path(fd), "marker"), "w") as f:
+                    f.write(target)
+                out.append(os.readlink(fd_path(fd)))
+            finally:
+                os.close(fd)
+        return "\n".join(out)
+
+    code, msg = in_private_ns(attack)
+    assert code == 0, msg
+    inside = str(rootfs / str(victim).lstrip("/"))
+    assert msg.split("\n") == [f"{inside}/m1", f"{inside}/m2", f"{inside}/deeper/m3", inside]
+    assert os.listdir(victim) == [], "a mount or file went through a symlink onto the host"
+    assert not mounts_mentioning(tmp_path)
+
+
+def test_tmpfs_volume_size_limit_holds(tmp_path):
+    paths = Paths.from_root(str(tmp_path / "root"))
+    store = VolumeStore(paths)
+    store.create("small", options={"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=7"})
+
+    def fill():
+        mp = store.activate("small")
+        assert os.path.ismount(mp) and os.stat(mp).st_uid == 7
+        assert store.activate("small") == mp            # second use: already mounted
+        try:
+            with open(os.path.join(mp, "big"), "wb") as f:
+                for _ in range(4):
+                    f.write(b"\0" * (512 << 10))
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as e:
+            return errno.errorcode[e.errno]
+        return "wrote 2 MiB into a 1 MiB tmpfs"
+
+    code, msg = in_private_ns(fill)
+    assert (code, msg) == (0, "ENOSPC")
+    store.remove("small")
+    assert not mounts_mentioning(tmp_path)
+
+
+def test_bad_volume_options_fail_at_use(tmp_path):
+    store = VolumeStore(Paths.from_root(str(tmp_path / "root")))
+    store.create("badfs", options={"type": "nosuchfs", "device": "x"})
+
+    def use():
+        store.activate("badfs")
+    code, msg = in_private_ns(use)
+    assert code == 1 and "failed to mount local volume" in msg and "no such device" in msg
+    store.remove("badfs")
