@@ -428,9 +428,18 @@ class NetworkManager:
             self._save_endpoints(rec["Id"], eps)
 
     @staticmethod
-    def _loopback_up(netns_path: str | None) -> None:
+    def _disable_ipv6(netns_path: str) -> None:
+        """No IPv6 in the container, as Docker on networks without --ipv6 (lo keeps only
+        127.0.0.1). /proc/sys/net shows the netns of the thread that opens it."""
+        from hutch.network.netlink import in_netns
+        with in_netns(netns_path, "to turn IPv6 off"):
+            for which in ("default", "all"):
+                _sysctl(f"/proc/sys/net/ipv6/conf/{which}/disable_ipv6", "1")
+
+    def _loopback_up(self, netns_path: str | None) -> None:
         if not netns_path:
             return
+        self._disable_ipv6(netns_path)
         with Netlink(netns_path) as inner:
             inner.set_link(inner.index("lo"), up=True, what="lo")
 
@@ -438,6 +447,8 @@ class NetworkManager:
         """veth pair: host end on the bridge, the other end as ethN in the container."""
         bridge = self.bridge_of(rec)
         mtu = int(rec["Options"].get("com.docker.network.driver.mtu") or host_mtu())
+        if default_route:
+            self._disable_ipv6(ep["netns"])
         with Netlink(ep["netns"]) as inner:
             taken = {l["name"] for l in inner.links()}
             ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)

@@ -45,6 +45,7 @@ IFLA_IFNAME = 3
 IFLA_MTU = 4
 IFLA_LINK = 5
 IFLA_MASTER = 10
+IFLA_TXQLEN = 13
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND = 1
@@ -227,6 +228,7 @@ class Netlink:
         given by peer_netns_fd, down, with peer_mac) in one request."""
         trace.step("netlink", f"create veth {name} peer {peer}", mtu=mtu, mac=peer_mac)
         mtu_attr = _attr(IFLA_MTU, struct.pack("=I", mtu)) if mtu else b""
+        mtu_attr += _attr(IFLA_TXQLEN, struct.pack("=I", 0))   # no queue on a veth, as Docker's
         peer_attrs = _attr(IFLA_IFNAME, _str(peer)) + mtu_attr
         if peer_mac:
             peer_attrs += _attr(IFLA_ADDRESS, mac_bytes(peer_mac))
