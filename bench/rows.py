@@ -519,7 +519,8 @@ def row_pull(ctx: Context) -> dict:
             lambda i: ["sh", "-c", f"skopeo copy --quiet --src-tls-verify=false docker://{ref} "
                        f"oci:{sroot}/img:latest && umoci unpack --image {sroot}/img:latest "
                        f"{sroot}/bundle >/dev/null"],
-            anchor=True, after=lambda i: shutil.rmtree(sroot, ignore_errors=True))
+            anchor=True, before=lambda i: os.makedirs(sroot, exist_ok=True),
+            after=lambda i: shutil.rmtree(sroot, ignore_errors=True))
         alternate([hutch, skopeo], ctx.runs)
     return _result(7, title, "faster than skopeo + umoci", [hutch, skopeo])
 
