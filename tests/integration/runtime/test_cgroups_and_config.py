@@ -1,0 +1,163 @@
+"""linux.resources in this host's v1 cgroup files, update, and bad configs leaving nothing."""
+import json
+import os
+
+import pytest
+
+from conftest import leaks
+
+
+def _read(bundle, controller, name):
+    with open(os.path.join(bundle.cgroup_dir(controller), name)) as f:
+        return f.read().strip()
+
+
+def test_resources_written_to_v1_files(bundle):
+    bundle.config["linux"]["resources"] = {
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+        "pids": {"limit": 50},
+        "devices": [{"allow": False, "access": "rwm"}],
+    }
+    bundle.create(["sleep", "60"])
+    try:
+        assert _read(bundle, "memory", "memory.limit_in_bytes") == str(64 << 20)
+        assert _read(bundle, "memory", "memory.soft_limit_in_bytes") == str(32 << 20)
+        assert _read(bundle, "cpu", "cpu.shares") == "512"
+        assert _read(bundle, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert _read(bundle, "cpu", "cpu.cfs_period_us") == "100000"
+        assert _read(bundle, "cpuset", "cpuset.cpus") == "0"
+        assert _read(bundle, "pids", "pids.max") == "50"
+        rules = _read(bundle, "devices", "devices.list").splitlines()
+        assert "c 1:3 rwm" in rules and "c 136:* rwm" in rules and "a *:* rwm" not in rules
+        pid = bundle.state()["pid"]
+        for controller in ("memory", "cpu", "pids", "devices", "freezer"):
+            assert str(pid) in _read(bundle, controller, "cgroup.procs").split()
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
+def test_pids_limit_enforced(bundle):
+    bundle.config["linux"]["resources"] = {"pids": {"limit": 3}}
+    out = bundle.run(["sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done 2>&1; wait"])
+    assert "can't fork" in out.stdout + out.stderr
+
+
+def test_update_resources(bundle):
+    bundle.create(["sleep", "60"])
+    try:
+        res = json.dumps({"memory": {"limit": 48 << 20}, "pids": {"limit": 20}})
+        out = bundle.runtime("update", "--resources", "-", bundle.id, input=res)
+        assert out.returncode == 0, out.stderr
+        assert _read(bundle, "memory", "memory.limit_in_bytes") == str(48 << 20)
+        assert _read(bundle, "pids", "pids.max") == "20"
+        bundle.runtime("update", "--memory", "40m", "--cpu-shares", "256", bundle.id,
+                       check=True)
+        assert _read(bundle, "memory", "memory.limit_in_bytes") == str(40 << 20)
+        assert _read(bundle, "cpu", "cpu.shares") == "256"
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
+def test_pause_freezes_the_cgroup(bundle):
+    bundle.create(["sleep", "60"])
+    try:
+        bundle.runtime("start", bundle.id, check=True)
+        bundle.runtime("pause", bundle.id, check=True)
+        assert _read(bundle, "freezer", "freezer.state") == "FROZEN"
+        bundle.runtime("resume", bundle.id, check=True)
+        assert _read(bundle, "freezer", "freezer.state") == "THAWED"
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
+def test_events_stats(bundle):
+    bundle.config["linux"]["resources"] = {"memory": {"limit": 64 << 20}}
+    bundle.create(["sleep", "60"])
+    try:
+        out = bundle.runtime("events", "--stats", bundle.id, check=True)
+        event = json.loads(out.stdout)
+        assert event["type"] == "stats" and event["id"] == bundle.id
+        assert event["data"]["memory"]["limit"] == 64 << 20
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
+def test_custom_cgroups_path(bundle):
+    bundle.config["linux"]["cgroupsPath"] = f"/hutch-rt-test/{bundle.id}"
+    bundle.create(["sleep", "60"])
+    try:
+        assert os.path.isdir(f"/sys/fs/cgroup/pids/hutch-rt-test/{bundle.id}")
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/hutch-rt-test/{bundle.id}")
+
+
+BAD_CONFIGS = [
+    (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}),
+     "linux.namespaces[5].type: unknown namespace type 'bogus'"),
+    (lambda c: c.update(ociVersion="2.0.0"), "ociVersion: unsupported version '2.0.0'"),
+    (lambda c: c["process"].update(args=[]), "process.args: must not be empty"),
+    (lambda c: c["process"].update(cwd="relative"), "process.cwd: must be an absolute path"),
+    (lambda c: c["mounts"].append({"destination": "/x", "source": "/no/such/dir",
+                                   "options": ["bind"]}),
+     "mounts[5].source: bind source '/no/such/dir' does not exist"),
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"),
+     "process.capabilities.bounding: unknown capability 'CAP_BOGUS'"),
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+     "process.rlimits[0].type: unknown rlimit 'RLIMIT_BOGUS'"),
+    (lambda c: c["process"].update(apparmorProfile="docker-default"),
+     "AppArmor is not enabled on this system"),
+    (lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0"),
+     "SELinux is not enabled on this system"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_BOGUS"}),
+     "linux.seccomp.defaultAction: unknown action 'SCMP_ACT_BOGUS'"),
+    (lambda c: c["root"].update(path="no-such-rootfs"), "root.path: rootfs"),
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1, "size": 1}]),
+     "linux.uidMappings: user namespace mappings need a user namespace"),
+    (lambda c: c["process"].update(user={"uid": "root"}),
+     "process.user.uid: must be an integer"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", BAD_CONFIGS, ids=[m for _, m in BAD_CONFIGS])
+def test_bad_config_one_line_and_nothing_left(bundle, mutate, message):
+    mutate(bundle.config)
+    bundle.write()
+    out = bundle.runtime("create", "--bundle", bundle.path, bundle.id)
+    assert out.returncode == 1
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert message in out.stderr.replace('\\"', '"')
+    assert leaks(bundle) == []
+
+
+def test_failure_in_the_init_leaves_nothing(bundle):
+    bundle.config["linux"]["sysctl"] = {"kernel.no_such_knob": "1"}
+    bundle.write()
+    out = bundle.runtime("create", "--bundle", bundle.path, bundle.id)
+    assert out.returncode == 1
+    assert "kernel/no_such_knob" in out.stderr
+    assert leaks(bundle) == []
+
+
+def test_missing_config(bundle):
+    os.unlink(os.path.join(bundle.path, "config.json"))
+    out = bundle.runtime("create", "--bundle", bundle.path, bundle.id)
+    assert out.returncode == 1 and "config.json not found" in out.stderr
+    assert leaks(bundle) == []
+
+
+def test_invalid_id(bundle):
+    out = bundle.runtime("create", "--bundle", bundle.path, "../evil")
+    assert out.returncode == 1 and "invalid id format: ../evil" in out.stderr
+
+
+def test_systemd_cgroup_refused(bundle):
+    out = bundle.runtime("--systemd-cgroup", "create", "--bundle", bundle.path, bundle.id)
+    assert out.returncode == 1 and "--systemd-cgroup is not supported" in out.stderr
+    assert leaks(bundle) == []
+
+
+def test_any_1x_oci_version(bundle):
+    bundle.config["ociVersion"] = "1.3.0"
+    assert bundle.run(["true"]).returncode == 0
