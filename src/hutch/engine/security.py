@@ -14,6 +14,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from hutch import trace
 from hutch.engine.errors import InvalidParameter
 from hutch.oci import defaults
 from hutch.oci.seccomp_default import ProfileError, load_docker_json, profile_for
@@ -28,6 +29,10 @@ IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 IPC_SYSCTL_PREFIXES = ("fs.mqueue.",)
 # ... and to its network namespace.
 NET_SYSCTL_PREFIXES = ("net.",)
+# --userns-remap: "default" means this user's ranges in /etc/subuid and /etc/subgid.
+REMAP_DEFAULT_USER = "hutch"
+SUBUID_FILE = "/etc/subuid"
+SUBGID_FILE = "/etc/subgid"
 # /dev entries runc and containerd leave out of a privileged container's device list.
 HOST_DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
 
@@ -404,6 +409,138 @@ def host_devices(dev: str = "/dev") -> list[dict]:
     return out
 
 
+# --- user namespaces (--userns-remap) -------------------------------------------------
+
+def subid_ranges(path: str, name: str) -> list[tuple[int, int]]:
+    """(start, count) ranges of `name` in an /etc/subuid-style file, in file order."""
+    ranges = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] == name:
+            try:
+                ranges.append((int(parts[1]), int(parts[2])))
+            except ValueError:
+                continue
+    return ranges
+
+
+def remap_mappings(remap: str) -> tuple[list[dict], list[dict]]:
+    """OCI uid and gid mappings for --userns-remap (default | user[:group]).
+
+    As dockerd does: the ranges are laid end to end from container id 0.
+    """
+    user, _, group = remap.partition(":")
+    if user == "default":
+        user = REMAP_DEFAULT_USER
+    group = group or user
+    maps = []
+    for path, name in ((SUBUID_FILE, user), (SUBGID_FILE, group)):
+        ranges = subid_ranges(path, name)
+        if not ranges:
+            raise InvalidParameter(f'cannot remap root to "{name}": no subordinate ids for '
+                                   f'"{name}" in {path} (add a line like '
+                                   f'"{name}:100000:65536")')
+        mapping, next_id = [], 0
+        for start, count in ranges:
+            mapping.append({"containerID": next_id, "hostID": start, "size": count})
+            next_id += count
+        maps.append(mapping)
+    return maps[0], maps[1]
+
+
+def host_id(mappings: list[dict], container_id: int) -> int | None:
+    for m in mappings:
+        if m["containerID"] <= container_id < m["containerID"] + m["size"]:
+            return m["hostID"] + container_id - m["containerID"]
+    return None
+
+
+def shift_rootfs(rootfs: str, uid_maps: list[dict], gid_maps: list[dict]) -> bool:
+    """Give every file of the container's root its remapped host owner, once.
+
+    Done through the container's own overlay (a copy-up per file), so the image's shared
+    layers stay untouched. Returns False when the root is already shifted. chown clears
+    setuid/setgid bits, so the mode is restored; file capabilities (security.capability)
+    are dropped by the kernel on chown and not rewritten.
+    """
+    root_uid, root_gid = host_id(uid_maps, 0), host_id(gid_maps, 0)
+    st = os.lstat(rootfs)
+    if (st.st_uid, st.st_gid) == (root_uid, root_gid):
+        return False
+    trace.step("chown", f"shift {rootfs} to the remapped range", uid=root_uid, gid=root_gid)
+    for dirpath, dirs, files in os.walk(rootfs):
+        if dirpath != rootfs:
+            _shift_one(dirpath, uid_maps, gid_maps)
+        for name in files:
+            _shift_one(os.path.join(dirpath, name), uid_maps, gid_maps)
+        for name in dirs:   # symlinks to directories: listed here, never entered
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                _shift_one(path, uid_maps, gid_maps)
+    # The root last: its owner is the "already shifted" mark, so an interrupted shift
+    # is redone.
+    _shift_one(rootfs, uid_maps, gid_maps)
+    return True
+
+
+def _shift_one(path: str, uid_maps: list[dict], gid_maps: list[dict]) -> None:
+    st = os.lstat(path)
+    uid, gid = host_id(uid_maps, st.st_uid), host_id(gid_maps, st.st_gid)
+    if uid is None or gid is None:
+        raise InvalidParameter(f"cannot remap {path}: owner {st.st_uid}:{st.st_gid} is "
+                               "outside the remapped range")
+    os.lchown(path, uid, gid)
+    if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+
+
+def apply_userns_remap(spec: dict, remap: str, rootfs: str, privileged: bool) -> None:
+    if privileged:
+        raise InvalidParameter("privileged mode is incompatible with user namespaces.  You "
+                               "must run the container in the host namespace when running "
+                               "privileged mode")
+    if not _has_private_namespace(spec, "network"):
+        raise InvalidParameter("cannot share the host's network namespace when user "
+                               "namespaces are enabled")
+    if not _has_private_namespace(spec, "pid"):
+        raise InvalidParameter("cannot share the host PID namespace when user namespaces "
+                               "are enabled")
+    uid_maps, gid_maps = remap_mappings(remap)
+    linux = spec["linux"]
+    if not _has_private_namespace(spec, "user"):
+        linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = uid_maps
+    linux["gidMappings"] = gid_maps
+    check_reachable(rootfs, host_id(uid_maps, 0), host_id(gid_maps, 0))
+    shift_rootfs(rootfs, uid_maps, gid_maps)
+
+
+def check_reachable(rootfs: str, uid: int, gid: int) -> None:
+    """The remapped root must be able to walk down to its rootfs (runtimes mount it from
+    inside the user namespace); say which directory stops it instead of failing later."""
+    path = os.path.dirname(os.path.abspath(rootfs))
+    while True:
+        st = os.stat(path)
+        if st.st_uid == uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == gid:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            raise InvalidParameter(f"the remapped root ({uid}:{gid}) cannot reach the "
+                                   f"container's root filesystem: {path} is mode "
+                                   f"{stat.S_IMODE(st.st_mode):04o}")
+        if path == "/":
+            return
+        path = os.path.dirname(path)
+
+
 # --- sysctls --------------------------------------------------------------------------
 
 def validate_sysctl(value: str) -> tuple[str, str]:
@@ -437,16 +574,13 @@ def apply_security(spec: dict, *, privileged: bool = False, cap_add=(), cap_drop
     """Apply Docker's security flags to `spec` (from hutch.oci.defaults.default_spec).
 
     rootfs: the container's root directory, for --user/--group-add lookups.
-    userns: None or "host" (no user namespace). Returns warnings to show the user.
+    userns: None or "host" (no user namespace), or a --userns-remap value ("default" for
+    the hutch user, or user[:group]) with ranges in /etc/subuid and /etc/subgid; the
+    rootfs is then shifted to the remapped owners (once). Returns warnings for the user.
     """
     warnings: list[str] = []
     linux = spec.setdefault("linux", {})
     opts = parse_security_opts(security_opt)
-    if userns not in (None, "", "host"):
-        raise InvalidParameter(
-            f'user namespace remapping ("{userns}") is not supported by hutch: the image\'s '
-            "files are not shifted to the remapped uid range; use --userns=host")
-
     host_caps = defaults.host_bounding_caps()
     caps = tweak_capabilities(cap_add, cap_drop, privileged, host_caps)
     last = defaults.host_last_cap()
@@ -485,6 +619,8 @@ def apply_security(spec: dict, *, privileged: bool = False, cap_add=(), cap_drop
             linux.setdefault("resources", {}).setdefault("devices", []).extend(rules)
 
     apply_sysctls(spec, sysctls or {})
+    if userns not in (None, "", "host"):
+        apply_userns_remap(spec, userns, rootfs, privileged)
     return warnings
 
 

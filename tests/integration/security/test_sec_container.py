@@ -268,3 +268,51 @@ def test_pid1_is_the_containers_program(bundle):
     secure(bundle)
     out = bundle.sh("readlink /proc/1/exe; readlink /proc/self/exe")
     assert out.stdout.split() == ["/bin/busybox", "/bin/busybox"], out
+
+
+# --- user namespace remapping ---
+
+@pytest.fixture
+def open_bundle(runtime, busybox_rootfs_template):
+    """A bundle under a directory the remapped root can traverse (pytest's are 0700)."""
+    import tempfile
+    from conftest import Bundle
+    base = tempfile.mkdtemp(prefix="hutch-sec-userns-", dir="/tmp")
+    os.chmod(base, 0o711)
+    b = Bundle(base, runtime, busybox_rootfs_template)
+    os.chmod(b.dir, 0o711)
+    try:
+        yield b
+        assert b.leftovers() == []
+    finally:
+        shutil.rmtree(base)
+
+
+def test_userns_remap(open_bundle, tmp_path, monkeypatch):
+    from hutch.engine import security
+    bundle = open_bundle
+    (tmp_path / "subuid").write_text("hutch:231072:65536\n")
+    (tmp_path / "subgid").write_text("hutch:231072:65536\n")
+    monkeypatch.setattr(security, "SUBUID_FILE", str(tmp_path / "subuid"))
+    monkeypatch.setattr(security, "SUBGID_FILE", str(tmp_path / "subgid"))
+    # Host root's private directory, bound in: the remapped root must not read it.
+    private = os.path.join(os.path.dirname(bundle.dir), "host-private")
+    os.mkdir(private, 0o700)
+    with open(os.path.join(private, "secret"), "w") as f:
+        f.write("host root only\n")
+    secure(bundle, userns="default")
+    bundle.spec["mounts"].append({"destination": "/mnt", "type": "bind",
+                                  "source": private, "options": ["rbind"]})
+    out = bundle.sh("id -u; cat /proc/self/uid_map; touch /created; "
+                    "cat /mnt/secret; echo read=$?; ls -ln /bin/busybox; "
+                    "grep -E 'Cap(Eff|Inh)|Seccomp:' /proc/self/status")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", "231072", "65536"]
+    assert "read=1" in out.stdout and "host root only" not in out.stdout
+    ls_line = [l for l in lines if l.endswith("/bin/busybox")][0]
+    assert ls_line.split()[2:4] == ["0", "0"]   # the image's root files are root's inside
+    assert "00000000a80425fb" in out.stdout and "Seccomp:\t2" in out.stdout
+    st = os.lstat(os.path.join(bundle.rootfs, "created"))
+    assert (st.st_uid, st.st_gid) == (231072, 231072)

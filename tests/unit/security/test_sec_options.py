@@ -238,10 +238,100 @@ def test_net_sysctl_needs_netns(rootfs):
         apply_security(spec, rootfs=rootfs, sysctls={"net.ipv4.ip_forward": "1"})
 
 
-def test_userns(rootfs):
-    apply(rootfs, userns="host")
-    with pytest.raises(InvalidParameter, match="user namespace remapping"):
-        apply(rootfs, userns="default")
+@pytest.fixture
+def subids(tmp_path, monkeypatch):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("other:1:5\nhutch:200000:65536\nhutch:400000:1000\nbad:x:y\n")
+    subgid.write_text("hutch:300000:65536\nstaff:500000:10\n")
+    monkeypatch.setattr(security, "SUBUID_FILE", str(subuid))
+    monkeypatch.setattr(security, "SUBGID_FILE", str(subgid))
+    calls = []
+    monkeypatch.setattr(security, "shift_rootfs", lambda *a: calls.append(a))
+    monkeypatch.setattr(security, "check_reachable", lambda *a: None)
+    return calls
+
+
+def test_userns_host_is_no_user_namespace(rootfs, subids):
+    spec, _ = apply(rootfs, userns="host")
+    assert "user" not in [n["type"] for n in spec["linux"]["namespaces"]]
+    assert "uidMappings" not in spec["linux"] and subids == []
+
+
+def test_userns_remap_default(rootfs, subids):
+    spec, _ = apply(rootfs, userns="default")
+    linux = spec["linux"]
+    assert "user" in [n["type"] for n in linux["namespaces"]]
+    assert linux["uidMappings"] == [
+        {"containerID": 0, "hostID": 200000, "size": 65536},
+        {"containerID": 65536, "hostID": 400000, "size": 1000}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": 300000, "size": 65536}]
+    assert subids == [(rootfs, linux["uidMappings"], linux["gidMappings"])]
+    assert caps_of(spec) == list(DEFAULT_CAPS) and "seccomp" in linux
+
+
+def test_userns_remap_user_and_group(rootfs, subids):
+    spec, _ = apply(rootfs, userns="hutch:staff")
+    assert spec["linux"]["gidMappings"] == [{"containerID": 0, "hostID": 500000, "size": 10}]
+
+
+def test_userns_remap_without_subids(rootfs, subids):
+    with pytest.raises(InvalidParameter, match='no subordinate ids for "nobody"'):
+        apply(rootfs, userns="nobody")
+
+
+def test_userns_remap_conflicts(rootfs, subids):
+    with pytest.raises(InvalidParameter, match="privileged mode is incompatible"):
+        apply(rootfs, userns="default", privileged=True)
+    spec = default_spec()
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] != "network"]
+    with pytest.raises(InvalidParameter, match="host's network namespace"):
+        apply_security(spec, rootfs=rootfs, userns="default")
+
+
+def test_check_reachable(tmp_path):
+    closed = tmp_path / "closed"
+    (closed / "rootfs").mkdir(parents=True)
+    os.chmod(closed, 0o700)
+    with pytest.raises(InvalidParameter) as e:
+        security.check_reachable(str(closed / "rootfs"), 231072, 231072)
+    assert str(e.value).endswith(f"{closed} is mode 0700")
+    os.chmod(closed, 0o711)
+    open_parents = all(os.stat(p).st_mode & 0o001 for p in (tmp_path, *tmp_path.parents))
+    if open_parents:
+        security.check_reachable(str(closed / "rootfs"), 231072, 231072)
+
+
+def test_host_id():
+    maps = [{"containerID": 0, "hostID": 100, "size": 10},
+            {"containerID": 10, "hostID": 500, "size": 5}]
+    assert security.host_id(maps, 0) == 100
+    assert security.host_id(maps, 12) == 502
+    assert security.host_id(maps, 15) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_shift_rootfs(tmp_path):
+    root = tmp_path / "shift"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin/tool").write_text("x")
+    os.chmod(root / "bin/tool", 0o4755)
+    (root / "home").mkdir()
+    os.chown(root / "home", 1000, 1000)
+    os.symlink("/bin", root / "link")
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert security.shift_rootfs(str(root), maps, maps) is True
+    for path in (root, root / "bin", root / "bin/tool"):
+        st = os.lstat(path)
+        assert (st.st_uid, st.st_gid) == (100000, 100000)
+    assert os.lstat(root / "link").st_uid == 100000
+    assert os.stat(root / "home").st_uid == 101000
+    assert stat.S_IMODE(os.stat(root / "bin/tool").st_mode) == 0o4755
+    assert security.shift_rootfs(str(root), maps, maps) is False   # once only
+    small = [{"containerID": 0, "hostID": 100000, "size": 10}]
+    os.chown(root, 0, 0)
+    with pytest.raises(InvalidParameter, match="outside the remapped range"):
+        security.shift_rootfs(str(root), small, small)
 
 
 # --- devices ---
