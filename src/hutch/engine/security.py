@@ -516,6 +516,16 @@ def apply_userns_remap(spec: dict, remap: str, rootfs: str, privileged: bool) ->
         linux["namespaces"].append({"type": "user"})
     linux["uidMappings"] = uid_maps
     linux["gidMappings"] = gid_maps
+    prepare_userns_rootfs(spec, rootfs)
+
+
+def prepare_userns_rootfs(spec: dict, rootfs: str) -> None:
+    """For a spec with uid/gid mappings: check the remapped root reaches `rootfs` and
+    shift its owners (once). The engine calls this with the real rootfs before start."""
+    uid_maps = spec.get("linux", {}).get("uidMappings")
+    gid_maps = spec.get("linux", {}).get("gidMappings")
+    if not uid_maps or not gid_maps:
+        return
     check_reachable(rootfs, host_id(uid_maps, 0), host_id(gid_maps, 0))
     shift_rootfs(rootfs, uid_maps, gid_maps)
 

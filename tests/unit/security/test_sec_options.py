@@ -251,6 +251,15 @@ def subids(tmp_path, monkeypatch):
     return calls
 
 
+def test_prepare_userns_rootfs_only_with_mappings(rootfs, subids):
+    spec = default_spec()
+    security.prepare_userns_rootfs(spec, rootfs)
+    assert subids == []
+    spec, _ = apply(rootfs, userns="default")
+    security.prepare_userns_rootfs(spec, "/other/rootfs")
+    assert [c[0] for c in subids] == [rootfs, "/other/rootfs"]
+
+
 def test_userns_host_is_no_user_namespace(rootfs, subids):
     spec, _ = apply(rootfs, userns="host")
     assert "user" not in [n["type"] for n in spec["linux"]["namespaces"]]
