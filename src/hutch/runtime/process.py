@@ -20,9 +20,13 @@ class InitError(Exception):
 
 
 def describe(e: BaseException) -> str:
+    """One line in Go's style: "mount /path: operation not permitted"."""
     if isinstance(e, OSError) and e.strerror:
-        text = e.strerror if ":" in e.strerror else e.strerror.lower()
-        return f"{text}: {e.filename}" if e.filename else text
+        op, sep, text = e.strerror.partition(": ")  # hutch._sys spells "op: message"
+        if not sep:
+            op, text = "open" if e.filename else "", e.strerror
+        where = " ".join(x for x in (op, e.filename) if x)
+        return f"{where}: {text.lower()}" if where else text.lower()
     return str(e)
 
 

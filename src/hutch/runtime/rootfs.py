@@ -261,8 +261,11 @@ def finish(sys, cfg: Config) -> None:
         remount_root_readonly(sys)
     for key, value in cfg.sysctl.items():
         trace.step("sysctl", key, value=value)
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise OSError(e.errno, f"setting sysctl {key}={value}: {e.strerror}") from None
     for path in cfg.readonly_paths:
         readonly_path(sys, path)
     for path in cfg.masked_paths:

@@ -136,7 +136,7 @@ def test_failure_in_the_init_leaves_nothing(bundle):
     bundle.write()
     out = bundle.runtime("create", "--bundle", bundle.path, bundle.id)
     assert out.returncode == 1
-    assert "kernel/no_such_knob" in out.stderr
+    assert "setting sysctl kernel.no_such_knob=1: no such file or directory" in out.stderr
     assert leaks(bundle) == []
 
 
