@@ -132,3 +132,78 @@ def _zstd(stream):
         raise err[0]
     if rc != 0:
         raise CompressionError(f"zstd decompression failed (exit {rc})")
+
+
+class ThreadedReader:
+    """Runs a producer (download, hash, decompress) in a thread and hands its output over in
+    chunks, so inflating and hashing (which release the GIL) overlap with the unpacker's
+    file system calls. `produce(sink)` calls sink(bytes) and returns at the end."""
+
+    _DONE = object()
+
+    def __init__(self, produce, depth: int = 8):
+        import queue
+        import threading
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
+        self._thread.start()
+
+    def _run(self, produce):
+        try:
+            produce(self._put)
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread
+            self._error = e
+        try:
+            self._put(self._DONE)
+        except CompressionError:
+            pass  # the reader is gone
+
+    def _put(self, item) -> None:
+        import queue
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise CompressionError("reader closed")
+
+    def _fill(self) -> bool:
+        """Next chunk into the buffer; False at the end."""
+        while self._pos >= len(self._buf):
+            if self._eof:
+                return False
+            item = self._queue.get()
+            if item is self._DONE:
+                self._eof = True
+                if self._error is not None:
+                    raise self._error
+                return False
+            self._buf, self._pos = item, 0
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to n bytes, fewer only at the end (tarfile counts on full reads)."""
+        if n is None or n < 0:
+            parts = []
+            while self._fill():
+                parts.append(self._buf[self._pos:])
+                self._pos = len(self._buf)
+            return b"".join(parts)
+        parts = []
+        while n > 0 and self._fill():
+            piece = self._buf[self._pos:self._pos + n]
+            self._pos += len(piece)
+            n -= len(piece)
+            parts.append(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        """Stop the producer (if still going) and wait for it."""
+        self._stop.set()
+        self._thread.join()

@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from hutch import trace
 from hutch.images import auth
 from hutch.images import reference as refs
-from hutch.images.compression import CompressionError, decompressed, zstd_available
+from hutch.images.compression import (CompressionError, ThreadedReader, decompressed,
+                                      zstd_available)
 from hutch.images.layer import LayerError
 from hutch.images.store import (MEDIA_DOCKER_LAYER_GZIP, MEDIA_OCI_LAYER_GZIP, DigestMismatch,
                                 ImageStore, StoreError)
@@ -472,8 +473,19 @@ def _pull_layer(store, client, ref, scope, desc, diff_id, lid, out) -> None:
                             scope=scope) as resp, open(blob_tmp, "wb") as f:
             tee = _Tee(resp, f, int(desc.get("size") or 0), lid, out)
 
+            def produce(sink):
+                with decompressed(tee) as tar:
+                    while True:
+                        chunk = tar.read(_CHUNK)
+                        sink(chunk)
+                        if not chunk:
+                            break
+                tee.drain()  # bytes after the compressed stream still count in the digest
+
+            pipe = ThreadedReader(produce)
+
             def check():
-                tee.drain()
+                pipe.close()
                 f.flush()
                 got = "sha256:" + tee.sha.hexdigest()
                 out.status(lid, "Verifying Checksum")
@@ -485,11 +497,14 @@ def _pull_layer(store, client, ref, scope, desc, diff_id, lid, out) -> None:
             blob = {"digest": desc["digest"], "mediaType": mt or MEDIA_DOCKER_LAYER_GZIP,
                     "size": int(desc.get("size") or 0)}
             try:
-                with decompressed(tee) as tar:
-                    store.unpack_layer(tar, expected_diff_id=diff_id, blob=blob,
-                                       blob_tmp=blob_tmp, blob_check=check)
+                store.unpack_layer(pipe, expected_diff_id=diff_id, blob=blob,
+                                   blob_tmp=blob_tmp, blob_check=check)
+            except DigestMismatch as e:
+                raise RegistryError(str(e)) from None
             except (LayerError, StoreError, CompressionError, OSError, EOFError) as e:
                 raise RegistryError(f"failed to register layer: {e}") from None
+            finally:
+                pipe.close()
         out.status(lid, "Pull complete")
     finally:
         shutil.rmtree(work, ignore_errors=True)
