@@ -188,9 +188,7 @@ def _read_colon_file(rootfs: str, name: str) -> list[list[str]] | None:
     try:
         with open(resolve_in_root(rootfs, name), encoding="utf-8", errors="replace") as f:
             text = f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except IsADirectoryError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     entries = []
     for line in text.splitlines():
@@ -611,7 +609,7 @@ def apply_security(spec: dict, *, privileged: bool = False, cap_add=(), cap_drop
         linux["readonlyPaths"] = []
     if privileged:
         for mount in spec.get("mounts", []):
-            if mount.get("type") in ("sysfs", "cgroup"):
+            if mount.get("type") in ("sysfs", "cgroup", "cgroup2"):
                 mount["options"] = [o for o in mount.get("options", []) if o != "ro"]
         linux["devices"] = host_devices()
         linux.setdefault("resources", {})["devices"] = [{"allow": True, "access": "rwm"}]

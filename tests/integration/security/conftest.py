@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from hutch import cgroups
 from hutch.oci.defaults import default_spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,7 +84,8 @@ class Bundle:
         self.cgroups_path = "/" + self.id
         os.makedirs(self.state)
         shutil.copytree(template, self.rootfs, symlinks=True)
-        self.spec = default_spec()
+        # Docker's default: a private cgroup namespace on pure cgroup v2 hosts only.
+        self.spec = default_spec(cgroup_ns=cgroups.detect_mode() == "unified")
         self.spec["linux"]["cgroupsPath"] = self.cgroups_path
 
     def write_config(self, args):
