@@ -592,8 +592,9 @@ def plan_mounts(paths, cid: str, *, volumes=(), mounts=(), tmpfs=(), volumes_fro
                 lookup=None, image_volumes=(), volume_driver: str = "") -> MountPlan:
     """Turn a container's mount flags into its plan, creating the named volumes it needs
     (on first use) and its anonymous ones, each marked as used by `cid`.
-    `lookup(name_or_id) -> (container id, record)` finds a --volumes-from container (and
-    raises the engine's own "No such container" error). On a MountError nothing created
+    `lookup(name_or_id) -> (container id, its config)` finds a --volumes-from container
+    (and raises the engine's own "No such container" error); the config's "HutchMounts"
+    (or the mount record itself) is read. On a MountError nothing created
     here is left behind."""
     from hutch.engine.volumestore import VolumeError, VolumeStore
     if volume_driver and volume_driver != "local":
@@ -628,6 +629,8 @@ def plan_mounts(paths, cid: str, *, volumes=(), mounts=(), tmpfs=(), volumes_fro
             if lookup is None:
                 raise _daemon(f"No such container: {ctr}")
             _, record = lookup(ctr)
+            if record and "HutchMounts" in record:   # the container's whole config
+                record = record["HutchMounts"]
             for m in MountPlan.from_record(record).mounts:
                 cp = MountPoint(Type=m.Type, Destination=m.Destination, Source=m.Source,
                                 Name=m.Name, Driver=m.Driver,

@@ -1,0 +1,205 @@
+"""Volumes as users meet them: `hutch run` with -v/--mount/--tmpfs/--volumes-from, rm -v,
+volume rm while in use, inspect's Mounts. Skipped (with the reason) while `hutch run` cannot
+run a container."""
+import json
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def run(h, *args, check=True, input=None):
+    return h("run", "--rm", *h.run_args, *args, check=check, input=input)
+
+
+def test_data_survives_rm_and_shows_in_new_container(run_ok):
+    h = run_ok
+    vol = h.name("keep")
+    run(h, "-v", f"{vol}:/data", "busybox", "sh", "-c", "echo persisted > /data/f")
+    assert run(h, "-v", f"{vol}:/other", "busybox", "cat", "/other/f").stdout == "persisted\n"
+    assert run(h, "--mount", f"source={vol},target=/m", "busybox", "cat", "/m/f").stdout == "persisted\n"
+    h("volume", "rm", vol)
+
+
+def test_readonly_is_read_only(run_ok, tmp_path):
+    h = run_ok
+    vol = h.name("ro")
+    (tmp_path / "hostfile").write_text("host")
+    for flags in (["-v", f"{vol}:/d:ro"], ["--mount", f"src={vol},dst=/d,readonly"],
+                  ["-v", f"{tmp_path}:/d:ro"]):
+        p = run(h, *flags, "busybox", "sh", "-c", "touch /d/x; echo rc=$?; grep ' /d ' /proc/mounts",
+                check=False)
+        assert "rc=1" in p.stdout and "Read-only file system" in p.stderr, flags
+        assert " ro," in p.stdout, flags
+    assert os.listdir(tmp_path) == ["hostfile"]
+    h("volume", "rm", vol)
+
+
+def test_bind_source_created_and_writable(run_ok, tmp_path):
+    h = run_ok
+    src = tmp_path / "made" / "here"
+    run(h, "-v", f"{src}:/w", "busybox", "sh", "-c", "echo hi > /w/f")
+    assert (src / "f").read_text() == "hi\n"
+    p = run(h, "--mount", f"type=bind,src={tmp_path}/absent,dst=/w", "busybox", "true", check=False)
+    assert p.returncode == 125
+    assert f"bind source path does not exist: {tmp_path}/absent" in p.stderr
+
+
+def test_copy_up_of_image_content(run_ok):
+    h = run_ok
+    vol = h.name("cu")
+    out = run(h, "-v", f"{vol}:/etc", "busybox", "cat", "/etc/passwd").stdout
+    assert out.startswith("root:x:0:0:")
+    mp = h("volume", "inspect", "-f", "{{.Mountpoint}}", vol).stdout.strip()
+    assert open(os.path.join(mp, "passwd")).read() == out
+    # nocopy: an empty volume stays empty
+    vol2 = h.name("nc")
+    out = run(h, "--mount", f"src={vol2},dst=/etc,volume-nocopy", "busybox", "ls", "-A", "/etc").stdout
+    assert out == ""
+    h("volume", "rm", vol, vol2)
+
+
+def test_anonymous_volumes_and_rm_v(run_ok):
+    h = run_ok
+    before = set(h("volume", "ls", "-q").stdout.split())
+    keep, drop = h.name("anon"), h.name("anon")
+    for name in (keep, drop):
+        h("run", "--name", name, *h.run_args, "-v", "/scratch", "busybox", "sh", "-c",
+          "echo x > /scratch/f")
+    mounts = json.loads(h("inspect", "-f", "{{json .Mounts}}", keep).stdout)
+    assert len(mounts) == 1 and mounts[0]["Type"] == "volume" and len(mounts[0]["Name"]) == 64
+    assert mounts[0]["Destination"] == "/scratch" and mounts[0]["Mode"] == "" and mounts[0]["RW"]
+    kept = mounts[0]["Name"]
+    dropped = json.loads(h("inspect", "-f", "{{json .Mounts}}", drop).stdout)[0]["Name"]
+    h("rm", keep)
+    h("rm", "-v", drop)
+    now = set(h("volume", "ls", "-q").stdout.split())
+    assert kept in now and dropped not in now
+    h("volume", "rm", kept)
+    assert set(h("volume", "ls", "-q").stdout.split()) == before
+
+
+def test_volume_in_use_cannot_be_removed(run_ok):
+    h = run_ok
+    vol, name = h.name("busy"), h.name("user")
+    cid = h("create", "--name", name, *h.run_args, "-v", f"{vol}:/d", "busybox", "true").stdout.strip()
+    p = h("volume", "rm", vol, check=False)
+    assert (p.returncode, p.stderr) == (1, f"Error response from daemon: remove {vol}: volume is in use - [{cid}]\n")
+    p = h("volume", "rm", "-f", vol, check=False)
+    assert p.returncode == 1 and "volume is in use" in p.stderr
+    assert vol not in h("volume", "ls", "-q", "-f", "dangling=true").stdout.split()
+    h("volume", "prune", "-f")
+    assert vol in h("volume", "ls", "-q").stdout.split()
+    h("rm", name)
+    h("volume", "rm", vol)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--tmpfs", "/t:size=1m"],
+    ["--mount", "type=tmpfs,dst=/t,tmpfs-size=1m"],
+    ["VOLUME"],
+])
+def test_tmpfs_size_limit_holds(run_ok, flags):
+    h = run_ok
+    vol = None
+    if flags == ["VOLUME"]:
+        vol = h.name("tv")
+        h("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", vol)
+        flags = ["-v", f"{vol}:/t"]
+    p = run(h, *flags, "busybox", "sh", "-c",
+            "dd if=/dev/zero of=/t/big bs=1024 count=2048; echo rc=$?; df -k /t | tail -1",
+            check=False)
+    assert "rc=1" in p.stdout and "No space left on device" in p.stderr
+    assert " 1024 " in p.stdout
+    if vol:
+        h("volume", "rm", vol)
+
+
+def test_tmpfs_options_and_inspect_mounts(run_ok, tmp_path):
+    h = run_ok
+    name, vol = h.name("insp"), h.name("iv")
+    h("create", "--name", name, *h.run_args, "-v", f"{tmp_path}:/b:ro", "-v", f"{vol}:/v",
+      "--mount", "type=tmpfs,dst=/t", "--tmpfs", "/run:exec,mode=755", "busybox", "true")
+    got = {m["Destination"]: m for m in json.loads(h("inspect", "-f", "{{json .Mounts}}", name).stdout)}
+    assert got["/b"] == {"Type": "bind", "Source": str(tmp_path), "Destination": "/b", "Mode": "ro",
+                         "RW": False, "Propagation": "rprivate"}
+    assert got["/v"]["Name"] == vol and got["/v"]["Driver"] == "local" and got["/v"]["Mode"] == "z"
+    assert got["/t"] == {"Type": "tmpfs", "Source": "", "Destination": "/t", "Mode": "", "RW": True,
+                         "Propagation": ""}
+    assert "/run" not in got
+    h("rm", name)
+    out = run(h, "--tmpfs", "/run:exec,mode=755", "busybox", "grep", " /run ", "/proc/mounts").stdout
+    assert "nosuid" in out and "nodev" in out and "noexec" not in out and "mode=755" in out
+    h("volume", "rm", vol)
+
+
+def test_volumes_from(run_ok):
+    h = run_ok
+    src, vol = h.name("src"), h.name("vf")
+    h("create", "--name", src, *h.run_args, "-v", f"{vol}:/shared", "-v", "/anon", "busybox", "true")
+    run(h, "--volumes-from", src, "busybox", "sh", "-c", "echo from > /shared/f; echo a > /anon/a")
+    p = run(h, "--volumes-from", f"{src}:ro", "busybox", "sh", "-c",
+            "cat /shared/f /anon/a; touch /shared/g", check=False)
+    assert p.stdout == "from\na\n" and "Read-only file system" in p.stderr
+    h("rm", "-v", src)
+    h("volume", "rm", vol)
+
+
+def test_planted_symlink_at_mount_target_does_not_escape(run_ok, tmp_path):
+    """An image with /plant -> a host directory: a bind mount at /plant/x must land inside
+    the rootfs, never on the host."""
+    import io
+    import tarfile
+    h = run_ok
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "seen").write_text("bound")
+    base, image = h.name("base"), f"plant-{h.name('img').lower()}:latest"
+    h("create", "--name", base, "busybox", "true")
+    exported = h("export", base, binary=True).stdout
+    h("rm", base)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(exported)) as tin, \
+            tarfile.open(fileobj=out, mode="w") as tout:
+        for m in tin:
+            tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
+        link = tarfile.TarInfo("plant")
+        link.type, link.linkname = tarfile.SYMTYPE, str(victim)
+        tout.addfile(link)
+    (tmp_path / "img.tar").write_bytes(out.getvalue())
+    h("import", str(tmp_path / "img.tar"), image)
+    try:
+        p = run(h, "-v", f"{src}:/plant/x", image, "cat", "/plant/x/seen", check=False)
+        assert p.stdout == "bound", p.stderr
+        assert os.listdir(victim) == [], "the mount target was created on the host"
+        with open("/proc/self/mountinfo") as f:
+            assert str(victim) not in f.read()
+    finally:
+        h("rmi", image, check=False)
+
+
+def test_cp_with_running_container(run_ok, tmp_path):
+    h = run_ok
+    name, vol = h.name("live"), h.name("lv")
+    h("run", "-d", "--name", name, *h.run_args, "-v", f"{vol}:/data", "--tmpfs", "/scratch",
+      "busybox", "sh", "-c", "echo made inside > /scratch/out; exec sleep 30")
+    try:
+        (tmp_path / "in").write_text("into a running container\n")
+        h("cp", str(tmp_path / "in"), f"{name}:/data/in")
+        h("cp", str(tmp_path / "in"), f"{name}:/root/in")
+        mp = h("volume", "inspect", "-f", "{{.Mountpoint}}", vol).stdout.strip()
+        assert open(os.path.join(mp, "in")).read() == "into a running container\n"
+        for _ in range(100):   # the container's tmpfs, seen only through its mount namespace
+            if h("cp", f"{name}:/scratch/out", str(tmp_path / "out"), check=False).returncode == 0:
+                break
+            time.sleep(0.05)
+        assert (tmp_path / "out").read_text() == "made inside\n"
+        h("cp", f"{name}:/root/in", str(tmp_path / "back"))
+        assert (tmp_path / "back").read_text() == "into a running container\n"
+    finally:
+        h("rm", "-f", name)
+        h("volume", "rm", vol)
