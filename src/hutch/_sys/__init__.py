@@ -72,6 +72,8 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SYS_pivot_root = 155
 SYS_capget = 125
 SYS_capset = 126
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
 
 _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -236,3 +238,16 @@ def set_controlling_tty(fd: int) -> None:
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+# --- seccomp (linux/seccomp.h, linux/filter.h) ---
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes) -> None:
+    """Install a compiled classic-BPF program (struct sock_filter[], 8 bytes each)."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)),
+           "seccomp")

@@ -205,7 +205,8 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
         sock, child_sock = sync.pair()
         args = process.InitArgs(cfg, child_sock, fifo_fd=fds[0], proc_fd=fds[1],
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
-                                no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base)
+                                no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base,
+                                seccomp_cache=statefile.seccomp_cache_dir(state_root))
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
@@ -558,14 +559,16 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         _sys.set_child_subreaper()
     cgroup = _cgroup_manager(st["cgroups_path"])
     seccomp_spec = (st["config"].get("linux") or {}).get("seccomp")
+    program = None
     if seccomp_spec:
-        from hutch.runtime import seccomp  # noqa: F401 - not importable once inside
+        from hutch.runtime import seccomp
+        program = seccomp.program_for(seccomp_spec, statefile.seccomp_cache_dir(state_root))
     console = _connect_console(console_socket)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     sock, child_sock = sync.pair()
     args = process.ExecArgs(proc, child_sock, init_pid=st["pid"],
                             namespaces=_container_namespaces(st["pid"]),
-                            seccomp_spec=seccomp_spec, proc_fd=proc_fd, console=console,
+                            seccomp_program=program, proc_fd=proc_fd, console=console,
                             stdio=stdio, preserve_fds=preserve_fds)
     intermediate = 0
     pid = 0

@@ -162,9 +162,6 @@ def dup_stdio(stdio) -> None:
 
 def preload(cfg: Config) -> None:
     """Import now what the init needs after pivot_root, where our modules are out of reach."""
-    if cfg.seccomp:
-        from hutch.runtime import seccomp  # noqa: F401 - loads libseccomp's binding too
-        import seccomp as _libseccomp  # noqa: F401
     if any(cfg.hooks.get(k) for k in ("createContainer", "startContainer")):
         import subprocess  # noqa: F401 - hooks run through it
 
@@ -173,8 +170,10 @@ class InitArgs:
     """What the init needs besides the config (all fds opened by the parent)."""
 
     def __init__(self, cfg: Config, sock, *, fifo_fd: int, proc_fd: int, console, stdio,
-                 preserve_fds: int, no_pivot: bool, cgroup_paths: dict, state: dict):
+                 preserve_fds: int, no_pivot: bool, cgroup_paths: dict, state: dict,
+                 seccomp_cache: str):
         self.cfg = cfg
+        self.seccomp_cache = seccomp_cache
         self.sock = sock
         self.fifo_fd = fifo_fd
         self.proc_fd = proc_fd
@@ -239,6 +238,11 @@ def init(a: InitArgs) -> None:
         rootfs.prepare(_sys, cfg, a.cgroup_paths)
     except OSError as e:
         raise InitError(f"error preparing rootfs: {describe(e)}") from None
+    program = None
+    if cfg.seccomp:
+        # Compiled (or read from the cache) while the parent's cgroup write is under way.
+        from hutch.runtime import seccomp
+        program = seccomp.program_for(cfg.seccomp, a.seccomp_cache)
     # The parent moved us into the container's cgroup meanwhile (a slow write on v1).
     sync.expect(a.sock, "cgroup")
     if cfg.new_namespaces & _sys.CLONE_NEWCGROUP:
@@ -263,7 +267,7 @@ def init(a: InitArgs) -> None:
         trace.step("setdomainname", cfg.domainname)
         _sys.setdomainname(cfg.domainname)
     rootfs.finish(_sys, cfg)
-    finish_process(proc, cfg.seccomp, a.preserve_fds, a.proc_fd)
+    finish_process(proc, program, a.preserve_fds, a.proc_fd)
     path = look_path(proc.args[0], proc.path_env())
     env = process_env(proc)
     sync.send(a.sock, "ready")
@@ -273,17 +277,21 @@ def init(a: InitArgs) -> None:
     os.close(fifo)
     hooks.run_hooks(cfg.hooks.get("startContainer"), dict(state, status="created"),
                     "startContainer")
-    exec_user_program(proc, cfg.seccomp, path, env)
+    exec_user_program(proc, program, path, env)
 
 
-def finish_process(proc: Process, seccomp_spec: dict | None, preserve_fds: int,
+def _load_seccomp(program: bytes) -> None:
+    trace.step("seccomp", "load filter", instructions=len(program) // 8)
+    _sys.seccomp_set_filter(program)
+
+
+def finish_process(proc: Process, seccomp_program: bytes | None, preserve_fds: int,
                    proc_fd: int) -> None:
     """Limits, user, capabilities, cwd: what the init and an exec'd process both do."""
     set_rlimits(proc)
-    if seccomp_spec and not proc.no_new_privileges:
+    if seccomp_program and not proc.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it.
-        from hutch.runtime import seccomp
-        seccomp.load(seccomp_spec, False)
+        _load_seccomp(seccomp_program)
     set_user_and_caps(proc)
     try:
         os.chdir(proc.cwd)
@@ -294,14 +302,13 @@ def finish_process(proc: Process, seccomp_spec: dict | None, preserve_fds: int,
     mark_cloexec_above(3 + preserve_fds, proc_fd)
 
 
-def exec_user_program(proc: Process, seccomp_spec: dict | None, path: str,
+def exec_user_program(proc: Process, seccomp_program: bytes | None, path: str,
                       env: list[str]) -> None:
     if proc.no_new_privileges:
         trace.step("prctl", "PR_SET_NO_NEW_PRIVS")
         _sys.set_no_new_privs()
-        if seccomp_spec:
-            from hutch.runtime import seccomp
-            seccomp.load(seccomp_spec, True)
+        if seccomp_program:
+            _load_seccomp(seccomp_program)
     trace.step("execve", path, args=" ".join(proc.args))
     try:
         os.execve(path, proc.args, dict(e.partition("=")[::2] for e in env))
@@ -313,12 +320,13 @@ def exec_user_program(proc: Process, seccomp_spec: dict | None, path: str,
 
 class ExecArgs:
     def __init__(self, proc: Process, sock, *, init_pid: int, namespaces: list[tuple[str, str]],
-                 seccomp_spec, proc_fd: int, console, stdio, preserve_fds: int = 0):
+                 seccomp_program: bytes | None, proc_fd: int, console, stdio,
+                 preserve_fds: int = 0):
         self.proc = proc
         self.sock = sock
         self.init_pid = init_pid
         self.namespaces = namespaces
-        self.seccomp_spec = seccomp_spec
+        self.seccomp_program = seccomp_program
         self.proc_fd = proc_fd
         self.console = console
         self.stdio = stdio
@@ -343,8 +351,8 @@ def exec_stage2(a: ExecArgs) -> None:
     dup_stdio(a.stdio)
     if proc.terminal:
         setup_terminal(proc, a.console)
-    finish_process(proc, a.seccomp_spec, a.preserve_fds, a.proc_fd)
+    finish_process(proc, a.seccomp_program, a.preserve_fds, a.proc_fd)
     path = look_path(proc.args[0], proc.path_env())
     env = process_env(proc)
     sync.send(a.sock, "ready")
-    exec_user_program(proc, a.seccomp_spec, path, env)
+    exec_user_program(proc, a.seccomp_program, path, env)

@@ -1,5 +1,13 @@
-"""linux.seccomp → a libseccomp filter (python3-seccomp), loaded last before execve."""
+"""linux.seccomp → a classic-BPF program (compiled by libseccomp), loaded last before execve.
+
+Compiling Docker's profile costs libseccomp tens of milliseconds, so the program is cached
+under the runtime's state root, keyed by the profile, the kernel and libseccomp.
+"""
 from __future__ import annotations
+
+import hashlib
+import json
+import os
 
 from hutch import trace
 
@@ -22,14 +30,14 @@ def _action(seccomp, name: str, errno_ret: int | None, default_errno: int):
     raise ValueError(f"linux.seccomp: action {name} is not supported")
 
 
-def build_filter(spec: dict, no_new_privileges: bool):
+def build_filter(spec: dict):
+    """A libseccomp SyscallFilter for the spec (no_new_privs is set by the runtime itself)."""
     import seccomp
     errno_default = spec.get("defaultErrnoRet") or 1  # EPERM, as runc
     default = _action(seccomp, spec["defaultAction"], spec.get("defaultErrnoRet"),
                       errno_default)
     f = seccomp.SyscallFilter(default)
-    # libseccomp sets no_new_privs on load by default; only the config decides that.
-    f.set_attr(seccomp.Attr.CTL_NNP, 1 if no_new_privileges else 0)
+    f.set_attr(seccomp.Attr.CTL_NNP, 0)
     for arch in spec.get("architectures") or ():
         value = getattr(seccomp.Arch, arch.removeprefix("SCMP_ARCH_"), None)
         if value is None:
@@ -57,8 +65,40 @@ def build_filter(spec: dict, no_new_privileges: bool):
     return f
 
 
-def load(spec: dict, no_new_privileges: bool) -> None:
-    f = build_filter(spec, no_new_privileges)
-    trace.step("seccomp", "load filter", default=spec["defaultAction"],
-               rules=len(spec.get("syscalls") or ()))
-    f.load()
+def compile_program(spec: dict) -> bytes:
+    f = build_filter(spec)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as out:
+        f.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+def _cache_key(spec: dict) -> str:
+    import seccomp
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    h.update(os.uname().release.encode())
+    h.update(str(os.stat(seccomp.__file__).st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def program_for(spec: dict, cache_dir: str | None) -> bytes:
+    """The compiled program, from the cache when this exact profile was compiled before."""
+    path = os.path.join(cache_dir, _cache_key(spec) + ".bpf") if cache_dir else None
+    if path:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            pass
+    program = compile_program(spec)
+    if path:
+        try:
+            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(program)
+            os.rename(tmp, path)
+        except OSError:
+            pass  # only a cache
+    return program

@@ -2,6 +2,7 @@
 
 <root>/<id>/state.json   what `state`, `kill`, `delete` need (written atomically)
 <root>/<id>/exec.fifo    exists from create until start: the init blocks opening it
+<root>/.seccomp/         compiled seccomp programs, by profile (a cache)
 
 The init is identified by pid AND start time (field 22 of /proc/<pid>/stat), so a
 reused pid is never mistaken for the container.
@@ -20,8 +21,13 @@ _VALID_ID = re.compile(r"^[\w+\-.]+$")
 
 
 def validate_id(cid: str) -> None:
-    if not cid or not _VALID_ID.match(cid) or cid in (".", ".."):
+    # A leading dot is refused (runc allows it): it is kept for the runtime's own entries.
+    if not cid or not _VALID_ID.match(cid) or cid.startswith("."):
         raise RuntimeFailure(f"invalid id format: {cid}")
+
+
+def seccomp_cache_dir(root: str) -> str:
+    return os.path.join(root, ".seccomp")
 
 
 def container_dir(root: str, cid: str) -> str:

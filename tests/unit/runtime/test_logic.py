@@ -44,7 +44,7 @@ def test_state_of_missing_container(tmp_path):
         statefile.load(str(tmp_path), "nope")
 
 
-@pytest.mark.parametrize("cid", ["", "a/b", "..", "a b"])
+@pytest.mark.parametrize("cid", ["", "a/b", "..", "a b", ".seccomp"])
 def test_invalid_ids(cid):
     with pytest.raises(RuntimeFailure, match="invalid id format"):
         statefile.validate_id(cid)
@@ -167,5 +167,17 @@ def test_seccomp_filter_builds():
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{"names": ["read", "write", "not_a_syscall"], "action": "SCMP_ACT_ALLOW"},
                      {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                      "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}, True)
+                      "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]})
     assert f is not None
+
+
+def test_seccomp_program_is_cached(tmp_path):
+    pytest.importorskip("seccomp")
+    from hutch.runtime import seccomp
+    spec = {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    first = seccomp.program_for(spec, str(tmp_path / "cache"))
+    assert len(first) % 8 == 0 and first
+    assert len(os.listdir(tmp_path / "cache")) == 1
+    assert seccomp.program_for(spec, str(tmp_path / "cache")) == first
+    assert seccomp.program_for(dict(spec, defaultErrnoRet=2), str(tmp_path / "cache")) != first
