@@ -159,15 +159,12 @@ class NetworkManager:
                     rec = self._predefined_record(name, recs)
                     self._save_record(rec)
                     recs.append(rec)
-                    if name == "bridge":
-                        self._ensure_bridge(rec)   # as dockerd makes docker0 at start
         return recs
 
     def _predefined_record(self, name: str, recs: list[dict]) -> dict:
         rec = self._base_record(name, {"bridge": "bridge", "host": "host", "none": "null"}[name])
         if name == "bridge":
-            subnet = self.bridge_subnet or self._free_subnet(recs, prefer=DEFAULT_BRIDGE_SUBNET
-                                                             if self.bridge_name == DEFAULT_BRIDGE else None)
+            subnet = self.bridge_subnet or self._free_subnet(recs, prefer=self._preferred_subnet())
             net = ipaddress.ip_network(subnet)
             rec["IPAM"] = {"Driver": "default", "Options": None,
                            "Config": [{"Subnet": str(net), "Gateway": ipam.default_gateway(net)}]}
@@ -188,6 +185,15 @@ class NetworkManager:
                 "IPAM": {"Driver": "default", "Options": None, "Config": []},
                 "Internal": False, "Attachable": False, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": {}, "Labels": {}}
+
+    def _preferred_subnet(self) -> str | None:
+        return DEFAULT_BRIDGE_SUBNET if self.bridge_name == DEFAULT_BRIDGE else None
+
+    @property
+    def _ephemeral_bridge(self) -> bool:
+        """A non-default root's default bridge exists only while containers use it, so that
+        the roots of tests leave no bridge behind; hutch0 stays, as docker0 does."""
+        return self.bridge_name != DEFAULT_BRIDGE
 
     def _free_subnet(self, recs: list[dict], prefer: str | None = None) -> str:
         in_use = [c["Subnet"] for r in recs for c in r["IPAM"]["Config"] if c.get("Subnet")]
@@ -284,7 +290,7 @@ class NetworkManager:
             rec["Labels"] = dict(labels or {})
             self._save_record(rec)
             try:
-                self._ensure_bridge(rec)
+                self._make_bridge(rec)
             except BaseException:
                 self._remove_network_objects(rec)
                 shutil.rmtree(os.path.join(self.dir, rec["Id"]), ignore_errors=True)
@@ -292,12 +298,28 @@ class NetworkManager:
         return self.inspect(rec["Id"])
 
     def _ensure_bridge(self, rec: dict) -> None:
-        """The bridge device with its gateway address, up, plus NAT/forward rules; idempotent."""
+        """The bridge device with its gateway address, up, plus NAT/forward rules; idempotent.
+
+        The default bridge's subnet is chosen again when its device is made (unless fixed by
+        bridge_subnet): while it had no device another root or the host may have taken it."""
         bridge = self.bridge_of(rec)
-        cfg = rec["IPAM"]["Config"][0]
         with Netlink() as nl:
             if nl.link(bridge) is not None:
                 return
+        with self.host_lock():
+            if rec["Name"] == "bridge" and not self.bridge_subnet:
+                others = [r for r in self._records() if r["Id"] != rec["Id"]]
+                current = rec["IPAM"]["Config"][0]["Subnet"]
+                net = ipaddress.ip_network(self._free_subnet(others, prefer=current))
+                if str(net) != current:
+                    rec["IPAM"]["Config"] = [{"Subnet": str(net), "Gateway": ipam.default_gateway(net)}]
+                    self._save_record(rec)
+            self._make_bridge(rec)
+
+    def _make_bridge(self, rec: dict) -> None:
+        bridge = self.bridge_of(rec)
+        cfg = rec["IPAM"]["Config"][0]
+        with Netlink() as nl:
             prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
             nl.add_bridge(bridge)
             idx = nl.index(bridge)
@@ -466,6 +488,10 @@ class NetworkManager:
             inner.set_link(inner.index("lo"), up=True, what="lo")
             if default_route:
                 inner.add_default_route(ep["gateway"], idx)
+            inner.wait_oper_up(ifname)
+        with Netlink() as nl:
+            nl.wait_oper_up(ep["veth"])
+            nl.wait_oper_up(bridge)
 
     def _teardown(self, rec: dict, cid: str, ep: dict) -> None:
         """Undo one endpoint; every step tolerates what a crash may have left half-done."""
@@ -481,6 +507,8 @@ class NetworkManager:
         eps = self._endpoints(rec["Id"])
         eps.pop(cid, None)
         self._save_endpoints(rec["Id"], eps)
+        if not eps and rec["Name"] == "bridge" and self._ephemeral_bridge:
+            self._remove_network_objects(rec)
         if self._is_user(rec):
             from hutch.network import dns as dnsmod
             still_user = any(self._is_user(r) and cid in self._endpoints(r["Id"]) for r in self._records())

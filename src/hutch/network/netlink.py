@@ -46,6 +46,7 @@ IFLA_MTU = 4
 IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_TXQLEN = 13
+IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND = 1
@@ -62,6 +63,7 @@ RTA_GATEWAY = 5
 RTA_TABLE = 15
 
 IFF_UP = 0x1
+IF_OPER_UP = 6
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
 RT_SCOPE_UNIVERSE = 0
@@ -196,6 +198,7 @@ class Netlink:
             "master": struct.unpack("=I", a[IFLA_MASTER])[0] if IFLA_MASTER in a else 0,
             "address": ":".join(f"{b:02x}" for b in a.get(IFLA_ADDRESS, b"")),
             "kind": info.get(IFLA_INFO_KIND, b"").rstrip(b"\0").decode(),
+            "operstate": a[IFLA_OPERSTATE][0] if IFLA_OPERSTATE in a else 0,
         }
 
     def link(self, name: str) -> dict | None:
@@ -213,6 +216,20 @@ class Netlink:
         if link is None:
             raise OSError(_errno.ENODEV, f"netlink: no link named {name}")
         return link["index"]
+
+    def wait_oper_up(self, name: str, timeout: float = 2.0) -> bool:
+        """Wait until the kernel's linkwatch has seen the link's carrier: until then its
+        qdisc drops every packet (and a bridge port does not forward), so a container's
+        first packets would be lost. Usually immediate; False on timeout."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            link = self.link(name)
+            if link is None or link["operstate"] == IF_OPER_UP:
+                return link is not None
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
 
     def add_bridge(self, name: str, mtu: int | None = None) -> None:
         trace.step("netlink", f"create bridge {name}", mtu=mtu)

@@ -97,8 +97,10 @@ def test_mac_address_flag(nm, containers):
         assert inner.link("eth0")["address"] == "02:42:de:ad:be:ef"
 
 
-def test_bridge_setup_turns_forwarding_on_and_masquerades(nm):
+def test_bridge_setup_turns_forwarding_on_and_masquerades(nm, containers):
     from hutch.network import iptables
+    c = containers()
+    nm.connect(c.cid, c.netns)
     rec = nm.find("bridge")
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         assert f.read().strip() == "1"
@@ -107,6 +109,10 @@ def test_bridge_setup_turns_forwarding_on_and_masquerades(nm):
     saved = iptables.save()
     subnet = rec["IPAM"]["Config"][0]["Subnet"]
     assert f"-A HUTCH-POSTROUTING -s {subnet} ! -o {nm.bridge_of(rec)}" in saved
+    # A test root's default bridge lives only while containers use it.
+    nm.disconnect(c.cid)
+    assert nm.bridge_of(rec) not in links()
+    assert "hutch-net:" + rec["Id"][:12] not in iptables.save()
 
 
 def test_connect_failure_rolls_back(nm, containers, tmp_path):
