@@ -404,10 +404,17 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
     if len(todo) == 1:
         _pull_layer(store, client, ref, scope, *todo[0], out)
     elif todo:
+        cancel = threading.Event()
         with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS) as pool:
-            futures = [pool.submit(_pull_layer, store, client, ref, scope, d, diff, lid, out)
-                       for d, diff, lid in todo]
-            errors = [f.exception() for f in futures]
+            futures = [pool.submit(_pull_layer, store, client, ref, scope, d, diff, lid, out,
+                                   cancel) for d, diff, lid in todo]
+            try:
+                errors = [f.exception() for f in futures]
+            except BaseException:
+                cancel.set()  # Ctrl-C: the other downloads stop and remove their work dirs
+                raise
+            if any(errors):
+                cancel.set()
         for e in errors:
             if e is not None:
                 if isinstance(e, (RegistryError, KeyboardInterrupt)):
@@ -436,13 +443,16 @@ def _existing_id(store: ImageStore, ref: refs.Reference) -> str | None:
 class _Tee:
     """Reads from the HTTP response, writes every byte to the blob file and hashes it."""
 
-    def __init__(self, resp, f, total, lid, out):
+    def __init__(self, resp, f, total, lid, out, cancel=None):
         self.resp, self.f, self.total, self.lid, self.out = resp, f, total, lid, out
+        self.cancel = cancel
         self.sha = hashlib.sha256()
         self.done = 0
         self.next_report = 0
 
     def read(self, n=-1):
+        if self.cancel is not None and self.cancel.is_set():
+            raise RegistryError("pull cancelled")
         data = self.resp.read(n if n and n > 0 else _CHUNK)
         if data:
             self.f.write(data)
@@ -459,7 +469,7 @@ class _Tee:
             pass
 
 
-def _pull_layer(store, client, ref, scope, desc, diff_id, lid, out) -> None:
+def _pull_layer(store, client, ref, scope, desc, diff_id, lid, out, cancel=None) -> None:
     mt = desc.get("mediaType", "")
     if "zstd" in mt and not zstd_available():
         raise RegistryError(f"{lid}: zstd compressed layers are not supported: install the "
@@ -471,7 +481,7 @@ def _pull_layer(store, client, ref, scope, desc, diff_id, lid, out) -> None:
     try:
         with client.request("GET", ref.domain, f"/v2/{ref.path}/blobs/{desc['digest']}",
                             scope=scope) as resp, open(blob_tmp, "wb") as f:
-            tee = _Tee(resp, f, int(desc.get("size") or 0), lid, out)
+            tee = _Tee(resp, f, int(desc.get("size") or 0), lid, out, cancel)
 
             def produce(sink):
                 with decompressed(tee) as tar:

@@ -183,3 +183,71 @@ def test_basic_auth_login_push_pull(image_root, other_root, auth_registry):
         f"Removing login credentials for {reg.host}\n"
     assert hutch(other_root, "logout", reg.host).stdout.decode() == \
         f"Not logged in to {reg.host}\n"
+
+
+def _layer(entries) -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _docker_archive(tmp_path, layers, tag) -> str:
+    import io
+    import tarfile
+    diff_ids = ["sha256:" + hashlib.sha256(raw).hexdigest() for raw in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "created": "2026-01-01T00:00:00Z",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"L{i}"}
+                                     for i in range(len(layers))]}).encode()
+    path = str(tmp_path / "layered.tar")
+    with tarfile.open(path, "w") as t:
+        def add(name, data):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+        for i, raw in enumerate(layers):
+            add(f"l{i}/layer.tar", raw)
+        add("cfg.json", config)
+        add("manifest.json", json.dumps([{"Config": "cfg.json", "RepoTags": [tag],
+                                          "Layers": [f"l{i}/layer.tar"
+                                                     for i in range(len(layers))]}]).encode())
+    return path
+
+
+def test_multi_layer_image_whiteouts_and_parallel_pull(image_root, other_root, registry, tmp_path):
+    base = _layer([("a/", None), ("a/file", b"lower"), ("a/keep", b"k"), ("o/", None),
+                   ("o/old", b"old")])
+    top = _layer([("a/.wh.file", b""), ("b", b"upper"), ("o/.wh..wh..opq", b""),
+                  ("o/new", b"new")])
+    third = _layer([("c", b"third")])
+    name = f"{registry.host}/layers/img:1"
+    archive = _docker_archive(tmp_path, [base, top, third], name)
+    assert hutch(image_root, "load", "-i", archive).stdout.decode() == f"Loaded image: {name}\n"
+    hist = hutch(image_root, "history", "--format", "{{.ID}} {{.CreatedBy}}", name)
+    assert hist.stdout.decode().splitlines()[1:] == ["<missing> L1", "<missing> L0"]
+    hutch(image_root, "push", name)
+    # the base layer is already there in the far root: "Already exists"
+    hutch(other_root, "load", "-i", _docker_archive(tmp_path, [base], "base:1"))
+    out = hutch(other_root, "pull", name).stdout.decode()
+    assert "Already exists" in out and out.count("Pull complete") == 2
+    store = _store(other_root)
+    cid = "ml" + os.urandom(4).hex()
+    store.create_snapshot(cid, store.resolve(name).id)
+    try:
+        merged = store.mount_rootfs(cid)
+        assert sorted(os.listdir(merged)) == ["a", "b", "c", "o"]
+        assert os.listdir(os.path.join(merged, "a")) == ["keep"]
+        assert os.listdir(os.path.join(merged, "o")) == ["new"]
+    finally:
+        store.remove_snapshot(cid)
