@@ -534,7 +534,8 @@ class NetworkManager:
                     self._teardown(rec, cid, ep)
 
     def reconcile(self, living_ids) -> list[str]:
-        """After a crash: tear down every endpoint whose container is not living; their ids."""
+        """After a crash: tear down every endpoint whose container is not living (and a test
+        root's unused default bridge); the torn down container ids."""
         living = set(living_ids)
         dead = []
         with self.lock():
@@ -543,6 +544,11 @@ class NetworkManager:
                     if cid not in living:
                         self._teardown(rec, cid, ep)
                         dead.append(cid)
+                if rec["Name"] == "bridge" and self._ephemeral_bridge and not self._endpoints(rec["Id"]):
+                    with Netlink() as nl:
+                        unused = nl.link(self.bridge_of(rec)) is not None
+                    if unused:
+                        self._remove_network_objects(rec)
         return sorted(set(dead))
 
     # ---------------------------------------------------------------- views

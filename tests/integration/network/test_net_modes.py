@@ -85,6 +85,10 @@ def test_reconcile_after_a_crash(nm, containers):
         assert json.load(f) == {}
     assert links() & veths == {nm.veths[0]}
     assert nm.reconcile([alive.cid]) == []
+    # A test root's default bridge goes with its last container.
+    alive.kill()
+    assert nm.reconcile([]) == [alive.cid]
+    assert nm.bridge_of(nm.find("bridge")) not in links()
 
 
 def test_hundred_cycles_leave_nothing_behind(nm, containers):
