@@ -376,7 +376,10 @@ class NetworkManager:
                 ip: str | None = None, mac: str | None = None, aliases=(),
                 publish=None, publish_all: bool = False, exposed=(),
                 hostname: str | None = None, name: str | None = None, dns=()) -> dict:
-        """Attach a container's netns to a network; returns its whole NetworkSettings."""
+        """Attach a container's netns to a network; returns its whole NetworkSettings.
+
+        `hostname` is accepted for the engine's convenience; names on a network are the
+        container's `name`, its `aliases` and its short id, as with Docker."""
         if network.startswith("container:"):
             return self.settings(cid, netns_path)
         rec = self.find(network)
@@ -413,8 +416,8 @@ class NetworkManager:
             ep = {"name": name, "EndpointID": secrets.token_hex(32), "ip": addr,
                   "prefix": net.prefixlen, "gateway": cfg["Gateway"], "mac": mac or ipam.mac_for(addr),
                   "veth": "veth" + secrets.token_hex(4)[:7], "netns": netns_path,
-                  "aliases": list(aliases), "ipam_ip": ip or None, "hostname": hostname,
-                  "exposed": sorted(set(exposed)), "ports": [], "dns": list(dns)}
+                  "aliases": list(aliases), "ipam_ip": ip or None,
+                  "exposed": sorted(set(exposed)), "ports": []}
             if publish or publish_all:
                 from hutch.network import ports as portspec
                 table = self._ports()
