@@ -183,7 +183,7 @@ def cmd_images(ctx, argv) -> int:
         opts, args = _parse(IMAGES, argv)
     except CommandLineError as e:
         return e.report()
-    from hutch.images import present, reference as refs
+    from hutch.images import present
     from hutch.images.store import ImageNotFound
     store = _store(ctx)
     images = store.list()
@@ -193,13 +193,13 @@ def cmd_images(ctx, argv) -> int:
         return _daemon_err(str(e))
     except ImageNotFound as e:
         return _daemon_err(str(e))
-    if args:
-        try:
-            wanted = refs.parse(args[0])
-        except refs.InvalidReference as e:
-            return _err(str(e), 125)
-        images = [i for i in images if any(present.matches_repo(t, wanted) for t in i.repo_tags)]
     rows = _image_rows(images, opts["no-trunc"], opts["digests"])
+    # a name (positional or reference filter) keeps only the rows of the tags it matches
+    patterns = ([args[0]] if args else []) + [
+        f.partition("=")[2] for f in opts["filter"] if f.partition("=")[0].strip() == "reference"]
+    for pat in patterns:
+        rows = [r for r in rows if r["Tag"] != "<none>" and
+                present.matches_repo(f"{r['Repository']}:{r['Tag']}", pat)]
     if opts["quiet"]:
         seen = []
         for r in rows:

@@ -290,12 +290,25 @@ def _load_docker(store: ImageStore, root_fd: int) -> list[str]:
                 tags.append(str(refs.parse_tagged(t)))
             except refs.InvalidReference as e:
                 raise ArchiveError(f"invalid tag {t!r}: {e}") from None
+        lines += _renamed(store, tags, "sha256:" + hashlib.sha256(config_bytes).hexdigest())
         image = store.add_image(config_bytes, tags=tags)
         if tags:
             lines += [f"Loaded image: {refs.parse(t).familiar()}" for t in tags]
         else:
             lines.append(f"Loaded image ID: {image.id}")
     return lines
+
+
+def _renamed(store: ImageStore, tags: list[str], new_id: str) -> list[str]:
+    """Docker's note when a loaded tag takes the name from another image."""
+    db = store._load()
+    out = []
+    for t in tags:
+        old = db["tags"].get(t)
+        if old and old != new_id:
+            out.append(f"The image {refs.parse(t).familiar()} already exists, renaming the old "
+                       f"one with ID {old} to empty string")
+    return out
 
 
 def _blob(root_fd: int, digest: str, limit: int = 64 << 20) -> bytes:
@@ -350,6 +363,7 @@ def _load_oci(store: ImageStore, root_fd: int) -> list[str]:
                 tags = [str(refs.parse_tagged(name))]
             except refs.InvalidReference:
                 tags = []  # a bare tag without a repository names nothing Docker can show
+        lines += _renamed(store, tags, "sha256:" + hashlib.sha256(config_bytes).hexdigest())
         image = store.add_image(config_bytes, tags=tags)
         lines += [f"Loaded image: {refs.parse(t).familiar()}" for t in tags] or \
             [f"Loaded image ID: {image.id}"]

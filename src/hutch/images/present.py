@@ -147,9 +147,13 @@ def _ref_match(tag: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
-def matches_repo(img_tag: str, wanted: refs.Reference) -> bool:
-    """`images REPO[:TAG]`: the positional argument."""
-    r = refs.parse(img_tag)
-    if r.name != wanted.name:
+def matches_repo(img_tag: str, pattern: str) -> bool:
+    """`images REPO[:TAG]`: the positional argument, a name or a glob on the familiar name."""
+    if _ref_match(img_tag, pattern):
+        return True
+    try:
+        wanted = refs.parse(pattern)
+    except refs.InvalidReference:
         return False
-    return wanted.tag is None or r.tag == wanted.tag
+    r = refs.parse(img_tag)
+    return r.name == wanted.name and (wanted.tag is None or r.tag == wanted.tag)

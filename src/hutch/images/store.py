@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from hutch import trace
 from hutch.images import reference as refs
-from hutch.images.layer import LayerError, apply_tar
+from hutch.images.layer import apply_tar
 
 MEDIA_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
