@@ -70,6 +70,21 @@ def _parse_challenge(header: str) -> tuple[str, dict]:
     return scheme.lower(), params
 
 
+def _net_reason(e: OSError, url: str) -> str:
+    """Go's wording for the common network failures."""
+    import socket
+    reason = getattr(e, "reason", e)
+    netloc = urllib.parse.urlsplit(url).netloc
+    host = urllib.parse.urlsplit(url).hostname or netloc
+    if isinstance(reason, socket.gaierror):
+        return f"dial tcp: lookup {host}: no such host"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"dial tcp {netloc}: connect: connection refused"
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return f"dial tcp {netloc}: i/o timeout"
+    return str(reason)
+
+
 class Client:
     def __init__(self, paths, insecure=()):
         self.paths = paths
@@ -144,8 +159,8 @@ class Client:
                     continue
                 raise RegistryError(self._error_text(e, method, url)) from None
             except (urllib.error.URLError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                raise RegistryError(f'Get "{self.base(domain)}/v2/": {reason}') from None
+                raise RegistryError(f'Get "{self.base(domain)}/v2/": '
+                                    f'{_net_reason(e, url)}') from None
         raise RegistryError(f"{method} {url}: unauthorized")
 
     @staticmethod
@@ -370,8 +385,8 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
          platform: str = "") -> str:
     """Pull ref (tag or digest) into the store; returns the image id."""
     store.sweep_tmp()
-    out.line(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     digest, manifest, manifest_bytes = fetch_manifest(client, ref, platform)
+    out.line(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     scope = f"repository:{ref.path}:pull"
     cfg_desc = manifest.get("config") or {}
     config_digest = cfg_desc.get("digest")
