@@ -18,6 +18,7 @@ Control protocol (one request per unix connection, reply "ok\\n"):
   {"op": "add", "cid": ID, "upstreams": [IP, ...]} + the UDP socket as SCM_RIGHTS
   {"op": "del", "cid": ID}
   {"op": "stop", "cid": ""}
+  {"op": "ping", "cid": ""}
 The server exits LINGER seconds after its last container left, or at once on "stop".
 """
 from __future__ import annotations
@@ -99,8 +100,9 @@ def _start_server(paths) -> None:
     os._exit(code)
 
 
-def register(paths, cid: str, netns_path: str, servers: list[str]) -> None:
-    """Give the DNS server a socket on 127.0.0.11:53 in the container's netns."""
+def register(paths, cid: str, netns_path: str, servers: list[str]) -> bool:
+    """Give the DNS server a socket on 127.0.0.11:53 in the container's netns; True when the
+    server had to be started (so the caller re-registers the containers it lost)."""
     from hutch.network.errors import NetworkError
     from hutch.network.netlink import in_netns
     with in_netns(netns_path, "to bind the embedded DNS on 127.0.0.11:53"):
@@ -109,12 +111,12 @@ def register(paths, cid: str, netns_path: str, servers: list[str]) -> None:
         udp.bind(("127.0.0.11", 53))
         msg = {"op": "add", "cid": cid, "upstreams": servers}
         if _send(paths, msg, [udp.fileno()]):
-            return
+            return False
         _start_server(paths)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if _send(paths, msg, [udp.fileno()]):
-                return
+                return True
             time.sleep(0.02)
         raise NetworkError("embedded DNS server did not start")
     finally:
@@ -124,6 +126,10 @@ def register(paths, cid: str, netns_path: str, servers: list[str]) -> None:
 def unregister(paths, cid: str) -> None:
     if os.path.exists(sock_path(paths)):
         _send(paths, {"op": "del", "cid": cid})
+
+
+def alive(paths) -> bool:
+    return _send(paths, {"op": "ping", "cid": ""})
 
 
 def stop(paths) -> None:
@@ -346,6 +352,8 @@ def main(argv: list[str]) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0          # another server of this root is running
+    os.ftruncate(lock, 0)
+    os.write(lock, f"{os.getpid()}\n".encode())   # who to kill, for an admin or a test
     Server(control, networks_dir).serve()
     return 0
 

@@ -417,7 +417,7 @@ class NetworkManager:
                   "prefix": net.prefixlen, "gateway": cfg["Gateway"], "mac": mac or ipam.mac_for(addr),
                   "veth": "veth" + secrets.token_hex(4)[:7], "netns": netns_path,
                   "aliases": list(aliases), "ipam_ip": ip or None,
-                  "exposed": sorted(set(exposed)), "ports": []}
+                  "exposed": sorted(set(exposed)), "ports": [], "dns": list(dns)}
             if publish or publish_all:
                 from hutch.network import ports as portspec
                 table = self._ports()
@@ -436,11 +436,28 @@ class NetworkManager:
                                                          "hutch:" + cid))
                 if self._is_user(rec) and not any(self._is_user(r) for r in others):
                     from hutch.network import dns as dnsmod   # one DNS socket per container
-                    dnsmod.register(self.paths, cid, netns_path, dnsmod.upstreams(dns))
+                    if dnsmod.register(self.paths, cid, netns_path, dnsmod.upstreams(dns)):
+                        self._register_dns(skip=cid)
             except BaseException:
                 self._teardown(rec, cid, ep)
                 raise
         return self.settings(cid, netns_path)
+
+    def _register_dns(self, skip: str | None = None) -> None:
+        """Hand a (re)started DNS server the sockets of every container on a user network:
+        a server that died (kill -9) took them with it."""
+        from hutch.network import dns as dnsmod
+        done = {skip}
+        for rec in self._records():
+            if not self._is_user(rec):
+                continue
+            for cid, ep in self._endpoints(rec["Id"]).items():
+                if cid not in done and _netns_alive(ep.get("netns")):
+                    done.add(cid)
+                    try:
+                        dnsmod.register(self.paths, cid, ep["netns"], dnsmod.upstreams(ep.get("dns", ())))
+                    except OSError as e:
+                        trace.step("dns", f"re-register {cid[:12]} failed: {e}")
 
     def _add_plain_endpoint(self, rec: dict, cid: str, name: str, netns_path: str | None) -> None:
         with self.lock():
@@ -552,6 +569,10 @@ class NetworkManager:
                         unused = nl.link(self.bridge_of(rec)) is not None
                     if unused:
                         self._remove_network_objects(rec)
+            from hutch.network import dns as dnsmod
+            on_user = any(self._is_user(r) and self._endpoints(r["Id"]) for r in self._records())
+            if on_user and not dnsmod.alive(self.paths):
+                self._register_dns()
         return sorted(set(dead))
 
     # ---------------------------------------------------------------- views

@@ -192,3 +192,24 @@ def test_resolv_conf_points_at_embedded_dns(nm, containers, tmp_path):
     assert "nameserver 127.0.0.11\n" in text and "options ndots:0" in text
     with open(files["/etc/hosts"]) as f:
         assert f.read().endswith(f"{s['Networks']['dnsnet']['IPAddress']}\tc1host\n")
+
+
+def test_dns_server_killed_is_revived_by_reconcile(nm, containers, upstream):
+    import signal
+    import time
+    nm.create_network("phoenix", subnet=subnet())
+    a, b = containers(), containers()
+    sa = nm.connect(a.cid, a.netns, "phoenix", name="a", dns=[upstream.addr])
+    nm.connect(b.cid, b.netns, "phoenix", name="b", dns=[upstream.addr])
+    assert resolve(b, "a") == [sa["Networks"]["phoenix"]["IPAddress"]]
+    with open(dns.sock_path(nm.paths) + ".lock") as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while dns.alive(nm.paths) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not dns.alive(nm.paths)
+    assert nm.reconcile([a.cid, b.cid]) == []
+    assert dns.alive(nm.paths)
+    assert resolve(b, "a") == [sa["Networks"]["phoenix"]["IPAddress"]]
+    assert resolve(a, "b")
