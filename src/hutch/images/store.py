@@ -480,8 +480,11 @@ class ImageStore:
         the merged path. Mounting twice is a no-op."""
         from hutch import _sys
         snap = self._snap(cid)
-        with open(os.path.join(snap, "snapshot.json")) as f:
-            layers = json.load(f)["layers"]
+        try:
+            with open(os.path.join(snap, "snapshot.json")) as f:
+                layers = json.load(f)["layers"]
+        except FileNotFoundError:
+            raise StoreError(f"no root filesystem snapshot for container {cid}") from None
         merged = os.path.join(snap, "merged")
         if _is_mountpoint(merged):
             return merged

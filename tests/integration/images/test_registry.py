@@ -251,3 +251,32 @@ def test_multi_layer_image_whiteouts_and_parallel_pull(image_root, other_root, r
         assert os.listdir(os.path.join(merged, "o")) == ["new"]
     finally:
         store.remove_snapshot(cid)
+
+
+def test_killed_pull_leaves_no_half_layer(image_root, other_root, registry, tmp_path):
+    import signal
+    import time
+    payload = os.urandom(24 << 20)  # incompressible: the download takes a while
+    big = _layer([("blob.bin", payload)])
+    name = f"{registry.host}/big/img:1"
+    hutch(image_root, "load", "-i", _docker_archive(tmp_path, [big], name))
+    hutch(image_root, "push", name)
+    from imgtest_helpers import hutch_bin
+    proc = subprocess.Popen([hutch_bin(), "--root", other_root, "pull", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc.stdout.readline()  # "1: Pulling from big/img": the layer download starts now
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = _store(other_root)
+    diff_id = "sha256:" + hashlib.sha256(big).hexdigest()
+    layer_dir = os.path.join(store.layers_dir, diff_id.split(":")[1])
+    # either the whole layer landed (the kill came late) or nothing of it did
+    if os.path.exists(layer_dir):
+        assert store.has_layer(diff_id)
+        with open(os.path.join(store.layer_path(diff_id), "blob.bin"), "rb") as f:
+            assert f.read() == payload
+    hutch(other_root, "pull", name)
+    with open(os.path.join(store.layer_path(diff_id), "blob.bin"), "rb") as f:
+        assert f.read() == payload
+    assert os.listdir(store.tmp) == []
