@@ -70,9 +70,9 @@ def tweak_capabilities(cap_add=(), cap_drop=(), privileged: bool = False,
     if ALL in adds:
         return [c for c in host_caps if c not in drops]
     for cap in adds:
-        if cap not in host_caps:
-            raise InvalidParameter(f"cannot add capability {cap}: hutch does not hold it "
-                                   "(it is not in this process's bounding set)")
+        if cap not in host_caps:   # moby's wording for a cap the environment lacks
+            raise InvalidParameter("invalid CapAdd: capability not supported by your kernel "
+                                   f'or not available in the current environment: "{cap}"')
     if ALL in drops:
         caps = []
     else:

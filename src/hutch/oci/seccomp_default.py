@@ -197,7 +197,7 @@ def convert_docker_profile(profile: dict, caps: set[str], *, machine: str | None
     goarch = _GOARCH.get(machine, machine)
     kernel_version = _kernel_version(kernel or os.uname().release)
     if not isinstance(profile, dict):
-        raise ProfileError("decoding seccomp profile failed: not a JSON object")
+        raise ProfileError("Decoding seccomp profile failed: not a JSON object")
     action = profile.get("defaultAction")
     if action not in VALID_ACTIONS:
         raise ProfileError(f"invalid seccomp profile: unknown defaultAction {action!r}")
@@ -288,5 +288,5 @@ def load_docker_json(path: str, caps: set[str] | None = None, *,
     try:
         profile = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ProfileError(f"decoding seccomp profile failed: {e}") from None
+        raise ProfileError(f"Decoding seccomp profile failed: {e}") from None
     return convert_docker_profile(profile, set(caps), machine=machine, kernel=kernel)

@@ -189,7 +189,7 @@ def test_docker_default_roundtrips_through_json(tmp_path):
 
 
 @pytest.mark.parametrize("data,message", [
-    ("{not json", "decoding seccomp profile failed"),
+    ("{not json", "Decoding seccomp profile failed"),
     ({"defaultAction": "SCMP_ACT_NOPE"}, "unknown defaultAction"),
     ({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
       "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}, "both 'architectures' and 'archMap'"),
