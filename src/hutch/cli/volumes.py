@@ -622,3 +622,284 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+# --- system df ----------------------------------------------------------------------------
+DF = Command("system df", "[OPTIONS]", "Show docker disk usage", [
+    Flag("format", None, "string", "", "Format output using a custom template"),
+    Flag("verbose", "v", "bool", False, "Show detailed information on space usage"),
+], max_args=0)
+
+_DF_TABLE = "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+_DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+               "Reclaimable": "RECLAIMABLE"}
+_ACTIVE_STATES = ("running", "paused", "restarting")
+
+
+def disk_usage(ctx) -> dict:
+    """What `system df` counts, from each store: images (unique layer bytes), containers
+    (their writable layer), local volumes, build cache (hutch has none)."""
+    from hutch.engine.store import Store
+    from hutch.engine.volumestore import tree_size
+    from hutch.images.store import ImageStore
+    images = ImageStore(ctx.paths.images, ctx.paths.containers)
+    in_use = images.images_in_use()
+    imgs, layer_size = [], {}
+    for img in images.list():
+        for d in img.layers:
+            if d not in layer_size:
+                try:
+                    layer_size[d] = images.layer_info(d)["size"]
+                except (OSError, KeyError, ValueError):
+                    layer_size[d] = 0
+        imgs.append({"image": img, "containers": len(in_use.get(img.id, []))})
+    layer_users: dict[str, int] = {}
+    for i in imgs:
+        for d in set(i["image"].layers):
+            layer_users[d] = layer_users.get(d, 0) + 1
+    for i in imgs:
+        layers = set(i["image"].layers)
+        i["size"] = sum(layer_size[d] for d in layers)
+        i["shared"] = sum(layer_size[d] for d in layers if layer_users[d] > 1)
+    ctrs = []
+    for c in Store(ctx.paths).list():
+        try:
+            size = tree_size(images.snapshot_upper(c.id))
+        except Exception:  # noqa: BLE001 - a snapshot being removed: nothing to count
+            size = 0
+        ctrs.append({"container": c, "size": size, "active": c.status in _ACTIVE_STATES})
+    vols = []
+    for v in _store(ctx).list():
+        vols.append({"volume": v, "size": _store(ctx).size(v.name), "links": len(v.refs)})
+    return {"images": imgs, "layers_size": sum(layer_size.values()), "containers": ctrs,
+            "volumes": vols}
+
+
+def _with_pct(reclaimable: int, total: int) -> str:
+    from hutch.cli.format import human_size
+    if total > 0:
+        return f"{human_size(reclaimable)} ({reclaimable * 100 // total}%)"
+    return human_size(reclaimable)
+
+
+def _df_rows(du: dict) -> list[dict]:
+    from hutch.cli.format import human_size
+    imgs, ctrs, vols = du["images"], du["containers"], du["volumes"]
+    total = du["layers_size"]
+    # Docker's CLI: what active images hold alone is not reclaimable
+    used = sum(i["size"] - i["shared"] for i in imgs if i["containers"])
+    img_rec = max(total - used, 0)
+    c_total = sum(c["size"] for c in ctrs)
+    c_rec = sum(c["size"] for c in ctrs if not c["active"])
+    v_total = sum(v["size"] for v in vols)
+    v_rec = sum(v["size"] for v in vols if not v["links"])
+    return [
+        {"Type": "Images", "TotalCount": str(len(imgs)),
+         "Active": str(sum(1 for i in imgs if i["containers"])), "Size": human_size(total),
+         "Reclaimable": _with_pct(img_rec, total)},
+        {"Type": "Containers", "TotalCount": str(len(ctrs)),
+         "Active": str(sum(1 for c in ctrs if c["active"])), "Size": human_size(c_total),
+         "Reclaimable": _with_pct(c_rec, c_total)},
+        {"Type": "Local Volumes", "TotalCount": str(len(vols)),
+         "Active": str(sum(1 for v in vols if v["links"])), "Size": human_size(v_total),
+         "Reclaimable": _with_pct(v_rec, v_total)},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
+         "Reclaimable": "0B"},
+    ]
+
+
+def cmd_system_df(ctx, argv) -> int:
+    try:
+        opts, _ = DF.parse(argv)
+    except CommandLineError as e:
+        return e.report()
+    from hutch.cli.gotemplate import TemplateError, render_rows
+    du = disk_usage(ctx)
+    try:
+        if opts["verbose"]:
+            if opts["format"]:
+                return _err("the verbose flag is not supported with a custom format")
+            sys.stdout.write(_df_verbose(du))
+            return 0
+        sys.stdout.write(render_rows(opts["format"] or "table", _df_rows(du), _DF_HEADERS,
+                                     default_table=_DF_TABLE))
+    except TemplateError as e:
+        return _template_err(e)
+    return 0
+
+
+def _df_verbose(du: dict) -> str:
+    """`system df -v`: Docker's four sections."""
+    from hutch.cli import format as fmt
+    out = ["Images space usage:\n\n"]
+    rows = []
+    for i in sorted(du["images"], key=lambda i: -(i["image"].added or 0)):
+        img = i["image"]
+        tags = img.repo_tags or ["<none>:<none>"]
+        for tag in tags:
+            repo, _, t = tag.rpartition(":")
+            rows.append([repo, t, img.short_id, fmt.ago(img.created) if img.created else "N/A", fmt.human_size(i["size"]), fmt.human_size(i["shared"]),
+                         fmt.human_size(i["size"] - i["shared"]), str(i["containers"])])
+    out.append(fmt.table(rows, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE",
+                                "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]))
+    out.append("\nContainers space usage:\n\n")
+    rows = []
+    for c in du["containers"]:
+        ctr = c["container"]
+        cfg = ctr.record.get("Config") or {}
+        cmd = fmt.command_string(ctr.record.get("Path", ""), ctr.record.get("Args") or [])
+        mounts = (ctr.record.get("HutchMounts") or {}).get("MountPoints") or []
+        rows.append([ctr.id[:12], cfg.get("Image", ""), fmt.ps_command(cmd),
+                     str(sum(1 for m in mounts if m.get("Type") == "volume")),
+                     fmt.human_size(c["size"]), fmt.ago(ctr.record.get("Created")),
+                     fmt.status_string(ctr.state), ctr.name])
+    out.append(fmt.table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE",
+                                "CREATED", "STATUS", "NAMES"]))
+    out.append("\nLocal Volumes space usage:\n\n")
+    rows = [[v["volume"].name, str(v["links"]), fmt.human_size(v["size"])]
+            for v in du["volumes"]]
+    out.append(fmt.table(rows, ["VOLUME NAME", "LINKS", "SIZE"]))
+    out.append("\nBuild cache usage: 0B\n\n")
+    out.append(fmt.table([], ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED",
+                              "USAGE", "SHARED"]))
+    return "".join(out)
+
+
+# --- system prune -------------------------------------------------------------------------
+SYSPRUNE = Command("system prune", "[OPTIONS]", "Remove unused data", [
+    Flag("all", "a", "bool", False, "Remove all unused images not just dangling ones"),
+    Flag("filter", None, "list", [], "Provide filter values (e.g. \"label=<key>=<value>\")",
+         metavar="filter"),
+    Flag("force", "f", "bool", False, "Do not prompt for confirmation"),
+    Flag("volumes", None, "bool", False, "Prune volumes"),
+], max_args=0)
+
+
+def cmd_system_prune(ctx, argv) -> int:
+    try:
+        opts, _ = SYSPRUNE.parse(argv)
+        filters = _filters(opts["filter"])
+    except CommandLineError as e:
+        return e.report()
+    from hutch.cli.format import human_size
+    if opts["volumes"] and "until" in filters:
+        return _err('ERROR: The "until" filter is not supported with "--volumes"')
+    for key in filters:
+        if key not in ("until", "label", "label!"):
+            return _err(f"Error response from daemon: invalid filter '{key}'")
+    if not opts["force"]:
+        warnings = ["all stopped containers", "all networks not used by at least one container"]
+        if opts["volumes"]:
+            warnings.append("all volumes not used by at least one container")
+        warnings.append("all images without at least one container associated to them"
+                        if opts["all"] else "all dangling images")
+        warnings.append("unused build cache")
+        text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in warnings)
+        if filters:
+            text += "\n  Items to be pruned will be filtered with:\n" + "".join(
+                f"  - {k}={v}\n" for k in sorted(filters) for v in filters[k])
+        if not _confirm(text.rstrip("\n") + "\n"):
+            return 0
+    reclaimed = 0
+    for step in (_prune_containers, _prune_networks, _prune_volumes_step, _prune_images):
+        try:
+            out, space = step(ctx, opts, filters)
+        except _PruneFailed as e:
+            return _err(str(e))
+        reclaimed += space
+        if out:
+            sys.stdout.write(out + "\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
+    return 0
+
+
+class _PruneFailed(Exception):
+    pass
+
+
+def _matches(labels: dict, created: str | None, filters: dict) -> bool:
+    """until / label / label! as Docker's prune filters apply them."""
+    from hutch.cli.flags import parse_duration
+    from hutch.cli.format import to_unix
+    import time
+    for until in filters.get("until", []):
+        try:
+            limit = time.time() - parse_duration(until)
+        except ValueError:
+            try:
+                limit = to_unix(until)
+            except Exception:  # noqa: BLE001
+                raise _PruneFailed(f"Error response from daemon: failed to parse value as "
+                                   f'time or duration: "{until}"') from None
+        if created and to_unix(created) >= limit:
+            return False
+    for want in filters.get("label", []):
+        k, eq, v = want.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for want in filters.get("label!", []):
+        k, eq, v = want.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    return True
+
+
+def _prune_containers(ctx, opts, filters):
+    from hutch.engine.containers import Engine
+    from hutch.engine.volumestore import tree_size
+    from hutch.images.store import ImageStore
+    images = ImageStore(ctx.paths.images, ctx.paths.containers)
+    eng = Engine(ctx.paths)
+    sizes = {}
+    for c in eng.list():
+        if c.status not in _ACTIVE_STATES:
+            try:
+                sizes[c.id] = tree_size(images.snapshot_upper(c.id))
+            except Exception:  # noqa: BLE001
+                sizes[c.id] = 0
+
+    def keep(c):
+        return not _matches((c.record.get("Config") or {}).get("Labels") or {},
+                            c.record.get("Created"), filters)
+    removed = eng.prune(keep)
+    out = "Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else ""
+    return out, sum(sizes.get(cid, 0) for cid in removed)
+
+
+def _prune_networks(ctx, opts, filters):
+    if filters:
+        return "", 0   # hutch's network prune takes no filters yet: keep every network
+    from hutch.network.manager import NetworkManager
+    removed = NetworkManager(ctx.paths).prune()
+    return ("Deleted Networks:\n" + "".join(f"{n}\n" for n in removed)) if removed else "", 0
+
+
+def _prune_volumes_step(ctx, opts, filters):
+    if not opts["volumes"]:
+        return "", 0
+    from hutch.engine.volumestore import VolumeError
+    try:
+        return prune_volumes(ctx, {k: v for k, v in filters.items() if k != "until"})
+    except VolumeError as e:
+        raise _PruneFailed(f"Error response from daemon: {e}") from None
+
+
+def _prune_images(ctx, opts, filters):
+    from hutch.cli.images import remove_image
+    from hutch.images.store import ImageStore
+    store = ImageStore(ctx.paths.images, ctx.paths.containers)
+    in_use = store.images_in_use()
+    lines, reclaimed = [], 0
+    for img in store.list():
+        if img.id in in_use or (img.repo_tags and not opts["all"]):
+            continue
+        labels = (img.config.get("config") or {}).get("Labels") or {}
+        if not _matches(labels, img.created, filters):
+            continue
+        try:
+            out = remove_image(store, img.id, force=True)
+        except Exception:  # noqa: BLE001 - removed or taken by a racing command: skip it
+            continue
+        reclaimed += img.size
+        lines += [line[0].lower() + line[1:] for line in out]
+    return ("Deleted Images:\n" + "".join(f"{line}\n" for line in lines)) if lines else "", reclaimed
