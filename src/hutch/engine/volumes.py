@@ -754,6 +754,7 @@ def prepare_start(paths, record: dict | None, rootfs: str) -> list[dict]:
             if m.CreateSource and not os.path.lexists(m.Source):
                 trace.step("mkdir", m.Source, reason="bind source")
                 os.makedirs(m.Source, 0o755, exist_ok=True)
+            _check_source_propagation(m)
             oci.append(_bind(m, m.Source))
         else:
             oci.append(_tmpfs(m.Destination, m.Data))
@@ -761,6 +762,34 @@ def prepare_start(paths, record: dict | None, rootfs: str) -> list[dict]:
         oci.append(_tmpfs(dest, data))
     oci.sort(key=lambda x: len(_components(x["destination"])))   # Docker's sortMounts
     return oci
+
+
+def _check_source_propagation(m: MountPoint) -> None:
+    """A shared (slave) bind only propagates if the host mount holding its source is shared
+    (or shared/slave); Docker refuses otherwise rather than pretend."""
+    if m.Propagation not in ("shared", "rshared", "slave", "rslave"):
+        return
+    mount_point, optional = _host_mount_of(m.Source)
+    tags = {t.split(":")[0] for t in optional}
+    if m.Propagation in ("shared", "rshared") and "shared" not in tags:
+        raise MountError(f"linux mounts: path {m.Source} is mounted on {mount_point} but it "
+                         "is not a shared mount")
+    if not tags & {"shared", "master"}:
+        raise MountError(f"linux mounts: path {m.Source} is mounted on {mount_point} but it "
+                         "is not a shared or slave mount")
+
+
+def _host_mount_of(path: str) -> tuple[str, list[str]]:
+    """(mount point, optional fields) of the mount in this namespace that holds `path`."""
+    real = os.path.realpath(path)
+    best, fields = "/", []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            mp = parts[4].replace("\\040", " ")
+            if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, fields = mp, parts[6:parts.index("-")]
+    return best, fields
 
 
 def _bind(m: MountPoint, source: str) -> dict:

@@ -203,3 +203,60 @@ def test_cp_with_running_container(run_ok, tmp_path):
     finally:
         h("rm", "-f", name)
         h("volume", "rm", vol)
+
+
+def test_image_volume_entries_become_anonymous_volumes(run_ok, tmp_path):
+    h = run_ok
+    base, image = h.name("vb"), f"volimg-{h.name('i').lower()}:1"
+    h("create", "--name", base, "busybox", "true")
+    (tmp_path / "rootfs.tar").write_bytes(h("export", base, binary=True).stdout)
+    h("rm", base)
+    h("import", "-c", 'VOLUME ["/data", "/etc"]', "-c", 'CMD ["sh"]', str(tmp_path / "rootfs.tar"), image)
+    name = h.name("vi")
+    before = set(h("volume", "ls", "-q").stdout.split())
+    try:
+        out = h("run", "--name", name, *h.run_args, "-v", f"{tmp_path}:/data", image,
+                "cat", "/etc/passwd").stdout
+        assert out.startswith("root:x:0:0:")              # copied up into the anonymous volume
+        mounts = {m["Destination"]: m for m in json.loads(
+            h("inspect", "-f", "{{json .Mounts}}", name).stdout)}
+        assert mounts["/data"]["Type"] == "bind"           # the user's mount wins
+        assert mounts["/etc"]["Type"] == "volume" and len(mounts["/etc"]["Name"]) == 64
+        assert set(h("volume", "ls", "-q").stdout.split()) - before == {mounts["/etc"]["Name"]}
+    finally:
+        h("rm", "-v", name, check=False)
+        h("rmi", image, check=False)
+    assert set(h("volume", "ls", "-q").stdout.split()) == before
+
+
+def test_bind_propagation(run_ok, tmp_path):
+    """rshared needs a shared host mount (Docker's error otherwise); with one, a mount made
+    on the host later shows up inside the running container."""
+    from hutch import _sys
+    h = run_ok
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    p = run(h, "-v", f"{plain}:/p:rshared", "busybox", "true", check=False)
+    if "is not a shared mount" not in p.stderr:
+        pytest.skip(f"{tmp_path} is on a shared mount here")
+    assert p.returncode == 125
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    _sys.mount("tmpfs", str(shared), "tmpfs", 0, "size=64k")
+    name = h.name("prop")
+    try:
+        _sys.mount(None, str(shared), None, _sys.MS_SHARED)
+        (shared / "src" / "sub").mkdir(parents=True)
+        h("run", "-d", "--name", name, *h.run_args, "-v", f"{shared}/src:/p:rshared",
+          "busybox", "sleep", "30")
+        _sys.mount("tmpfs", str(shared / "src" / "sub"), "tmpfs", 0, "size=64k")
+        (shared / "src" / "sub" / "late").write_text("propagated")
+        for _ in range(50):
+            p = h("cp", f"{name}:/p/sub/late", "-", binary=True, check=False)
+            if p.returncode == 0:
+                break
+            time.sleep(0.05)
+        assert b"propagated" in p.stdout
+    finally:
+        h("rm", "-f", name, check=False)
+        _sys.umount2(str(shared), _sys.MNT_DETACH)
