@@ -29,48 +29,17 @@ def _parse(cmd: Command, argv: list[str]):
     return cmd.parse(argv)
 
 
-def _render(template: str, data) -> str:
-    """--format through hutch.cli.gotemplate; `json .` and `.Field` without it."""
-    try:
-        from hutch.cli.gotemplate import render
-    except ImportError:
-        render = None
-    if render is not None:
-        return render(template, data)
-    import re
-
-    def field(m):
-        expr = m.group(1).strip()
-        if expr in ("json .", "json ."):
-            return json.dumps(data, separators=(",", ":"))
-        if expr.startswith("json ."):
-            v = _lookup(data, expr[5:].strip())
-            return json.dumps(v, separators=(",", ":"))
-        if expr.startswith("."):
-            v = _lookup(data, expr)
-            return "" if v is None else str(v)
-        raise CommandLineError(f"template: unsupported expression {expr!r} (hutch.cli.gotemplate "
-                               "is not available)")
-    return re.sub(r"\{\{(.*?)\}\}", field, template)
+def _format_rows(fmt: str, headers: dict, rows: list[dict], default_table: str) -> str:
+    """--format through Go templates; raises TemplateError."""
+    from hutch.cli.gotemplate import render_rows
+    return render_rows(fmt, rows, headers, default_table)
 
 
-def _lookup(data, path: str):
-    v = data
-    for part in path.strip(".").split("."):
-        if not part:
-            continue
-        v = v.get(part) if isinstance(v, dict) else getattr(v, part, None)
-    return v
-
-
-def _table_format(fmt: str, header: dict, rows: list[dict]) -> str:
-    """Docker's --format: `table ...` adds a header and aligns; otherwise one line per row."""
-    from hutch.cli.format import tabwrite
-    if fmt.startswith("table"):
-        body = fmt[5:].lstrip()
-        text = _render(body, header) + "\n" + "".join(_render(body, r) + "\n" for r in rows)
-        return tabwrite(text.replace("\\t", "\t"))
-    return "".join(_render(fmt, r).replace("\\t", "\t") + "\n" for r in rows)
+def _template_error(e) -> int:
+    """Docker: a bad template is a usage error (125); a failing one is a plain error."""
+    if getattr(e, "parse", True):
+        return _err(f"template parsing error: {e}", 125)
+    return _err(str(e))
 
 
 # --- import ----------------------------------------------------------------------------
@@ -170,6 +139,10 @@ def _image_rows(images, no_trunc: bool, with_digests: bool) -> list[dict]:
     return rows
 
 
+def _public(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
 def _created_at(created: str) -> str:
     from hutch.cli.format import to_unix
     import time
@@ -208,11 +181,18 @@ def cmd_images(ctx, argv) -> int:
         sys.stdout.write("".join(i + "\n" for i in seen))
         return 0
     if opts["format"]:
+        from hutch.cli.gotemplate import TemplateError
         header = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
                   "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                   "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
                   "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"}
-        sys.stdout.write(_table_format(opts["format"], header, rows))
+        default = "{{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if opts["digests"] else "") \
+            + "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        try:
+            sys.stdout.write(_format_rows(opts["format"], header,
+                                          [_public(r) for r in rows], default))
+        except TemplateError as e:
+            return _template_error(e)
         return 0
     from hutch.cli.format import table
     head = ["REPOSITORY", "TAG"] + (["DIGEST"] if opts["digests"] else []) + \
@@ -375,8 +355,12 @@ def cmd_image_inspect(ctx, argv) -> int:
             rc = ERR
             sys.stderr.write(f"Error: No such image: {ref}\n")
     if opts["format"]:
-        for d in found:
-            sys.stdout.write(_render(opts["format"], d) + "\n")
+        from hutch.cli.gotemplate import TemplateError, render
+        try:
+            for d in found:
+                sys.stdout.write(render(opts["format"], d) + "\n")
+        except TemplateError as e:
+            return _template_error(e)
     else:
         sys.stdout.write(json.dumps(found, indent=4) + "\n")
     return rc
@@ -425,9 +409,14 @@ def cmd_history(ctx, argv) -> int:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
         return 0
     if opts["format"]:
+        from hutch.cli.gotemplate import TemplateError
         header = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
-        sys.stdout.write(_table_format(opts["format"], header, rows))
+        default = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        try:
+            sys.stdout.write(_format_rows(opts["format"], header, rows, default))
+        except TemplateError as e:
+            return _template_error(e)
         return 0
     sys.stdout.write(table([[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"],
                              r["Comment"]] for r in rows],
