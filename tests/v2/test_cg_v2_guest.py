@@ -148,7 +148,7 @@ def test_destroy_kills_everything_below():
 def test_engine_sees_a_v2_host():
     from hutch.engine import resources
     info = resources.host_info()
-    assert info.mode == "unified" and info.memory and info.pids and info.cpu_shares
+    assert info.mode == "unified" and info.memory and info.swap and info.pids and info.cpu_shares
     assert not info.swappiness and not info.oom_kill_disable
     r = resources.parse_resources({"memory-swappiness": "10", "blkio-weight": "600"})
     assert r.warnings == [

@@ -316,15 +316,12 @@ def host_info() -> HostInfo:
     if m.mode == "unified":
         root = m.unified
         ctrls = set(read(os.path.join(root, "cgroup.controllers")).split())
-        has = lambda name: os.path.exists(os.path.join(root, name))  # noqa: E731
-        # The root cgroup lacks most interface files; a child shows what a container gets.
-        swap = any(os.path.exists(os.path.join(root, d, "memory.swap.max"))
-                   for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         info = HostInfo(
             mode="unified", ncpu=ncpu,
             cpus=read(os.path.join(root, "cpuset.cpus.effective")) or f"0-{ncpu - 1}",
             mems=read(os.path.join(root, "cpuset.mems.effective")) or "0",
-            memory="memory" in ctrls, swap="memory" in ctrls and (swap or has("memory.swap.max")),
+            # As Docker's sysinfo: the memory controller implies swap limits on v2.
+            memory="memory" in ctrls, swap="memory" in ctrls,
             reservation="memory" in ctrls, swappiness=False, oom_kill_disable=False,
             cpu_shares="cpu" in ctrls, cpu_cfs="cpu" in ctrls, cpuset="cpuset" in ctrls,
             pids="pids" in ctrls, blkio_weight="io" in ctrls, blkio_weight_device="io" in ctrls,
