@@ -407,6 +407,17 @@ def _spawn(ctx, c, child_fn):
     return pid, _Channel(to_parent[0], to_child[1]), data
 
 
+def _idmap(ctx, c):
+    """The container's user-namespace mapping (from its OCI spec), or None."""
+    import os
+    from hutch.engine import volumes
+    try:
+        with open(os.path.join(ctx.paths.containers, c.id, "oci.json")) as f:
+            return volumes.IdMap.of_spec(json.load(f))
+    except (OSError, ValueError):
+        return None
+
+
 def _oserror(e: OSError) -> str:
     import os
     what = os.strerror(e.errno).lower() if e.errno else str(e)
@@ -440,7 +451,7 @@ def _cp_from(ctx, c, ref, spath_given, src, dst, follow):
             return
         w = volumes.TarWriter(data[1])
         volumes.archive_entry(w, pfd, name or ".", plan["arcname"],
-                              with_root=not plan["contents"])
+                              with_root=not plan["contents"], idmap=_idmap(ctx, c))
         w.close()
         os.close(data[1])
         chan.send({"ok": True})
@@ -543,8 +554,8 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
         except (FileNotFoundError, NotADirectoryError):
             raise volumes.CopyError(f"Error response from daemon: Could not find the file "
                                     f"{plan['dir']} in container {ref}") from None
-        chown = plan["chown"] if plan["chown"] == "keep" else tuple(plan["chown"])
-        volumes.Extractor(root, plan["dir"], chown=chown).extract(_Counting(data[0]))
+        volumes.Extractor(root, plan["dir"], chown=plan["chown"],
+                          idmap=_idmap(ctx, c)).extract(_Counting(data[0]))
         chan.send({"ok": True})
 
     src_parent = src_name = None
@@ -586,7 +597,7 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
             raise _CpFailed("Error response from daemon: " + (
                 "mounted volume is marked read-only" if m is not None
                 else "container rootfs is marked read-only"))
-        chan.send({"dir": extract_dir, "chown": "keep" if archive else [0, 0]})
+        chan.send({"dir": extract_dir, "chown": "keep" if archive else "root"})
         count = 0
         try:
             if src == "-":

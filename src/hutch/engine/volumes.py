@@ -936,6 +936,36 @@ class CopyError(Exception):
 _BLOCK = 512
 
 
+class IdMap:
+    """A container's user-namespace mappings (OCI uidMappings/gidMappings): cp writes
+    files as the container's ids seen from the host, and shows the container's ids."""
+
+    def __init__(self, uid_maps: list[dict], gid_maps: list[dict]):
+        self.uids, self.gids = uid_maps, gid_maps
+
+    @staticmethod
+    def _map(maps, n, src, dst):
+        for m in maps:
+            if m[src] <= n < m[src] + m["size"]:
+                return m[dst] + n - m[src]
+        return 65534   # unmapped: the overflow id, as the kernel shows it
+
+    def to_host(self, uid: int, gid: int) -> tuple[int, int]:
+        return (self._map(self.uids, uid, "containerID", "hostID"),
+                self._map(self.gids, gid, "containerID", "hostID"))
+
+    def to_container(self, uid: int, gid: int) -> tuple[int, int]:
+        return (self._map(self.uids, uid, "hostID", "containerID"),
+                self._map(self.gids, gid, "hostID", "containerID"))
+
+    @classmethod
+    def of_spec(cls, spec: dict | None) -> "IdMap | None":
+        linux = (spec or {}).get("linux") or {}
+        if not linux.get("uidMappings"):
+            return None
+        return cls(linux["uidMappings"], linux.get("gidMappings") or linux["uidMappings"])
+
+
 class TarWriter:
     """A tar stream onto a file descriptor, as Go's archive/tar writes it (ustar headers,
     PAX records only when needed, two zero blocks at the end and no record padding):
@@ -993,12 +1023,16 @@ def _tarinfo(arcname: str, st: os.stat_result, linkname: str = ""):
 
 
 def archive_entry(w: TarWriter, parent_fd: int, name: str, arcname: str,
-                  links: dict | None = None, with_root: bool = True) -> None:
+                  links: dict | None = None, with_root: bool = True,
+                  idmap: IdMap | None = None) -> None:
     """Write `name` (in directory fd `parent_fd`) and, for a directory, all below it, into
     `w` under `arcname`. Names are opened relative to their parent with O_NOFOLLOW: the
-    tree can change under us, but nothing outside it is ever read."""
+    tree can change under us, but nothing outside it is ever read. `idmap`: owners are
+    shown as the container's ids."""
     import tarfile
     links = {} if links is None else links
+    if idmap is not None and not isinstance(w, _MappedWriter):
+        w = _MappedWriter(w, idmap)
     st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     m = st.st_mode
     if stat.S_ISSOCK(m):
@@ -1010,7 +1044,8 @@ def archive_entry(w: TarWriter, parent_fd: int, name: str, arcname: str,
                     dir_fd=parent_fd)
         try:
             for child in sorted(e.name for e in os.scandir(d)):
-                archive_entry(w, d, child, f"{arcname}/{child}" if arcname else child, links)
+                archive_entry(w, d, child, f"{arcname}/{child}" if arcname else child, links,
+                              idmap=idmap)
         finally:
             os.close(d)
         return
@@ -1039,6 +1074,15 @@ def archive_entry(w: TarWriter, parent_fd: int, name: str, arcname: str,
         links[key] = arcname
 
 
+class _MappedWriter:
+    def __init__(self, w: TarWriter, idmap: IdMap):
+        self.w, self.idmap = w, idmap
+
+    def add(self, info, data_fd: int | None = None) -> None:
+        info.uid, info.gid = self.idmap.to_container(info.uid, info.gid)
+        self.w.add(info, data_fd)
+
+
 def _split_components(name: str) -> list[str]:
     parts = _components(name)
     if ".." in parts:
@@ -1050,10 +1094,11 @@ class Extractor:
     """Unpack a tar stream into directory `dest` (a path inside `root`), resolving every
     entry's parent inside `root` (no symlink, from the tree or from the archive itself,
     leads out of it). chown: None (keep the caller's ids, as the Docker CLI does when it
-    unpacks), "keep" (the archive's, `cp -a` into a container) or (uid, gid)."""
+    unpacks), "root" (the container's root, plain `cp` into a container) or "keep" (the
+    archive's, `cp -a`); `idmap` turns those container ids into host ids."""
 
-    def __init__(self, root, dest: str, chown=None):
-        self.root, self.dest, self.chown = root, dest.rstrip("/") or "/", chown
+    def __init__(self, root, dest: str, chown: str | None = None, idmap: IdMap | None = None):
+        self.root, self.dest, self.chown, self.idmap = root, dest.rstrip("/") or "/", chown, idmap
         self.dirs: list[tuple[str, object]] = []
 
     def _parent(self, parts: list[str]) -> int:
@@ -1131,7 +1176,8 @@ class Extractor:
     def _ids(self, m):
         if self.chown is None:
             return None
-        return (m.uid, m.gid) if self.chown == "keep" else self.chown
+        ids = (m.uid, m.gid) if self.chown == "keep" else (0, 0)
+        return self.idmap.to_host(*ids) if self.idmap else ids
 
     def _owner_at(self, parent: int, name: str, m) -> None:
         ids = self._ids(m)
