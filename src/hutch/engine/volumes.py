@@ -731,6 +731,32 @@ def release_container(paths, cid: str, record: dict | None, remove_anonymous: bo
     return errors
 
 
+def after_exit(paths, cid: str, record: dict | None) -> None:
+    """The container has stopped: a volume mounted from driver options (-o type=tmpfs...)
+    is unmounted when no other running container uses it, as Docker's local driver does
+    (so a tmpfs volume starts empty at the next start, as in Docker)."""
+    from hutch.engine.store import alive, read_json
+    from hutch.engine.volumestore import VolumeStore
+    store = VolumeStore(paths)
+    for name in MountPlan.from_record(record).volume_names:
+        try:
+            v = store.get(name)
+        except Exception:  # noqa: BLE001 - removed meanwhile: nothing to unmount
+            continue
+        if not ((v.options or {}).get("type") or (v.options or {}).get("device")):
+            continue
+        busy = False
+        for other in v.refs:
+            if other == cid:
+                continue
+            st = read_json(os.path.join(paths.containers, other, "state.json")) or {}
+            if st.get("Running") and alive(st.get("Pid", 0), st.get("PidStart")):
+                busy = True
+                break
+        if not busy:
+            store.deactivate(name)
+
+
 # ---------------------------------------------------------------------------------------
 # Start: volumes ready, bind sources made, image content copied up, OCI mounts out.
 # ---------------------------------------------------------------------------------------

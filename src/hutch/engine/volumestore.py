@@ -240,7 +240,7 @@ class VolumeStore:
     def activate(self, name: str) -> str:
         """Make the volume ready to be bind-mounted into a container and return its
         `_data` path: a volume created with type/device options is mounted there on first
-        use (and stays mounted until `volume rm`)."""
+        use (until `deactivate`, when no running container uses it, or `volume rm`)."""
         v = self.get(name)
         opts = v.options or {}
         if not (opts.get("type") or opts.get("device")):
@@ -262,6 +262,11 @@ class VolumeStore:
                                       f"to mount local volume: mount {device}:{v.mountpoint}, "
                                       f"data: {data}: {os.strerror(e.errno).lower()}") from e
         return v.mountpoint
+
+    def deactivate(self, name: str) -> None:
+        """Unmount a volume mounted from its options (the last running user stopped)."""
+        with self._locked():
+            self._unmount(name)
 
     def _unmount(self, name: str) -> None:
         mp = self.mountpoint(name)

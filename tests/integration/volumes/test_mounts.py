@@ -109,3 +109,22 @@ def test_bad_volume_options_fail_at_use(tmp_path):
     code, msg = in_private_ns(use)
     assert code == 1 and "failed to mount local volume" in msg and "no such device" in msg
     store.remove("badfs")
+
+
+def test_option_volume_unmounted_after_last_user(tmp_path):
+    from hutch.engine.volumes import after_exit, plan_mounts
+    paths = Paths.from_root(str(tmp_path / "root"))
+    cid = "f" * 64
+    os.makedirs(os.path.join(paths.containers, cid))
+    store = VolumeStore(paths)
+    store.create("tv", options={"type": "tmpfs", "device": "tmpfs", "o": "size=64k"})
+    plan = plan_mounts(paths, cid, volumes=["tv:/t"])
+
+    def cycle():
+        mp = store.activate("tv")
+        assert os.path.ismount(mp)
+        after_exit(paths, cid, plan.record)
+        return "unmounted" if not os.path.ismount(mp) else "still mounted"
+    assert in_private_ns(cycle) == (0, "unmounted")
+    os.rmdir(os.path.join(paths.containers, cid))
+    store.remove("tv")
