@@ -165,7 +165,7 @@ class V1Manager(CgroupManager):
             d = self._dir("rdma", "rdma")
             for name, lim in r["rdma"].items():
                 fs.write(os.path.join(d, "rdma.max"), rdma_line(name, lim))
-        if r.get("devices") is not None and r.get("devices") != []:
+        if r.get("devices"):
             self._apply_devices(r["devices"])
 
     def _apply_cpuset(self, cpu: dict) -> None:
@@ -241,11 +241,12 @@ class V1Manager(CgroupManager):
             trace.step("cgroup", "linux.resources.memory.kernel ignored (not supported)")
         if mem.get("kernelTCP"):
             fs.write(os.path.join(d, "memory.kmem.tcp.limit_in_bytes"), mem["kernelTCP"])
-        if mem.get("swappiness") is not None and 0 <= int(mem["swappiness"]) <= 100:
-            fs.write(os.path.join(d, "memory.swappiness"), mem["swappiness"])
-        elif mem.get("swappiness") is not None and int(mem["swappiness"]) != -1:
-            raise CgroupError(f"invalid value:{mem['swappiness']}. valid memory swappiness "
-                              "range is 0-100")
+        swappiness = mem.get("swappiness")
+        if swappiness is not None and swappiness != -1:
+            if not 0 <= int(swappiness) <= 100:
+                raise CgroupError(f"invalid value:{swappiness}. valid memory swappiness range "
+                                  "is 0-100")
+            fs.write(os.path.join(d, "memory.swappiness"), swappiness)
         if mem.get("disableOOMKiller"):
             fs.write(os.path.join(d, "memory.oom_control"), 1)
         if mem.get("useHierarchy"):

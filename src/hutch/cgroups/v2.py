@@ -115,7 +115,7 @@ class V2Manager(CgroupManager):
             if "/" in key or key.startswith("."):
                 raise CgroupError(f"linux.resources.unified: invalid file name {key!r}")
             fs.write(self._file(key), value)
-        if r.get("devices") is not None and r.get("devices") != []:
+        if r.get("devices"):
             self._apply_devices(r["devices"])
 
     def _apply_cpu(self, cpu: dict) -> None:

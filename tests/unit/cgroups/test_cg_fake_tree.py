@@ -235,6 +235,8 @@ def test_v1_errors_name_path_and_value(tmp_path):
         m.apply({"pids": {"limit": 7}})
     assert str(e.value) == (f'failed to write "7" to {root}/pids/hutch/c1/pids.max: '
                             "no such file or directory")
+    with pytest.raises(cgroups.CgroupError, match="valid memory swappiness range is 0-100"):
+        m.apply({"memory": {"swappiness": 200}})
     with pytest.raises(cgroups.CgroupError, match="cannot use unified on cgroup v1"):
         m.apply({"unified": {"memory.high": "100M"}})
     with pytest.raises(cgroups.CgroupError, match='"hugetlb" is not mounted'):
