@@ -180,9 +180,10 @@ class MountError(ValueError):
     hint after it). False: the daemon's error, str() is its message, which the CLI shows
     as "docker: Error response from daemon: <message>"."""
 
-    def __init__(self, message: str, usage_error: bool = False):
+    def __init__(self, message: str, usage_error: bool = False, detail: str = ""):
         super().__init__(message)
         self.usage_error = usage_error
+        self.detail = detail or message   # for a flag error: the part after "flag: "
 
 
 def _daemon(msg: str) -> MountError:
@@ -382,7 +383,20 @@ def parse_mount(value: str) -> MountSpec:
 
 
 def _flag_error(flag: str, value: str, msg: str) -> MountError:
-    return MountError(f'invalid argument "{value}" for "{flag}" flag: {msg}', usage_error=True)
+    return MountError(f'invalid argument "{value}" for "{flag}" flag: {msg}', usage_error=True,
+                      detail=msg)
+
+
+def mount_flag(value: str) -> str:
+    """`Flag("mount", type="list", parse=mount_flag)` for hutch.cli.flags: the Docker CLI's
+    own --mount checks at flag-parsing time (ValueError(detail) -> `invalid argument "..."
+    for "--mount" flag: detail`); the daemon's checks come later, in plan_mounts."""
+    try:
+        parse_mount(value)
+    except MountError as e:
+        if e.usage_error:
+            raise ValueError(e.detail) from None
+    return value
 
 
 def ram_in_bytes(s: str) -> int:

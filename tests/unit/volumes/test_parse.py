@@ -122,3 +122,16 @@ def test_modes_and_sizes():
     assert not valid_mount_mode("z,Z")
     assert ram_in_bytes("1g") == 1 << 30 and ram_in_bytes("512k") == 512 << 10
     assert ram_in_bytes("100") == 100 and ram_in_bytes("1.5MiB") == 1572864
+
+
+def test_mount_flag_for_the_cli_parser():
+    from hutch.cli.flags import Command, CommandLineError, Flag
+    from hutch.engine.volumes import mount_flag
+    cmd = Command("run", "[OPTIONS] IMAGE", "Run", [Flag("mount", None, "list", [], parse=mount_flag)])
+    opts, _ = cmd.parse(["--mount", "type=tmpfs,dst=/t", "img"])
+    assert opts["mount"] == ["type=tmpfs,dst=/t"]
+    with pytest.raises(CommandLineError) as e:
+        cmd.parse(["--mount", "type=bind,src=/x", "img"])
+    assert e.value.message.startswith('invalid argument "type=bind,src=/x" for "--mount" flag: target is required')
+    # the daemon's checks are left for plan_mounts
+    assert cmd.parse(["--mount", "type=bind,dst=/t", "img"])[0]["mount"] == ["type=bind,dst=/t"]
