@@ -397,20 +397,39 @@ class Engine:
             c.save()
 
     def _wait_exit(self, c: Container, timeout: float | None) -> bool:
-        """Block until the init has exited (and the monitor recorded it); False on timeout."""
-        from hutch.engine.monitor import FRAME_EXIT
+        """Block until the init has exited (and the monitor recorded it); False on timeout.
+
+        The monitor answers a "wait" with a frame when it writes the exit record. While it
+        is blocked on this container's lock (which we hold) it cannot answer, so the exit
+        record itself is checked between short waits too.
+        """
+        from hutch.engine.monitor import FRAME_EXIT, connect
+        deadline = None if timeout is None else time.monotonic() + timeout
         if c.monitor_alive():
             try:
-                frame = wait_frame(self.store.run_dir(c.id), {"op": "wait", "until": "exited"},
-                                   timeout)
-                if frame is not None and frame[0] == FRAME_EXIT:
-                    return True
-                if frame is None and timeout is not None:
-                    return False
-            except socket.timeout:
-                return False
+                s = connect(self.store.run_dir(c.id))
             except OSError:
-                pass
+                s = None
+            if s is not None:
+                with s:
+                    s.sendall(json.dumps({"op": "wait", "until": "exited"}).encode() + b"\n")
+                    while True:
+                        if self._exit_recorded(c):
+                            return True
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            return False
+                        s.settimeout(0.2 if left is None else min(0.2, left))
+                        try:
+                            hdr = s.recv(8)
+                        except socket.timeout:
+                            continue
+                        except OSError:
+                            hdr = b""
+                        if hdr and hdr[0] == FRAME_EXIT:
+                            return True
+                        if not hdr:
+                            break    # the monitor went away: fall through to the pid
         # no monitor: wait on the init's pidfd (it is not our child)
         from hutch.engine.store import alive
         pid, start = c.state["Pid"], c.state["PidStart"]
@@ -422,10 +441,16 @@ class Engine:
         except ProcessLookupError:
             return True
         try:
-            r, _, _ = select.select([fd], [], [], timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r, _, _ = select.select([fd], [], [], left)
             return bool(r)
         finally:
             os.close(fd)
+
+    def _exit_recorded(self, c: Container) -> bool:
+        from hutch.engine.store import read_json
+        ex = read_json(c.path("exit.json"))
+        return bool(ex) and ex.get("Generation") == c.state["Generation"]
 
     def _settle(self, c: Container, killed_by: int) -> None:
         """After the init is gone: fold in the exit record, or repair if there is none."""
@@ -591,34 +616,6 @@ class Engine:
                 except errors.EngineError:
                     continue
         return removed
-
-
-def wait_frame(run_dir: str, request: dict, timeout: float | None):
-    """Send one request to the monitor and return its first frame (kind, payload)."""
-    from hutch.engine.monitor import connect
-    s = connect(run_dir)
-    with s:
-        s.settimeout(timeout)
-        s.sendall(json.dumps(request).encode() + b"\n")
-        try:
-            hdr = _recv_exact(s, 8)
-        except socket.timeout:
-            return None
-        if hdr is None:
-            raise ConnectionError("monitor closed the connection")
-        kind, n = hdr[0], int.from_bytes(hdr[4:], "big")
-        body = _recv_exact(s, n) or b""
-        return kind, body
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes | None:
-    buf = b""
-    while len(buf) < n:
-        b = s.recv(n - len(buf))
-        if not b:
-            return None
-        buf += b
-    return buf
 
 
 def default_host_config() -> dict:

@@ -371,6 +371,9 @@ class Monitor:
             conn, _ = self.listener.accept()
         except OSError:
             return
+        self._serve_new(conn)
+
+    def _serve_new(self, conn: socket.socket) -> None:
         conn.settimeout(2.0)
         line = b""
         try:
@@ -397,6 +400,22 @@ class Monitor:
             conn.close()
             return
         self._add_client(conn, req)
+
+    def _accept_pending(self) -> None:
+        """Serve connections already queued (a `stop` may be waiting for this exit)."""
+        self.listener.setblocking(False)
+        try:
+            while True:
+                try:
+                    conn, _ = self.listener.accept()
+                except (BlockingIOError, OSError):
+                    return
+                conn.setblocking(True)
+                self.listener.setblocking(True)
+                self._serve_new(conn)
+                self.listener.setblocking(False)
+        finally:
+            self.listener.setblocking(True)
 
     def _add_client(self, sock: socket.socket, req: dict) -> None:
         sock.settimeout(5.0)   # a client that stops reading is dropped, never blocks us long
@@ -506,6 +525,7 @@ class Monitor:
         atomic_write(os.path.join(self.store.dir(self.cid), "exit.json"), ex)
         trace.step("monitor", f"container {self.cid[:12]} exited", code=code, oom=oom)
         self.last_exit = {"ExitCode": code}
+        self._accept_pending()
         self._close_clients(FRAME_EXIT, self.last_exit, until="exited")
         delay = self._decide(code, ran_for)
         if delay is None:
