@@ -567,10 +567,14 @@ def cmd_load(ctx, argv) -> int:
         stream = open(opts["input"], "rb") if opts["input"] else sys.stdin.buffer
     except OSError as e:
         return _err(f"open {opts['input']}: {e.strerror}")
+    from hutch.images.registry import RegistryError
+    from hutch.images.store import StoreError
     try:
         loaded = archive.load(_store(ctx), stream)
-    except archive.ArchiveError as e:
+    except (archive.ArchiveError, StoreError, RegistryError) as e:
         return _daemon_err(str(e))
+    except (KeyError, TypeError, ValueError) as e:  # malformed JSON in the archive
+        return _daemon_err(f"invalid image archive: {type(e).__name__}: {e}")
     finally:
         if opts["input"]:
             stream.close()
@@ -602,6 +606,7 @@ def cmd_pull(ctx, argv) -> int:
         return _err(str(e), 125)
     if opts["all-tags"] and (ref.tag or ref.digest):
         return _err("tag can't be used with --all-tags/-a")
+    from hutch.images.store import StoreError
     client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
     out = registry.Progress(sys.stdout, quiet=opts["quiet"])
     try:
@@ -614,6 +619,10 @@ def cmd_pull(ctx, argv) -> int:
             registry.pull(_store(ctx), client, ref, out, platform=opts["platform"])
     except registry.RegistryError as e:
         return _daemon_err(str(e))
+    except StoreError as e:
+        return _daemon_err(str(e))
+    except (KeyError, TypeError, ValueError) as e:  # a manifest or config that is not JSON
+        return _daemon_err(f"invalid image manifest or config: {type(e).__name__}: {e}")
     if opts["quiet"]:
         print(str(ref))
     return 0

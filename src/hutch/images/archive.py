@@ -191,9 +191,20 @@ def _save_oci(store, images, tar) -> None:
 
 # --- load ------------------------------------------------------------------------------
 
+def _check_digests(digests) -> None:
+    for d in digests:
+        if not isinstance(d, str) or not refs.is_digest(d):
+            raise ArchiveError(f"invalid digest {d!r} in the archive")
+
+
 def _open_in(root_fd: int, name: str):
     """Open a file named inside the unpacked archive, never leaving it or following links."""
-    comps = clean_name(name)
+    if not isinstance(name, str):
+        raise ArchiveError(f"invalid path in archive: {name!r}")
+    try:
+        comps = clean_name(name)
+    except LayerError:
+        raise ArchiveError(f"invalid path in archive: {name!r}") from None
     if not comps:
         raise ArchiveError(f"invalid path in archive: {name!r}")
     try:
@@ -275,6 +286,7 @@ def _load_docker(store: ImageStore, root_fd: int) -> list[str]:
         config_bytes = _read_in(root_fd, entry["Config"])
         config = json.loads(config_bytes)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        _check_digests(diff_ids)
         layer_files = entry.get("Layers") or []
         if len(diff_ids) != len(layer_files):
             raise ArchiveError("invalid manifest, layers length mismatch: expected "
@@ -339,15 +351,19 @@ def _load_oci(store: ImageStore, root_fd: int) -> list[str]:
     index = json.loads(_read_in(root_fd, "index.json"))
     lines = []
     for desc in index.get("manifests") or []:
+        _check_digests([desc.get("digest")])
         data = _blob(root_fd, desc["digest"])
         m = json.loads(data)
         if "manifests" in m and "layers" not in m:
             chosen = _pick(m, host_platform(), "")
+            _check_digests([chosen.get("digest")])
             data = _blob(root_fd, chosen["digest"])
             m = json.loads(data)
+        _check_digests([m["config"].get("digest")] + [d.get("digest") for d in m["layers"]])
         config_bytes = _blob(root_fd, m["config"]["digest"])
         config = json.loads(config_bytes)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        _check_digests(diff_ids)
         if len(diff_ids) != len(m.get("layers") or []):
             raise ArchiveError("invalid manifest: layers and diff ids disagree")
         for ldesc, diff_id in zip(m["layers"], diff_ids):

@@ -341,6 +341,12 @@ def _pick(index: dict, want: tuple[str, str, str], spec: str) -> dict:
     return best
 
 
+def _check_digests(digests) -> None:
+    for d in digests:
+        if not isinstance(d, str) or not refs.is_digest(d):
+            raise RegistryError(f"invalid digest {d!r} in the image manifest or config")
+
+
 def _read_verified(resp, digest: str | None, limit: int = 8 << 20) -> bytes:
     data = resp.read(limit + 1)
     if len(data) > limit:
@@ -374,6 +380,7 @@ def fetch_manifest(client: Client, ref: refs.Reference, spec: str = "") -> tuple
     if mt in (MT_DOCKER_LIST, MT_OCI_INDEX) or ("manifests" in manifest and
                                                  "layers" not in manifest):
         chosen = _pick(manifest, _want_platform(spec), spec)
+        _check_digests([chosen.get("digest")])
         with client.request("GET", ref.domain, f"/v2/{ref.path}/manifests/{chosen['digest']}",
                             scope=scope, headers={"Accept": MANIFEST_ACCEPT}) as resp:
             data = _read_verified(resp, chosen["digest"])
@@ -392,6 +399,7 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
     config_digest = cfg_desc.get("digest")
     if not config_digest:
         raise RegistryError("the image manifest has no config")
+    _check_digests([config_digest] + [d.get("digest", "") for d in manifest.get("layers") or []])
     if store.has_blob(config_digest):
         config_bytes = store.read_blob(config_digest)
     else:
@@ -400,6 +408,7 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
             config_bytes = _read_verified(resp, config_digest, 64 << 20)
     config = json.loads(config_bytes)
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+    _check_digests(diff_ids)
     layers = [d for d in manifest.get("layers") or []]
     if len(diff_ids) != len(layers):
         raise RegistryError("the image config and manifest disagree on the number of layers")
