@@ -3,6 +3,7 @@ hutch.engine.volumestore / hutch.engine.volumes, print as Docker does."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from hutch.cli.flags import Command, CommandLineError, Flag
@@ -279,7 +280,6 @@ def _ctr_path(path: str) -> str:
 
 
 def _local_path(path: str) -> str:
-    import os
     absolute = os.path.abspath(path)
     if path.endswith("/.") or path == ".":
         return absolute.rstrip("/") + "/."
@@ -304,7 +304,6 @@ def cmd_cp(ctx, argv) -> int:
         return _err("copying between containers is not supported")
     if not sctr and not dctr:
         return _err("must specify at least one container source")
-    import os
     quiet = opts["quiet"] if "quiet" in opts.changed else not os.isatty(1)
     from hutch.engine import errors as engine_errors
     from hutch.engine.store import Store
@@ -339,12 +338,10 @@ class _Channel:
     """JSON lines between the CLI and its container-side child."""
 
     def __init__(self, rfd: int, wfd: int):
-        import os
         self.r = os.fdopen(rfd, "rb", buffering=0) if rfd >= 0 else None
         self.w = wfd
 
     def send(self, obj) -> None:
-        import os
         try:
             os.write(self.w, (json.dumps(obj) + "\n").encode())
         except BrokenPipeError:
@@ -367,7 +364,6 @@ class _Counting:
         self.fd, self.count = fd, 0
 
     def read(self, n: int = -1) -> bytes:
-        import os
         data = os.read(self.fd, n if n and n > 0 else 1 << 20)
         self.count += len(data)
         return data
@@ -377,7 +373,6 @@ def _spawn(ctx, c, child_fn):
     """Fork the container side of a copy. The child gets (root fd, channel, data fd) and
     runs in its own mount namespace when the container is not running. Returns
     (pid, channel, parent's data fd for reading and writing ends as given)."""
-    import os
     from hutch.engine import volumes
     sys.stdout.flush()
     sys.stderr.flush()
@@ -409,7 +404,6 @@ def _spawn(ctx, c, child_fn):
 
 def _idmap(ctx, c):
     """The container's user-namespace mapping (from its OCI spec), or None."""
-    import os
     from hutch.engine import volumes
     try:
         with open(os.path.join(ctx.paths.containers, c.id, "oci.json")) as f:
@@ -419,20 +413,16 @@ def _idmap(ctx, c):
 
 
 def _oserror(e: OSError) -> str:
-    import os
     what = os.strerror(e.errno).lower() if e.errno else str(e)
     return f"{e.filename}: {what}" if e.filename else what
 
 
 def _reap(pid: int) -> None:
-    import os
     os.waitpid(pid, 0)
 
 
 def _cp_from(ctx, c, ref, spath_given, src, dst, follow):
     """Container -> local (or stdout): the child archives, this process unpacks."""
-    import os
-    import posixpath
     from hutch.engine import volumes
     contents_only = src.endswith("/.")
 
@@ -505,7 +495,6 @@ def _destination(src_isdir: bool, contents_only: bool, src_name: str, dst: str,
                  dst_exists: bool | None = None, dst_isdir: bool | None = None):
     """Docker's copy rules -> (directory to unpack into, name of the top entry there).
     Without dst_exists/dst_isdir, the local filesystem is asked (following symlinks)."""
-    import os
     import posixpath
     asserts_dir = dst.endswith("/") or dst.endswith("/.")
     clean = posixpath.normpath(dst)
@@ -529,7 +518,6 @@ def _destination(src_isdir: bool, contents_only: bool, src_name: str, dst: str,
 
 def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
     """Local (or stdin) -> container: this process archives, the child unpacks."""
-    import os
     from hutch.engine import volumes
     contents_only = src.endswith("/.")
     readonly_rootfs = bool((c.record.get("HostConfig") or {}).get("ReadonlyRootfs"))
@@ -629,7 +617,6 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    import os
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
