@@ -629,7 +629,7 @@ def plan_mounts(paths, cid: str, *, volumes=(), mounts=(), tmpfs=(), volumes_fro
     created: list[str] = []
     referenced: list[str] = []
 
-    def use_volume(name: str, **kw) -> MountPoint:
+    def use_volume(name: str, **kw):
         existed = bool(name) and store.exists(name)
         v = store.create(name or None, ref=cid, **kw)
         if not existed:

@@ -131,9 +131,22 @@ class VolumeStore:
             cids = sorted(os.listdir(refdir))
         except FileNotFoundError:
             return []
-        # A container being created lives in ".<id>.creating" until it is renamed in place.
         return [c for c in cids if os.path.isdir(os.path.join(self.paths.containers, c))
-                or os.path.isdir(os.path.join(self.paths.containers, f".{c}.creating"))]
+                or self._being_created(c)]
+
+    def _being_created(self, cid: str) -> bool:
+        """A container being created lives in ".<id>.creating" (with a "creator" file naming
+        the creating process) until it is renamed in place; a dead creator frees it."""
+        tmp = os.path.join(self.paths.containers, f".{cid}.creating")
+        try:
+            with open(os.path.join(tmp, "creator")) as f:
+                pid, start = f.read().split()
+        except FileNotFoundError:
+            return os.path.isdir(tmp)     # past the creator file: about to be renamed
+        except ValueError:
+            return True                   # being written
+        from hutch.engine.store import alive
+        return alive(int(pid), int(start))
 
     def get(self, name: str) -> Volume:
         v = self._load(name)

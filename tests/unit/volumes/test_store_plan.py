@@ -167,3 +167,19 @@ def test_prepare_start_oci(paths, tmp_path):
     assert oct(os.stat(vol).st_mode & 0o7777) == oct(0o750)
     assert [len(m["destination"].split("/")) for m in oci] == sorted(len(m["destination"].split("/")) for m in oci)
     release_container(paths, cid, plan.record, remove_anonymous=True)
+
+
+def test_container_being_created_holds_its_volumes(paths):
+    s = VolumeStore(paths)
+    cid = "9" * 64
+    tmp = os.path.join(paths.containers, f".{cid}.creating")
+    os.makedirs(tmp)
+    with open(os.path.join(tmp, "creator"), "w") as f:
+        from hutch.engine.store import proc_start_time
+        f.write(f"{os.getpid()} {proc_start_time(os.getpid())}")
+    s.create("fresh", ref=cid)
+    with pytest.raises(VolumeInUse):
+        s.remove("fresh")
+    with open(os.path.join(tmp, "creator"), "w") as f:
+        f.write("999999999 1")                        # its creator died (kill -9)
+    s.remove("fresh")
