@@ -15,7 +15,7 @@ import time
 
 from hutch import _sys, trace
 from hutch.oci.runtime_spec import SPEC_VERSION, ConfigError, load_config
-from hutch.runtime import hooks, process, specconv, statefile, status, sync
+from hutch.runtime import hooks, process, specconv, statefile, status, sync, terminal
 from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
 
 __all__ = ["create", "start", "run", "state", "list_containers", "kill", "delete", "pause",
@@ -162,14 +162,22 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) ->
 # --- create / start / run ---
 
 def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, stdio=None, _keep_sync=False):
+           preserve_fds=0, stdio=None):
     """Create the container; its init waits before the user's program until start().
 
     Returns the init's host pid. On any failure nothing is left behind."""
+    return _create(state_root, cid, bundle, pid_file=pid_file, console_socket=console_socket,
+                   no_pivot=no_pivot, preserve_fds=preserve_fds, stdio=stdio)[0]
+
+
+def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
+            preserve_fds=0, stdio=None, keep_sync=False, console=None):
+    """create(); also returns the sync socket (keep_sync) for `run` to see exec errors, and
+    takes an already connected console socket (`console`) for a foreground terminal."""
     statefile.validate_id(cid)
     bundle = os.path.abspath(bundle)
     raw, cfg = _load_bundle(bundle)
-    if cfg.process.terminal and not console_socket:
+    if cfg.process.terminal and not console_socket and console is None:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
     if console_socket and not cfg.process.terminal:
@@ -197,7 +205,8 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
         trace.step("cgroup", "create", path=cgroup.path)
         cgroup.create()
         cgroup.apply(cfg.resources)
-        console = _connect_console(console_socket)
+        if console is None:
+            console = _connect_console(console_socket)
         fds.append(os.open(fifo, os.O_PATH | os.O_CLOEXEC))
         fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         base = _base_state(cid, bundle, cfg.annotations)
@@ -259,11 +268,9 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
     finally:
         for fd in fds:
             os.close(fd)
-        if sock is not None and not _keep_sync:
+        if sock is not None and not keep_sync:
             sock.close()
-    if _keep_sync:
-        return init_pid, sock
-    return init_pid
+    return init_pid, sock
 
 
 def _now() -> str:
@@ -290,7 +297,12 @@ def _status(state_root: str, st: dict) -> str:
 def start(state_root, cid) -> None:
     st, current = _load(state_root, cid)
     status.check("start", current, cid)
-    fifo = statefile.fifo_path(state_root, cid)
+    _release(state_root, st)
+
+
+def _release(state_root: str, st: dict) -> None:
+    """Let the init past the exec fifo, then run the poststart hooks."""
+    fifo = statefile.fifo_path(state_root, st["id"])
     # Opened non-blocking: a dead init must not leave `start` hanging on the fifo.
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -332,12 +344,27 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
     Returns the init pid (detach) or its exit status (128+signal when killed)."""
     if not detach:
         _sys.set_child_subreaper()
-    pid, sock = create(state_root, cid, bundle, pid_file=pid_file,
-                       console_socket=console_socket, no_pivot=no_pivot,
-                       preserve_fds=preserve_fds, stdio=stdio, _keep_sync=True)
+    ours = theirs = None
+    if not detach and not console_socket and _wants_terminal(bundle):
+        ours, theirs = terminal.pair()
+    try:
+        pid, sock = _create(state_root, cid, bundle, pid_file=pid_file,
+                            console_socket=console_socket, no_pivot=no_pivot,
+                            preserve_fds=preserve_fds, stdio=stdio, keep_sync=True,
+                            console=theirs)
+    except BaseException:
+        if ours is not None:
+            ours.close()
+            theirs.close()
+        raise
+    master = None
     try:
         try:
-            start(state_root, cid)
+            if ours is not None:
+                theirs.close()
+                master = terminal.receive_master(ours)
+                ours.close()
+            _release(state_root, statefile.load(state_root, cid))
         except RuntimeFailure:
             # The init died before exec: its own error says why.
             msg = sync.recv(sock) if select.select([sock], [], [], 0)[0] else None
@@ -356,9 +383,18 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
         raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
     if detach:
         return pid
+    if master is not None:
+        terminal.proxy(master, pid)
     code = _wait_forwarding_signals(pid)
     _force_delete(state_root, cid)
     return code
+
+
+def _wants_terminal(bundle: str) -> bool:
+    try:
+        return bool(load_config(os.path.abspath(bundle)).get("process", {}).get("terminal"))
+    except ConfigError:
+        return False  # create() reports it
 
 
 def _force_delete(state_root: str, cid: str) -> None:
@@ -553,8 +589,6 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     if console_socket and not proc.terminal:
         raise RuntimeFailure("cannot use console socket if runc will not detach or "
                              "allocate tty")
-    if proc.terminal and not console_socket:
-        raise RuntimeFailure("a terminal without --console-socket is not supported yet")
     if not detach:
         _sys.set_child_subreaper()
     cgroup = _cgroup_manager(st["cgroups_path"])
@@ -563,7 +597,11 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     if seccomp_spec:
         from hutch.runtime import seccomp
         program = seccomp.program_for(seccomp_spec, statefile.seccomp_cache_dir(state_root))
-    console = _connect_console(console_socket)
+    ours = None
+    if proc.terminal and not console_socket:
+        ours, console = terminal.pair()  # a foreground terminal, proxied by us
+    else:
+        console = _connect_console(console_socket)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     sock, child_sock = sync.pair()
     args = process.ExecArgs(proc, child_sock, init_pid=st["pid"],
@@ -585,6 +623,8 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         if msg and msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
     except BaseException as e:
+        if ours is not None:
+            ours.close()
         if intermediate:
             _kill_and_wait(intermediate)
             _reap(intermediate)
@@ -603,6 +643,10 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         statefile.write_pid_file(pid_file, pid)
     if detach:
         return pid
+    if ours is not None:
+        master = terminal.receive_master(ours)
+        ours.close()
+        terminal.proxy(master, pid)
     return _wait_forwarding_signals(pid)
 
 

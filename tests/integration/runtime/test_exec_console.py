@@ -74,8 +74,11 @@ def _console_server(path):
 
 
 def _read_all(fd):
+    import select
     data = b""
     while True:
+        if not select.select([fd], [], [], 30)[0]:
+            raise AssertionError(f"no end of output after 30 s; got {data!r}")
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # EIO once the slave side is closed
@@ -128,3 +131,40 @@ def test_terminal_needs_a_console_socket(bundle):
     assert out.returncode == 1
     assert "cannot allocate tty if runc will detach without setting console socket" \
         in out.stderr
+
+
+def _on_a_pty(argv, stdin_data=b""):
+    """Run argv with a pty as its stdin/stdout/stderr; return (exit code, output)."""
+    import pty
+    import subprocess
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    if stdin_data:
+        os.write(master, stdin_data)
+    try:
+        output = _read_all(master)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.terminate()
+    return proc.wait(timeout=30), output.decode().replace("\r", "")
+
+
+def test_foreground_run_with_a_terminal(bundle):
+    from conftest import RUNTIME
+    bundle.config["process"]["terminal"] = True
+    bundle.config["process"]["args"] = ["sh", "-c", "tty; read line; echo got:$line; exit 6"]
+    bundle.write()
+    code, output = _on_a_pty([RUNTIME, "--root", bundle.root, "run", "--bundle", bundle.path,
+                              bundle.id], b"hello\n")
+    assert code == 6, output
+    assert "/dev/pts/0" in output and "got:hello" in output
+
+
+def test_foreground_exec_with_a_terminal(running):
+    from conftest import RUNTIME
+    code, output = _on_a_pty([RUNTIME, "--root", running.root, "exec", "-t", running.id,
+                              "sh", "-c", "tty; exit 3"])
+    assert code == 3, output
+    assert output.strip().startswith("/dev/pts/")
