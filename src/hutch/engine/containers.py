@@ -106,8 +106,13 @@ class Engine:
                     "--init: no init binary (docker-init, tini or catatonit) found on this "
                     "host's PATH")
         cid = os.urandom(32).hex()
-        name = (self.store.reserve_name(opts.name, cid) if opts.name
-                else self.store.random_name(cid))
+        self.store.begin(cid)
+        try:
+            name = (self.store.reserve_name(opts.name, cid) if opts.name
+                    else self.store.random_name(cid))
+        except BaseException:
+            self.store.abort(cid)
+            raise
         created = False
         try:
             record, spec, warnings = self._build(cid, name, opts, image, img_cfg, full, init_path)
@@ -122,6 +127,7 @@ class Engine:
             raise
 
     def _undo_create(self, cid, name, created, images) -> None:
+        self.store.abort(cid)
         try:
             images.remove_snapshot(cid)
         except Exception:  # noqa: BLE001 - the original error is what the user sees

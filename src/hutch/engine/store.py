@@ -190,8 +190,7 @@ class Store:
                 return name
             except FileExistsError:
                 owner = os.readlink(link)
-                if os.path.isdir(self.dir(owner)) or os.path.isdir(
-                        os.path.join(self.root, f".{owner}.creating")):
+                if os.path.isdir(self.dir(owner)) or self._creating(owner):
                     raise errors.Conflict(
                         f'Conflict. The container name "/{name}" is already in use by container '
                         f'"{owner}". You have to remove (or rename) that container to be able to '
@@ -288,12 +287,31 @@ class Store:
             os.close(fd)
 
     # --- create / remove ---
-    def create(self, cid: str, record: dict, state: dict) -> Container:
-        """Write a new container's directory; it appears complete or not at all."""
+    def begin(self, cid: str) -> None:
+        """Start creating cid: a directory naming its creator (pid and start time), so a
+        name it holds is never taken as stale while the creator lives."""
         os.makedirs(self.root, exist_ok=True)
         tmp = os.path.join(self.root, f".{cid}.creating")
         os.makedirs(tmp)
+        with open(os.path.join(tmp, "creator"), "w") as f:
+            f.write(f"{os.getpid()} {proc_start_time(os.getpid())}")
+
+    def _creating(self, cid: str) -> bool:
         try:
+            with open(os.path.join(self.root, f".{cid}.creating", "creator")) as f:
+                pid, start = f.read().split()
+        except (OSError, ValueError):
+            return False
+        return alive(int(pid), int(start))
+
+    def abort(self, cid: str) -> None:
+        shutil.rmtree(os.path.join(self.root, f".{cid}.creating"), ignore_errors=True)
+
+    def create(self, cid: str, record: dict, state: dict) -> Container:
+        """Finish creating (after begin): the directory appears complete or not at all."""
+        tmp = os.path.join(self.root, f".{cid}.creating")
+        try:
+            os.unlink(os.path.join(tmp, "creator"))
             atomic_write(os.path.join(tmp, "config.json"), record)
             atomic_write(os.path.join(tmp, "state.json"), state)
             open(os.path.join(tmp, "lock"), "w").close()

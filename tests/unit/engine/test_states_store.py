@@ -56,6 +56,7 @@ def _store(tmp_path):
 
 
 def _make(store, cid, name):
+    store.begin(cid)
     store.reserve_name(name, cid)
     return store.create(cid, {"Id": cid, "CreatedNs": 1, "Config": {}, "HostConfig": {}},
                         dict(new_state(), Name=name))
@@ -98,9 +99,9 @@ def test_racing_names_only_one_wins(tmp_path):
 
     def claim(i):
         cid = f"{i:064x}"
+        s.begin(cid)
         try:
             s.reserve_name("race_C", cid)
-            os.makedirs(s.dir(cid))
             wins.append(cid)
         except errors.Conflict:
             losses.append(cid)

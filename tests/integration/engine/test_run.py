@@ -1,0 +1,130 @@
+"""run/create: output, exit codes and Docker's error texts, end to end through the CLI."""
+import os
+import subprocess
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def test_run_streams_output_and_exits_with_its_code(hutch):
+    r = hutch("run", "--rm", "busybox", "sh", "-c", "echo out1; echo err1 >&2; exit 42")
+    assert (r.returncode, r.stdout, r.stderr) == (42, "out1\n", "err1\n")
+    assert hutch("run", "--rm", "busybox", "false").returncode == 1
+    assert hutch.ok("ps", "-aq") == ""
+
+
+def test_command_not_found_127_not_executable_126(hutch, name):
+    r = hutch("run", "--name", name, "busybox", "nosuchcmd")
+    assert r.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in r.stderr
+    assert r.stderr.startswith("hutch: Error response from daemon: ")
+    assert r.stderr.endswith("\n\nRun 'hutch run --help' for more information\n")
+    # Docker leaves the failed container behind in "Created"
+    assert hutch.inspect(name, "{{.State.Status}}") == "created"
+    r = hutch("run", "--rm", "busybox", "/etc/passwd")
+    assert r.returncode == 126 and "permission denied" in r.stderr
+    assert hutch.ok("ps", "-aq", "-f", "status=exited") == ""
+    hutch.ok("rm", name)
+
+
+def test_hutch_own_errors_are_125(hutch):
+    r = hutch("run", "--rm", "--restart=always", "busybox", "true")
+    assert r.returncode == 125
+    assert "conflicting options: cannot specify both --restart and --rm" in r.stderr
+    r = hutch("run", "-d", "--restart=bogus", "busybox", "true")
+    assert r.returncode == 125 and "invalid restart policy 'bogus'" in r.stderr
+    r = hutch("run", "-d", "--restart=on-failure:x", "busybox", "true")
+    assert r.returncode == 125
+    assert "invalid restart policy format: maximum retry count must be an integer" in r.stderr
+    r = hutch("run", "-m", "10XB", "busybox", "true")
+    assert r.returncode == 125 and 'invalid argument "10XB" for "-m, --memory" flag' in r.stderr
+    r = hutch("run", "--bogus-flag", "busybox", "true")
+    assert r.returncode == 125
+    r = hutch("run", "--pull", "never", "nosuchimage")
+    assert r.returncode == 125
+    r = hutch("run", "-it", "busybox", "true", input="")
+    assert (r.returncode, r.stderr) == (1, "the input device is not a TTY\n")
+    assert hutch.ok("ps", "-aq") == ""
+
+
+def test_name_conflict_and_race(hutch, name):
+    cid = hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "100").strip()
+    assert len(cid) == 64
+    r = hutch("run", "-d", "--name", name, "busybox", "true")
+    assert r.returncode == 125
+    assert (f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+            "You have to remove (or rename) that container to be able to reuse that name."
+            in r.stderr)
+    r = hutch("create", "--name", name, "busybox", "true")
+    assert r.returncode == 1
+    hutch.ok("rm", "-f", name)
+    # two racing creates of one name: exactly one wins
+    results = []
+    race = f"{name}_race"
+
+    def create():
+        results.append(hutch("create", "--name", race, "busybox", "true"))
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1]
+    assert len(hutch.ok("ps", "-aq", "-f", f"name={race}").split()) == 1
+    hutch.ok("rm", race)
+
+
+def test_environment_hostname_and_defaults(hutch):
+    out = hutch.ok("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "busybox", "sh", "-c",
+                   'echo $HOSTNAME; cat /etc/hostname; pwd; env | sort')
+    lines = out.splitlines()
+    assert lines[0] == lines[1] and len(lines[0]) == 12
+    assert lines[2] == "/tmp"
+    assert "FOO=bar" in lines and "HOME=/root" in lines
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in lines
+    out = hutch.ok("run", "--rm", "-h", "myhost", "-u", "nobody", "busybox", "sh", "-c",
+                   "hostname; id -u")
+    assert out == "myhost\n65534\n"
+    out = hutch.ok("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b")
+    assert out == "a b\n"
+
+
+def test_env_file_label_and_cidfile(hutch, tmp_path, name):
+    envf = tmp_path / "env"
+    envf.write_text("# c\nA=1\n")
+    cidfile = tmp_path / "cid"
+    hutch.ok("create", "--name", name, "--env-file", str(envf), "-l", "team=x",
+             "--cidfile", str(cidfile), "busybox", "true")
+    assert cidfile.read_text() == hutch.inspect(name, "{{.Id}}")
+    assert hutch.inspect(name, "{{index .Config.Labels \"team\"}}") == "team=x".split("=")[1]
+    assert "A=1" in hutch.inspect(name, "{{json .Config.Env}}")
+    assert hutch.ok("ps", "-aq", "-f", "label=team=x") != ""
+    hutch.ok("rm", name)
+
+
+def test_init_is_refused_clearly_without_an_init_binary(hutch):
+    from hutch.engine.spec import find_init
+    if find_init():
+        pytest.skip("this host has an init binary")
+    r = hutch("run", "--rm", "--init", "busybox", "true")
+    assert r.returncode == 125 and "--init" in r.stderr
+
+
+def test_debug_shows_kernel_steps(hutch):
+    r = subprocess.run([*hutch.argv()[:1], "--root", hutch.root, "--debug", "run", "--rm",
+                        "busybox", "true"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "create: container" in r.stderr
+
+
+def test_run_detached_prints_id_and_attached_sees_kill(hutch, name):
+    cid = hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "30").strip()
+    assert len(cid) == 64 and all(c in "0123456789abcdef" for c in cid)
+    proc = subprocess.Popen(hutch.argv("wait", name), stdout=subprocess.PIPE, text=True)
+    hutch.ok("kill", name)
+    assert proc.communicate(timeout=30)[0] == "137\n"
+    assert hutch.inspect(name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+    hutch.ok("rm", name)
+    assert not os.path.exists(os.path.join(hutch.root, "containers", cid))
