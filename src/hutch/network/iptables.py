@@ -102,7 +102,12 @@ def network_rules(bridge: str, subnet: str, tag: str) -> dict[str, list[str]]:
     c = _tag(tag)
     return {
         "nat": [f"-A HUTCH-POSTROUTING -s {subnet} ! -o {bridge} {c} -j MASQUERADE",
-                f"-A HUTCH-POSTROUTING -s 127.0.0.0/8 -o {bridge} {c} -j MASQUERADE"],
+                f"-A HUTCH-POSTROUTING -s 127.0.0.0/8 -o {bridge} {c} -j MASQUERADE",
+                # A container reaching a published port (its own or a neighbour's) through the
+                # host comes back into the bridge DNATed: masquerade it so the reply returns
+                # through the host (and is un-DNATed) instead of going straight across L2.
+                f"-A HUTCH-POSTROUTING -s {subnet} -o {bridge} -m conntrack --ctstate DNAT {c} "
+                f"-j MASQUERADE"],
         "filter": [f"-A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
                    f"-A FORWARD -o {bridge} {c} -j HUTCH",
                    f"-A FORWARD -i {bridge} ! -o {bridge} {c} -j ACCEPT",
@@ -120,9 +125,6 @@ def port_rules(bridge: str, ip: str, mappings: list[dict], tag: str) -> dict[str
         dst = f"-d {m['host_ip']}/32 " if m["host_ip"] not in ("", "0.0.0.0") else ""
         nat.append(f"-A HUTCH {dst}-p {proto} -m {proto} --dport {hp} {c} "
                    f"-j DNAT --to-destination {ip}:{cp}")
-        # Hairpin: the container reaching itself through its own published port.
-        nat.append(f"-A HUTCH-POSTROUTING -s {ip}/32 -d {ip}/32 -p {proto} -m {proto} --dport {cp} "
-                   f"{c} -j MASQUERADE")
         filt.append(f"-A HUTCH -d {ip}/32 ! -i {bridge} -o {bridge} -p {proto} -m {proto} "
                     f"--dport {cp} {c} -j ACCEPT")
     return {"nat": nat, "filter": filt}

@@ -152,6 +152,8 @@ def choose(bindings: dict, exposed: Iterable[str], publish_all: bool, taken: dic
         num, _, proto = port.partition("/")
         proto = proto or "tcp"
         host_ip = b.get("HostIp") or ""
+        if ":" in host_ip:
+            raise NetworkError(f"publishing on IPv6 address {host_ip} is not supported by hutch")
         hp = b.get("HostPort") or ""
         if hp:
             start, end = _port_range(hp, "hostPort")

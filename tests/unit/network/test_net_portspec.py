@@ -78,3 +78,8 @@ def test_ports_field():
     maps = [{"proto": "tcp", "host_ip": "", "host_port": 8080, "container_port": 80}]
     assert ports.ports_field(["80/tcp", "443/tcp"], maps) == {
         "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": None}
+
+
+def test_ipv6_host_address_is_refused():
+    with pytest.raises(NetworkError, match="IPv6 address ::1 is not supported"):
+        ports.choose({"80/tcp": [{"HostIp": "::1", "HostPort": "8080"}]}, [], False, {})
