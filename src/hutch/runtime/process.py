@@ -120,9 +120,13 @@ def set_user_and_caps(proc: Process) -> None:
         capabilities.apply_sets(_sys, proc.capabilities, last)
 
 
-def setup_terminal(proc: Process, console: socket.socket) -> None:
-    """A pty from the container's devpts; the master goes to the console socket."""
+def setup_terminal(proc: Process, console: socket.socket, dev_console: bool = False) -> None:
+    """A pty from the container's devpts; the master goes to the console socket.
+
+    dev_console: the init also gets it bound on /dev/console, as the spec asks."""
     master, slave = _sys.open_pty()
+    if dev_console:
+        rootfs.bind_console(_sys, os.ttyname(slave))
     trace.step("console", "send pty master over the console socket")
     socket.send_fds(console, [b"/dev/ptmx"], [master])
     os.close(master)
@@ -259,7 +263,7 @@ def init(a: InitArgs) -> None:
     else:
         rootfs.pivot(_sys, cfg.rootfs)
     if proc.terminal:
-        setup_terminal(proc, a.console)
+        setup_terminal(proc, a.console, dev_console=True)
     if cfg.hostname:
         trace.step("sethostname", cfg.hostname)
         _sys.sethostname(cfg.hostname)

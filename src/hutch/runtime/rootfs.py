@@ -227,6 +227,13 @@ def move_root(sys, rootfs: str) -> None:
     os.chdir("/")
 
 
+def bind_console(sys, pts_path: str) -> None:
+    """/dev/console is the container's own pty (after pivot_root)."""
+    trace.step("mount", f"bind {pts_path} on /dev/console")
+    _make_target("/dev/console", False)
+    sys.mount(pts_path, "/dev/console", None, MS_BIND)
+
+
 def remount_root_readonly(sys) -> None:
     trace.step("mount", "remount / read-only")
     sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags("/"))

@@ -95,14 +95,14 @@ def test_console_socket_gets_the_pty_master(bundle, tmp_path):
     try:
         bundle.config["process"]["terminal"] = True
         bundle.config["process"]["consoleSize"] = {"height": 30, "width": 100}
-        bundle.create(["sh", "-c", "tty; stty size; echo done"], "--console-socket",
-                      sock_path)
+        bundle.create(["sh", "-c", "tty; stty size; echo on-console > /dev/console; echo done"],
+                      "--console-socket", sock_path)
         thread.join()
         master = result["fd"]
         bundle.runtime("start", bundle.id, check=True)
         output = _read_all(master).decode().replace("\r", "")
         os.close(master)
-        assert output.splitlines() == ["/dev/pts/0", "30 100", "done"]
+        assert output.splitlines() == ["/dev/pts/0", "30 100", "on-console", "done"]
     finally:
         server.close()
         bundle.runtime("delete", "--force", bundle.id)
