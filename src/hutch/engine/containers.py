@@ -340,8 +340,9 @@ class Engine:
 
     def _reap_leftovers(self, c: Container) -> None:
         """Before a start: if a previous monitor died mid-way, clean what it left."""
-        if c.state.get("MonitorPid") and not c.monitor_alive() and c.state["HasBeenStarted"]:
+        if c.state.pop("Cleanup", False):
             lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
+            c.save()
 
     # --- stop / kill -------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None = None) -> Container:
@@ -461,13 +462,13 @@ class Engine:
     def _settle(self, c: Container, killed_by: int) -> None:
         """After the init is gone: fold in the exit record, or repair if there is none."""
         c.refresh()
-        if c.status in (states.RUNNING, states.PAUSED):
+        if c.status in (states.RUNNING, states.PAUSED) or c.state.get("Cleanup"):
             # the monitor is dead and left no record: clean up and record what we know
             lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
             from hutch.engine.store import apply_exit
             apply_exit(c.state, {"ExitCode": 128 + killed_by, "FinishedAt": now_iso(),
                                  "Error": ""})
-            c.state["MonitorPid"] = 0
+            c.state.update(MonitorPid=0, Cleanup=False)
         c.save()
 
     # --- pause ----------------------------------------------------------------------------

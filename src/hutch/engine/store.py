@@ -148,6 +148,7 @@ class Container:
                             "FinishedAt": now_iso(), "OOMKilled": False,
                             "Error": "container monitor exited unexpectedly"})
             st["MonitorPid"] = 0
+            st["Cleanup"] = True    # the monitor's clean-up never ran: the next op does it
         # else: the init lives on, unmonitored; it stays "running" and can be stopped.
 
     def monitor_alive(self) -> bool:
