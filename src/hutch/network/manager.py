@@ -502,6 +502,9 @@ class NetworkManager:
                                 master=nl.index(bridge))
                 finally:
                     os.close(fd)
+            # Hairpin, as Docker without its userland proxy: a container reaching its own
+            # published port through the host is DNATed back out of the port it came in by.
+            _sysctl(f"/sys/class/net/{ep['veth']}/brport/hairpin_mode", "1")
             idx = inner.index(ifname)
             inner.add_address(idx, f"{ep['ip']}/{ep['prefix']}", ifname)
             inner.set_link(idx, up=True, what=ifname)
