@@ -262,6 +262,9 @@ class ImageStore:
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
                 shutil.rmtree(work, ignore_errors=True)  # another writer made it first
+                if self.layer_info(diff_id)["blob"]["digest"] != blob["digest"]:
+                    with contextlib.suppress(OSError):  # ours is now nobody's blob
+                        os.unlink(self.blob_path(blob["digest"]))
             return diff_id, size
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
