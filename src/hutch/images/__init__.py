@@ -1,7 +1,20 @@
 """Images: references, the content store, safe layer apply, overlay snapshots, registries.
 
-The engine uses ImageStore (see docs/contracts.md); the CLI's image commands live in
-hutch.cli.images. Submodules are imported lazily by their users to keep start-up quick.
+Public API (the engine's side of docs/contracts.md):
+  ImageStore(paths.images, paths.containers)
+    .resolve(ref) -> Image            Docker's lookup order: full id, name[:tag|@digest], short id;
+                                      raises ImageNotFound ("No such image: REF") or
+                                      InvalidReference (Docker's wording, exit 125 at the CLI)
+    .get(image_id), .list(), .tag(image_id, Reference), .images_in_use()
+    .create_snapshot(cid, image_id); .mount_rootfs(cid) -> merged path; .is_mounted(cid);
+    .rootfs_path(cid); .snapshot_upper(cid); .unmount_rootfs(cid); .remove_snapshot(cid)
+  Image: .id, .config (OCI/Docker image config; "config" holds Env/Cmd/Entrypoint/...),
+         .repo_tags, .repo_digests, .layers (diff ids, bottom first), .created, .size
+  export_rootfs(mounted_path, out_stream)   a flat tar of a container's root filesystem
+  pull_image(paths, name, out=stderr)       what run/create do for a missing image
+Modules: reference (parsing), store, layer (apply_tar, write_tree), importer, changes
+(--change), registry (Client, pull, push), archive (save, load), auth (logins), present
+(inspect/history/filters). Imported lazily by their users to keep start-up quick.
 """
 from hutch.images.reference import InvalidReference
 from hutch.images.store import Image, ImageNotFound, ImageStore, StoreError
