@@ -8,7 +8,7 @@ MAC address is 02:42 followed by the four bytes of its IPv4 address.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 from hutch.network.errors import NetworkError
 

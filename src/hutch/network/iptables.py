@@ -19,7 +19,6 @@ route_localnet=1 on the bridge, and masquerade of 127.0.0.0/8 towards the bridge
 from __future__ import annotations
 
 import re
-import subprocess
 
 from hutch import trace
 from hutch.network.errors import NetworkError
@@ -35,6 +34,7 @@ JUMPS = [("nat", "-A PREROUTING -m addrtype --dst-type LOCAL -j HUTCH"),
 
 
 def _run(args: list[str], stdin: str | None = None) -> str:
+    import subprocess
     trace.step("iptables", " ".join(args) + (f" <<{stdin!r}" if stdin else ""))
     try:
         p = subprocess.run(args, input=stdin, capture_output=True, text=True)

@@ -14,14 +14,10 @@ bridge device of a network is (re)made when missing (after a reboot, say).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
-import secrets
-import shutil
 
 from hutch import trace
 from hutch.network import etcfiles, ipam, iptables
@@ -35,8 +31,24 @@ DEFAULT_BRIDGE_SUBNET = "172.17.0.0/16"
 HOST_LOCK = "/run/lock/hutch-network.lock"
 
 
+# Imports stay small here: this module is on the path of every container start.
+def _hex(nbytes: int) -> str:
+    return os.urandom(nbytes).hex()
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _now() -> str:
     """RFC 3339 with nanoseconds in UTC, as Go prints time.Time in JSON."""
+    import datetime
     t = datetime.datetime.now(datetime.timezone.utc)
     frac = f"{t.microsecond * 1000:09d}".rstrip("0")
     return t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
@@ -90,7 +102,7 @@ class NetworkManager:
         if bridge_name is None:
             # One default bridge per state root, so isolated roots (tests) never share leases.
             bridge_name = DEFAULT_BRIDGE if paths.root == DEFAULT_ROOT else \
-                "hutch" + hashlib.sha256(paths.root.encode()).hexdigest()[:8]
+                "hutch" + _sha256(paths.root)[:8]
         self.bridge_name = bridge_name
         self.bridge_subnet = bridge_subnet
 
@@ -180,7 +192,7 @@ class NetworkManager:
 
     @staticmethod
     def _base_record(name: str, driver: str) -> dict:
-        return {"Name": name, "Id": secrets.token_hex(32), "Created": _now(), "Scope": "local",
+        return {"Name": name, "Id": _hex(32), "Created": _now(), "Scope": "local",
                 "Driver": driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": []},
                 "Internal": False, "Attachable": False, "Ingress": False,
@@ -293,7 +305,7 @@ class NetworkManager:
                 self._make_bridge(rec)
             except BaseException:
                 self._remove_network_objects(rec)
-                shutil.rmtree(os.path.join(self.dir, rec["Id"]), ignore_errors=True)
+                _rmtree(os.path.join(self.dir, rec["Id"]))
                 raise
         return self.inspect(rec["Id"])
 
@@ -343,7 +355,7 @@ class NetworkManager:
                 raise NetworkError(f"error while removing network: network {rec['Name']} id "
                                    f"{rec['Id']} has active endpoints")
             self._remove_network_objects(rec)
-            shutil.rmtree(os.path.join(self.dir, rec["Id"]), ignore_errors=True)
+            _rmtree(os.path.join(self.dir, rec["Id"]))
         return rec["Name"]
 
     def prune(self) -> list[str]:
@@ -369,7 +381,7 @@ class NetworkManager:
             for rec in self._records():
                 if rec["Driver"] == "bridge":
                     self._remove_network_objects(rec)
-                shutil.rmtree(os.path.join(self.dir, rec["Id"]), ignore_errors=True)
+                _rmtree(os.path.join(self.dir, rec["Id"]))
 
     # ---------------------------------------------------------------- endpoints
     def connect(self, cid: str, netns_path: str | None, network: str = "bridge", *,
@@ -413,9 +425,9 @@ class NetworkManager:
             cfg = rec["IPAM"]["Config"][0]
             net = ipaddress.ip_network(cfg["Subnet"])
             addr = ipam.allocate(net, cfg["Gateway"], [e["ip"] for e in eps.values()], ip)
-            ep = {"name": name, "EndpointID": secrets.token_hex(32), "ip": addr,
+            ep = {"name": name, "EndpointID": _hex(32), "ip": addr,
                   "prefix": net.prefixlen, "gateway": cfg["Gateway"], "mac": mac or ipam.mac_for(addr),
-                  "veth": "veth" + secrets.token_hex(4)[:7], "netns": netns_path,
+                  "veth": "veth" + _hex(4)[:7], "netns": netns_path,
                   "aliases": list(aliases), "ipam_ip": ip or None,
                   "exposed": sorted(set(exposed)), "ports": [], "dns": list(dns)}
             if publish or publish_all:
@@ -464,7 +476,7 @@ class NetworkManager:
             eps = self._endpoints(rec["Id"])
             if cid in eps:
                 raise NetworkError(f"endpoint with name {name} already exists in network {rec['Name']}")
-            eps[cid] = {"name": name, "EndpointID": secrets.token_hex(32), "ip": "", "prefix": 0,
+            eps[cid] = {"name": name, "EndpointID": _hex(32), "ip": "", "prefix": 0,
                         "gateway": "", "mac": "", "veth": None, "netns": netns_path, "aliases": [],
                         "ipam_ip": None, "exposed": [], "ports": []}
             self._save_endpoints(rec["Id"], eps)
@@ -605,7 +617,7 @@ class NetworkManager:
             mappings += ep.get("ports", [])
         from hutch.network.ports import ports_field
         return {
-            "Bridge": "", "SandboxID": hashlib.sha256(f"sandbox:{cid}".encode()).hexdigest(),
+            "Bridge": "", "SandboxID": _sha256(f"sandbox:{cid}"),
             "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "Ports": ports_field(exposed, mappings), "SandboxKey": netns_path or "",
             "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
