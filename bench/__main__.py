@@ -13,7 +13,7 @@ import tempfile
 import traceback
 
 from bench.harness import RowSkipped, RunFailed
-from bench.rows import ORDER, REPO, ROWS, TITLES, Context
+from bench.rows import ORDER, REPO, ROWS, TITLES, Context, take_leaks
 from bench.report import print_table, write_chart
 
 
@@ -90,6 +90,9 @@ def main(argv=None) -> int:
                 traceback.print_exc()
                 res = {"id": r, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
             res.setdefault("title", TITLES[r])
+            leaks = take_leaks()
+            if leaks:
+                res["leaked_containers"] = leaks
             results.append(res)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)

@@ -57,11 +57,18 @@ def run_timed(argv: list[str], *, child_setup=None, env=None, cwd=None,
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         err.seek(0)
-        text = err.read().decode(errors="replace").strip().splitlines()
+        text = err.read().decode(errors="replace")
         err.close()
-        raise RunFailed(f"`{' '.join(argv)}` exited {code}: " + (text[-1] if text else "no output"))
+        raise RunFailed(f"`{' '.join(argv)}` exited {code}: " + error_line(text))
     err.close()
     return Sample(wall, usage.ru_utime + usage.ru_stime)
+
+
+def error_line(text: str) -> str:
+    """The line that says what went wrong, not Docker's "See 'hutch run --help'." hint."""
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.startswith(("See '", "Run '"))]
+    return lines[-1] if lines else "no output"
 
 
 def run_quiet(argv: list[str], **kw) -> str:
@@ -69,8 +76,7 @@ def run_quiet(argv: list[str], **kw) -> str:
     import subprocess
     p = subprocess.run(argv, capture_output=True, text=True, **kw)
     if p.returncode != 0:
-        msg = (p.stderr or p.stdout).strip().splitlines()
-        raise RunFailed(f"`{' '.join(argv)}` exited {p.returncode}: " + (msg[-1] if msg else ""))
+        raise RunFailed(f"`{' '.join(argv)}` exited {p.returncode}: " + error_line(p.stderr or p.stdout))
     return p.stdout
 
 

@@ -16,6 +16,8 @@ def print_table(report: dict) -> None:
           f"{'cpu ms':>8}")
     for row in report["rows"]:
         head = f"{row['id']:<4} {row.get('title', '')}"
+        if row.get("leaked_containers"):
+            head += f"\n     LEAKED containers (hutch rm -f failed): {row['leaked_containers']}"
         if row["status"] in ("skipped", "failed") and "contenders" not in row and "metrics" not in row:
             print(f"{head}\n     {row['status'].upper()}: {row.get('reason', '')}")
             continue
@@ -28,7 +30,7 @@ def print_table(report: dict) -> None:
         if row.get("reason"):
             print(f"     {row['status'].upper()}: {row['reason']}")
         if row.get("leaks"):
-            print(f"     LEAKED (removed): {row['leaks']}")
+            print(f"     LEAKED cgroups (removed): {row['leaks']}")
         sub = row.get("ps100")
         if sub:
             print("     hutch ps -a with 100 containers:")

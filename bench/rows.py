@@ -17,8 +17,8 @@ import tarfile
 import time
 import urllib.request
 
-from bench.harness import (Contender, RowSkipped, RunFailed, alternate, ratios, run_quiet,
-                           run_timed)
+from bench.harness import (Contender, RowSkipped, RunFailed, alternate, error_line, ratios,
+                           run_quiet, run_timed)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
@@ -56,27 +56,50 @@ def _hutch_works(argv: list[str], what: str) -> None:
     p = subprocess.run([HUTCH] + argv, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise RowSkipped(f"`hutch {' '.join(argv)}` does not work yet ({what}): "
-                         + _error_line(p.stderr or p.stdout, p.returncode))
-
-
-def _error_line(text: str, code: int) -> str:
-    """The line that says what went wrong, not Docker's "See 'hutch run --help'." hint."""
-    lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.startswith(("See '", "Run '"))]
-    return lines[-1] if lines else f"exit {code}"
+                         + error_line(p.stderr or p.stdout))
 
 
 def _hutch(*argv, check=True) -> str:
     p = subprocess.run([HUTCH, *argv], capture_output=True, text=True, timeout=300)
     if check and p.returncode != 0:
         raise RunFailed(f"`hutch {' '.join(argv)}` exited {p.returncode}: "
-                        + _error_line(p.stderr or p.stdout, p.returncode))
+                        + error_line(p.stderr or p.stdout))
     return p.stdout
 
 
-def _rm_containers(names: list[str]) -> None:
-    for i in range(0, len(names), 50):
-        subprocess.run([HUTCH, "rm", "-f", *names[i:i + 50]], capture_output=True, timeout=600)
+_LEAKED: list[str] = []
+
+
+def take_leaks() -> list[str]:
+    """Containers the rows could not remove since the last call (reported with the row)."""
+    out = list(_LEAKED)
+    _LEAKED.clear()
+    return out
+
+
+def _rm_containers(names: list[str]) -> list[str]:
+    """`hutch rm -f` the bench's containers; returns (and records) what could not be removed."""
+    left = []
+    for i in range(0, len(names), 20):
+        batch = names[i:i + 20]
+        try:
+            subprocess.run([HUTCH, "rm", "-f", *batch], capture_output=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+    for name in names:   # what a batch missed (or a hung rm left), one by one
+        try:
+            p = subprocess.run([HUTCH, "inspect", "--format", "{{.Id}}", name],
+                               capture_output=True, timeout=60)
+            if p.returncode == 0:
+                subprocess.run([HUTCH, "rm", "-f", name], capture_output=True, timeout=60)
+                p = subprocess.run([HUTCH, "inspect", "--format", "{{.Id}}", name],
+                                   capture_output=True, timeout=60)
+                if p.returncode == 0:
+                    left.append(name)
+        except subprocess.TimeoutExpired:
+            left.append(name)
+    _LEAKED.extend(left)
+    return left
 
 
 def _result(row_id, title, goal, contenders, **extra) -> dict:
@@ -360,11 +383,17 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def _same_pidns(pid: int) -> bool:
+def _ours(pid: int, names: list[str]) -> bool:
+    """A host-namespace process started for one of `names`: a monitor is forked from
+    `hutch run -d --name NAME`, so its command line names the container."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+        if os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid"):
+            return False    # the container's own processes (its pid namespace)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return any(n.encode() in argv for n in names)
 
 
 def row_density(ctx: Context, count: int = 50) -> dict:
@@ -381,9 +410,9 @@ def row_density(ctx: Context, count: int = 50) -> dict:
             names.append(name)
             _hutch("run", "-d", "--name", name, "busybox", "sleep", "3600")
         time.sleep(1.0)   # let start-up transients exit
-        # what hutch keeps per container: new host-namespace processes (monitors); the
-        # containers' own processes live in their own pid namespaces and are not counted
-        kept = [p for p in _host_pids() - before if _same_pidns(p)]
+        # what hutch keeps per container: the host processes started for it (its monitor);
+        # the container's own processes are not counted (Docker's figure counts the shim)
+        kept = [p for p in _host_pids() - before if _ours(p, names)]
         total = sum(_pss_kib(p) for p in kept)
     except RunFailed as e:
         return {"id": 4, "title": title, "status": "failed", "reason": str(e)}
