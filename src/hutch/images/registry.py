@@ -3,7 +3,8 @@
 Auth: a 401 carries a `WWW-Authenticate` challenge; Bearer means fetching a token from the
 realm (with the saved login as basic auth, if any) for the repository scope, Basic means
 sending the saved login. http:// is used only for localhost / 127.0.0.0/8 / ::1 and hosts
-given with --insecure-registry; everything else is https with verified certificates.
+given with --insecure-registry (or HUTCH_INSECURE_REGISTRIES=host:port,...); everything else
+is https with verified certificates.
 
 Pull streams each layer blob once: bytes go to a temp file (kept as the blob) and through
 the decompressor into the layer unpacker at the same time; the blob digest and the diff id
@@ -88,7 +89,9 @@ def _net_reason(e: OSError, url: str) -> str:
 class Client:
     def __init__(self, paths, insecure=()):
         self.paths = paths
-        self.insecure = set(insecure)
+        # daemon.json's insecure-registries, for commands without the flag (run, create)
+        env = os.environ.get("HUTCH_INSECURE_REGISTRIES", "")
+        self.insecure = set(insecure) | {h.strip() for h in env.split(",") if h.strip()}
         self.tokens: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._openers: dict[bool, urllib.request.OpenerDirector] = {}
