@@ -428,6 +428,8 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
         seen.add(diff_id)
         out.status(lid, "Pulling fs layer")
         todo.append((desc, diff_id, lid))
+    for _, _, lid in todo[PARALLEL_LAYERS:]:
+        out.status(lid, "Waiting")  # queued behind the concurrent downloads, as Docker says
     if len(todo) == 1:
         _pull_layer(store, client, ref, scope, *todo[0], out)
     elif todo:
