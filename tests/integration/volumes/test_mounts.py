@@ -128,3 +128,66 @@ def test_option_volume_unmounted_after_last_user(tmp_path):
     assert in_private_ns(cycle) == (0, "unmounted")
     os.rmdir(os.path.join(paths.containers, cid))
     store.remove("tv")
+
+
+def test_racing_symlink_swap_never_redirects_a_mount(tmp_path):
+    """Another process flips a path component between a directory and a symlink to a host
+    directory while targets are resolved and mounted: no mount and no mkdir ever lands on
+    the host (the fd from open_in_root pins what was resolved)."""
+    import time
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "t").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    flipper = os.fork()
+    if flipper == 0:
+        try:
+            t = str(rootfs / "t")
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                for path in (t + "/sub", t):
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass
+                try:
+                    os.symlink(str(victim), t)      # t -> the host directory
+                except OSError:
+                    pass
+                try:
+                    os.unlink(t)
+                    os.mkdir(t)                      # t a plain directory again
+                except OSError:
+                    pass
+        finally:
+            os._exit(0)
+
+    def mount_many():
+        done = 0
+        for _ in range(300):
+            try:
+                fd = prepare_mount_target(str(rootfs), "/t/sub")
+            except OSError:
+                continue
+            try:
+                _sys.mount("tmpfs", fd_path(fd), "tmpfs", 0, "size=16k")
+                _sys.umount2(fd_path(fd), _sys.MNT_DETACH)
+                done += 1
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            if os.listdir(victim):
+                return f"host directory touched: {os.listdir(victim)}"
+        return f"ok {done}"
+
+    try:
+        code, msg = in_private_ns(mount_many)
+    finally:
+        os.kill(flipper, 9)
+        os.waitpid(flipper, 0)
+    assert code == 0 and msg.startswith("ok"), msg
+    assert os.listdir(victim) == []
+    assert not mounts_mentioning(tmp_path)
+    # some resolutions did go through the link: inside the rootfs, where it points
+    assert (rootfs / str(victim).lstrip("/")).is_dir()
