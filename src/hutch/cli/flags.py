@@ -244,7 +244,7 @@ class Command:
         out = f"\nUsage:  {self.use_line(prog)}\n\n{self.description}\n"
         if self.aliases:
             out += "\nAliases:\n  " + ", ".join(self.aliases) + "\n"
-        visible = [f for f in self.flags if not f.hidden]
+        visible = sorted((f for f in self.flags if not f.hidden), key=lambda f: f.long)  # pflag sorts
         if visible:
             out += "\nOptions:\n" + flag_usages(visible)
         return out

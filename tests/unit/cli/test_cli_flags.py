@@ -188,3 +188,15 @@ def test_parse_bool_and_duration():
         parse_duration("1d")
     with pytest.raises(ValueError, match='time: invalid duration "x"'):
         parse_duration("x")
+
+
+def test_help_sorts_flags_like_pflag():
+    cmd = Command("rm", "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
+                  [Flag("volumes", "v", help="Remove anonymous volumes associated with the container"),
+                   Flag("force", "f", help="Force the removal of a running container (uses SIGKILL)"),
+                   Flag("link", "l", help="Remove the specified link")], min_args=1)
+    assert cmd.help_text().endswith(
+        "Options:\n"
+        "  -f, --force     Force the removal of a running container (uses SIGKILL)\n"
+        "  -l, --link      Remove the specified link\n"
+        "  -v, --volumes   Remove anonymous volumes associated with the container\n")
