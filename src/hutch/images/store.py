@@ -5,6 +5,7 @@ Layout under <root>/images (paths.images):
   blobs/sha256/<hex>     configs, manifests and layer blobs, named by their sha256
   layers/<hex>/diff/     a layer unpacked once (hex of its diff id), overlay whiteouts inside
   layers/<hex>/layer.json  {"diff_id", "size", "tar_size", "blob": {digest, mediaType, size}}
+  layers/l/<24 hex>      short links to layers/<hex>/diff for deep images' overlay mounts
   snapshots/<cid>/       upper/, work/, merged/ and snapshot.json for one container
   db.json                images (id -> layers, size), tags (name:tag -> id), digests
   tmp/                   work in progress; renamed into place only when complete and verified
@@ -417,6 +418,10 @@ class ImageStore:
             except OSError:
                 info = {}
             shutil.rmtree(os.path.join(self.layers_dir, _hex(diff_id)), ignore_errors=True)
+            link = os.path.join(self.layers_dir, "l", _hex(diff_id)[:24])
+            with contextlib.suppress(OSError):
+                if os.readlink(link) == f"../{_hex(diff_id)}/diff":
+                    os.unlink(link)
             blob = (info.get("blob") or {}).get("digest")
             if blob and not self._blob_referenced(db, blob):
                 with contextlib.suppress(OSError):
@@ -499,8 +504,11 @@ class ImageStore:
             trace.step("mount", f"overlay on {merged}", data=data)
             _sys.mount("overlay", merged, "overlay", 0, data)
             return merged
-        # The mount data is one page: past that, name the layers relative to layers/.
-        rel = "lowerdir=" + ":".join(os.path.relpath(p, self.layers_dir) for p in lowers) + tail
+        # The mount data is one page: past that, name the layers by short links relative
+        # to layers/ (as Docker's overlay2 does with l/<id>), so ~125 layers fit.
+        rel = "lowerdir=" + ":".join(self._short_link(d) for d in reversed(layers)) + tail
+        if len(rel) >= 4000:
+            raise StoreError(f"image has too many layers ({len(layers)}) for one overlay mount")
         cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.chdir(self.layers_dir)
@@ -510,6 +518,19 @@ class ImageStore:
             os.fchdir(cwd)
             os.close(cwd)
         return merged
+
+    def _short_link(self, diff_id: str) -> str:
+        """layers/l/<24 hex> -> ../<hex>/diff; the long relative path if that name is taken."""
+        h = _hex(diff_id)
+        name, target = h[:24], f"../{h}/diff"
+        links = os.path.join(self.layers_dir, "l")
+        os.makedirs(links, exist_ok=True)
+        try:
+            os.symlink(target, os.path.join(links, name))
+        except FileExistsError:
+            if os.readlink(os.path.join(links, name)) != target:
+                return f"{h}/diff"  # a prefix collision (a crafted one): no shortcut
+        return f"l/{name}"
 
     def unmount_rootfs(self, cid: str) -> None:
         from hutch import _sys

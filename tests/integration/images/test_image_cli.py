@@ -201,3 +201,43 @@ def test_export_import_round_trip(image_root, tmp_path):
         assert describe_tree(merged) == describe_tree(layer)
     finally:
         store.remove_snapshot(cid)
+
+
+def test_deep_image_mounts_through_short_links(hutch_root, tmp_path):
+    """More layers than fit one page of absolute lowerdir paths (Docker allows ~125)."""
+    import hashlib
+    import tarfile
+    layers = []
+    for i in range(100):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo(f"f{i}")
+            ti.size = 1
+            t.addfile(ti, io.BytesIO(b"%d" % (i % 10)))
+        layers.append(buf.getvalue())
+    diff_ids = ["sha256:" + hashlib.sha256(raw).hexdigest() for raw in layers]
+    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    archive = tmp_path / "deep.tar"
+    with tarfile.open(archive, "w") as t:
+        def add(name, data):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+        for i, raw in enumerate(layers):
+            add(f"{i}/layer.tar", raw)
+        add("c.json", config.encode())
+        add("manifest.json", json.dumps([{"Config": "c.json", "RepoTags": ["deep:1"],
+                                          "Layers": [f"{i}/layer.tar" for i in range(100)]}])
+            .encode())
+    hutch(hutch_root, "load", "-i", str(archive))
+    store = _store(hutch_root)
+    cid = "deep" + os.urandom(4).hex()
+    store.create_snapshot(cid, store.resolve("deep:1").id)
+    try:
+        merged = store.mount_rootfs(cid)
+        assert sorted(os.listdir(merged)) == sorted(f"f{i}" for i in range(100))
+    finally:
+        store.remove_snapshot(cid)
+    assert mounts_under(hutch_root) == []
+    hutch(hutch_root, "rmi", "deep:1")
+    assert os.listdir(os.path.join(hutch_root, "images", "layers", "l")) == []
