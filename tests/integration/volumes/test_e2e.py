@@ -260,3 +260,26 @@ def test_bind_propagation(run_ok, tmp_path):
     finally:
         h("rm", "-f", name, check=False)
         _sys.umount2(str(shared), _sys.MNT_DETACH)
+
+
+def test_cp_races_a_container_flipping_symlinks(run_ok, tmp_path):
+    """The running container flips /x between a directory and a symlink to a host path
+    (which also exists inside it) while cp writes through /x: nothing reaches the host."""
+    h = run_ok
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    name = h.name("race")
+    h("run", "-d", "--name", name, *h.run_args, "busybox", "sh", "-c",
+      f"mkdir -p {victim}; while true; do rm -rf /x; mkdir /x; rm -rf /x; ln -s {victim} /x; done")
+    try:
+        (tmp_path / "f").write_text("payload")
+        ok = 0
+        for _ in range(8):
+            ok += h("cp", str(tmp_path / "f"), f"{name}:/x/f", check=False).returncode == 0
+            h("cp", f"{name}:/x/", str(tmp_path / "out"), check=False)
+        assert os.listdir(victim) == []
+        assert ok > 0
+    finally:
+        h("rm", "-f", name)
+        import shutil
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
