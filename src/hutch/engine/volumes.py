@@ -1,14 +1,18 @@
 """Volumes, bind mounts and tmpfs mounts: Docker's flags -> OCI mounts + Docker's "Mounts".
 
 How the engine uses this module (see docs/contracts.md):
+  flags:   Flag("mount", ..., parse=mount_flag)     # the CLI's own --mount errors
   create:  plan = plan_mounts(paths, cid, volumes=[-v...], mounts=[--mount...],
                               tmpfs=[--tmpfs...], volumes_from=[...], lookup=fn,
                               image_volumes=image_config["Volumes"])
            store plan.record in the container's config; inspect shows plan.docker_mounts().
   start:   oci_mounts = prepare_start(paths, record, rootfs)   # rootfs mounted, before start
+  exit:    after_exit(paths, cid, record)           # unmount option volumes (tmpfs...)
   rm:      release_container(paths, cid, record, remove_anonymous=rm_v)
-And the runtime, for every mount target: `open_in_root(rootfs, destination, create=...)`
-then mount onto `/proc/self/fd/<fd>` (never a joined path string).
+  cp:      open_container_root, source_in_root, TarWriter/archive_entry, Extractor
+And the runtime, for every mount target: `fd = open_in_root(rootfs, destination,
+create=...)`, then mount onto `fd_path(fd)` (never a joined path string, which a racing
+symlink swap can send onto the host).
 
 Order of precedence is Docker's (daemon/volumes.go registerMountPoints): --volumes-from,
 then -v binds/named volumes, then --mount; anonymous volumes (-v /path and the image's
