@@ -230,3 +230,32 @@ def test_hybrid_hugetlb_on_the_cgroup2_mount(cg):
         pytest.skip("hugetlb is not bound to the cgroup2 mount here")
     cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
     assert fs.read(os.path.join(cg.paths()["unified"], "hugetlb.2MB.max")) == str(4 << 20)
+
+
+@pytest.mark.skipif(MODE != "hybrid", reason="needs a hybrid host (v1 + a cgroup2 mount)")
+def test_bpf_device_filter_on_the_hybrid_cgroup2_mount():
+    # The kernel runs cgroup2 device programs on hybrid hosts too, so the v2 device filter
+    # can be proven here without the QEMU guest.
+    from hutch._sys import bpf
+    from hutch.cgroups.v2 import V2Manager
+    parent = cgtest.unique_parent()
+    m = V2Manager(parent, cgroups.cgroup_mounts().unified)
+    m.create()
+    try:
+        rules = [{"allow": False, "access": "rwm"},
+                 {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+        m.apply({"devices": rules})
+        m.apply({"devices": rules + [{"allow": True, "type": "c", "major": 1, "minor": 5,
+                                      "access": "r"}]})
+        fd = os.open(m.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert len(bpf.prog_query(fd)) == 1      # replaced, not stacked
+        finally:
+            os.close(fd)
+        got, _ = cgtest.run_in(m, lambda: cgtest.open_devices(
+            [("/dev/null", os.O_RDWR), ("/dev/zero", os.O_RDONLY), ("/dev/zero", os.O_WRONLY),
+             ("/dev/full", os.O_RDONLY)]))
+        assert got == ["ok", "ok", "Operation not permitted", "Operation not permitted"]
+    finally:
+        m.destroy()
+    assert cgtest.leftover_dirs(parent) == []
