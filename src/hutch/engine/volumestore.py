@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -226,6 +227,9 @@ class VolumeStore:
 
     def _delete(self, name: str) -> None:
         vdir = self._vdir(name)
+        left = mounts_under(vdir)
+        if left:   # never delete through a mount: that would delete what it shows
+            raise VolumeError(f"remove {name}: volume is still mounted on {left[0]}")
         # Rename first so a half-deleted volume never looks like a volume.
         trash = os.path.join(self.dir, f".rm-{name}-{secrets.token_hex(4)}")
         os.rename(vdir, trash)
@@ -259,7 +263,7 @@ class VolumeStore:
         if not (opts.get("type") or opts.get("device")):
             return v.mountpoint
         with self._locked():
-            if not os.path.ismount(v.mountpoint):
+            if not mounts_under(v.mountpoint, exact=True):
                 flags, data = parse_mount_options(opts.get("o", ""))
                 fstype = opts.get("type") or None
                 device = opts.get("device") or fstype or "none"
@@ -282,17 +286,40 @@ class VolumeStore:
             self._unmount(name)
 
     def _unmount(self, name: str) -> None:
-        mp = self.mountpoint(name)
-        if os.path.ismount(mp):
-            from hutch import _sys
+        """Detach every mount at or below the volume's directory (deepest first). A bind
+        mount of a directory on the same filesystem looks like a plain directory to
+        os.path.ismount, so /proc/self/mountinfo is the authority."""
+        from hutch import _sys
+        for mp in sorted(mounts_under(self._vdir(name)), key=len, reverse=True):
             trace.step("umount", mp)
-            _sys.umount2(mp, _sys.MNT_DETACH)
+            try:
+                _sys.umount2(mp, _sys.MNT_DETACH)
+            except OSError as e:
+                if e.errno != errno.EINVAL:   # EINVAL: no longer mounted
+                    raise
 
     # --- sizes -------------------------------------------------------------------
     def size(self, name: str) -> int:
         """Bytes used under the volume's _data (Docker's UsageData.Size), not following
         symlinks and counting each hard-linked inode once."""
         return tree_size(self.mountpoint(name))
+
+
+def mounts_under(path: str, exact: bool = False) -> list[str]:
+    """Mount points in this mount namespace at `path` (and, unless exact, below it)."""
+    real = os.path.realpath(path)
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = _unescape(line.split()[4])
+            if mp == real or (not exact and mp.startswith(real + "/")):
+                out.append(mp)
+    return out
+
+
+def _unescape(s: str) -> str:
+    """mountinfo's octal escapes (\\040 for a space, ...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 
 def tree_size(top: str) -> int:

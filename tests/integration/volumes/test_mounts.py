@@ -191,3 +191,23 @@ def test_racing_symlink_swap_never_redirects_a_mount(tmp_path):
     assert not mounts_mentioning(tmp_path)
     # some resolutions did go through the link: inside the rootfs, where it points
     assert (rootfs / str(victim).lstrip("/")).is_dir()
+
+
+def test_removing_a_bind_option_volume_keeps_the_host_directory(tmp_path):
+    """-o type=none -o o=bind -o device=DIR: the same filesystem, invisible to
+    os.path.ismount; `volume rm` must unmount it, never delete through it."""
+    src = tmp_path / "hostdir"
+    src.mkdir()
+    (src / "precious").write_text("keep me")
+    store = VolumeStore(Paths.from_root(str(tmp_path / "root")))
+    store.create("bv", options={"type": "none", "o": "bind", "device": str(src)})
+
+    def use_then_remove():
+        mp = store.activate("bv")
+        assert open(os.path.join(mp, "precious")).read() == "keep me"
+        store.activate("bv")                       # already mounted: not stacked again
+        assert len(mounts_mentioning(mp)) == 1
+        store.remove("bv")
+        return ",".join(os.listdir(src))
+    assert in_private_ns(use_then_remove) == (0, "precious")
+    assert (src / "precious").read_text() == "keep me"
