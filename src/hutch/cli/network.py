@@ -58,9 +58,8 @@ CREATE = Command("network create", "[OPTIONS] NETWORK", "Create a network", [
     Flag("subnet", None, "strings", [], "Subnet in CIDR format that represents a network segment"),
 ], min_args=1, max_args=1)
 
-_REFUSED = {"aux-address": "--aux-address", "config-from": "--config-from",
-            "config-only": "--config-only", "ingress": "--ingress", "internal": "--internal",
-            "ip-range": "--ip-range", "ipam-opt": "--ipam-opt", "ipv6": "--ipv6"}
+_REFUSED = {"config-from": "--config-from", "config-only": "--config-only", "ingress": "--ingress",
+            "ipam-opt": "--ipam-opt", "ipv6": "--ipv6"}
 
 
 def cmd_network_create(ctx, argv) -> int:
@@ -75,16 +74,18 @@ def cmd_network_create(ctx, argv) -> int:
         return _daemon_err(f"plugin \"{opts['ipam-driver']}\" not found")
     if opts["scope"] not in ("", "local"):
         return _daemon_err(f"hutch supports only local scope networks, not \"{opts['scope']}\"")
-    if len(opts["subnet"]) > 1 or len(opts["gateway"]) > 1:
-        return _err("hutch: one --subnet and one --gateway per network are supported")
-    if opts["gateway"] and not opts["subnet"]:
+    if len(opts["subnet"]) > 1 or len(opts["gateway"]) > 1 or len(opts["ip-range"]) > 1:
+        return _err("hutch: one --subnet, --gateway and --ip-range per network are supported")
+    if (opts["gateway"] or opts["ip-range"] or opts["aux-address"]) and not opts["subnet"]:
         return _err("every ip-range or gateway must have a corresponding subnet")
     from hutch.network.errors import NetworkError
     try:
         info = _manager(ctx).create_network(
             args[0], driver=opts["driver"], subnet=(opts["subnet"] or [None])[0],
             gateway=(opts["gateway"] or [None])[0], labels=_key_values(opts["label"]),
-            options=_key_values(opts["opt"]), attachable=opts["attachable"])
+            options=_key_values(opts["opt"]), attachable=opts["attachable"],
+            internal=opts["internal"], ip_range=(opts["ip-range"] or [None])[0],
+            aux_addresses=_key_values(opts["aux-address"]))
     except NetworkError as e:
         return _daemon_err(str(e))
     print(info["Id"])

@@ -53,9 +53,21 @@ def check_gateway(net: ipaddress.IPv4Network, gateway: str) -> str:
     return str(gw)
 
 
+def check_in_subnet(net: ipaddress.IPv4Network, value: str, what: str) -> str:
+    """--ip-range / --aux-address must lie in the subnet (Docker CLI's wording)."""
+    try:
+        inside = ipaddress.ip_network(value, strict=False).subnet_of(net)
+    except (ValueError, TypeError):
+        inside = False
+    if not inside:
+        raise NetworkError(f"no matching subnet for {what} {value}")
+    return str(ipaddress.ip_network(value, strict=False)) if "/" in value else value
+
+
 def allocate(net: ipaddress.IPv4Network, gateway: str, taken: Iterable[str],
-             wanted: str | None = None) -> str:
-    """An address for a container: `wanted` if free, else the lowest free host address."""
+             wanted: str | None = None, ip_range: str | None = None) -> str:
+    """An address for a container: `wanted` if free, else the lowest free host address of
+    the subnet (of `ip_range` when the network has one). `taken` includes reserved ones."""
     busy = set(taken) | {gateway}
     if wanted:
         try:
@@ -68,7 +80,10 @@ def allocate(net: ipaddress.IPv4Network, gateway: str, taken: Iterable[str],
         if str(ip) in busy:
             raise NetworkError("Address already in use")
         return str(ip)
-    for ip in net.hosts():
+    pool = ipaddress.ip_network(ip_range) if ip_range else net
+    for ip in pool:
+        if ip in (net.network_address, net.broadcast_address):
+            continue
         if str(ip) not in busy:
             return str(ip)
     raise NetworkError(f"no available IPv4 addresses on this network's address pools: "

@@ -98,23 +98,34 @@ def _tag(tag: str) -> str:
     return f'-m comment --comment "{tag}"'
 
 
-def network_rules(bridge: str, subnet: str, tag: str) -> dict[str, list[str]]:
+def network_rules(bridge: str, subnet: str, tag: str, *, internal: bool = False,
+                  icc: bool = True, masquerade: bool = True) -> dict[str, list[str]]:
+    """A network's rules. internal: no traffic in or out but between its own containers
+    (Docker's --internal); icc=False: not even that (enable_icc=false); masquerade=False:
+    outbound traffic keeps the containers' addresses (enable_ip_masquerade=false)."""
     c = _tag(tag)
-    return {
-        "nat": [f"-A HUTCH-POSTROUTING -s {subnet} ! -o {bridge} {c} -j MASQUERADE",
-                f"-A HUTCH-POSTROUTING -s 127.0.0.0/8 -o {bridge} {c} -j MASQUERADE",
-                # A container reaching a published port (its own or a neighbour's) through the
-                # host comes back into the bridge DNATed: masquerade it so the reply returns
-                # through the host (and is un-DNATed) instead of going straight across L2.
-                f"-A HUTCH-POSTROUTING -s {subnet} -o {bridge} -m conntrack --ctstate DNAT {c} "
-                f"-j MASQUERADE"],
-        "filter": [f"-A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
-                   f"-A FORWARD -o {bridge} {c} -j HUTCH",
-                   f"-A FORWARD -i {bridge} ! -o {bridge} {c} -j ACCEPT",
-                   f"-A FORWARD -i {bridge} -o {bridge} {c} -j ACCEPT",
-                   f"-A HUTCH-ISOLATION-STAGE-1 -i {bridge} ! -o {bridge} {c} -j HUTCH-ISOLATION-STAGE-2",
-                   f"-A HUTCH-ISOLATION-STAGE-2 -o {bridge} {c} -j DROP"],
-    }
+    nat = []
+    if masquerade and not internal:
+        nat.append(f"-A HUTCH-POSTROUTING -s {subnet} ! -o {bridge} {c} -j MASQUERADE")
+    nat += [f"-A HUTCH-POSTROUTING -s 127.0.0.0/8 -o {bridge} {c} -j MASQUERADE",
+            # A container reaching a published port (its own or a neighbour's) through the
+            # host comes back into the bridge DNATed: masquerade it so the reply returns
+            # through the host (and is un-DNATed) instead of going straight across L2.
+            f"-A HUTCH-POSTROUTING -s {subnet} -o {bridge} -m conntrack --ctstate DNAT {c} "
+            f"-j MASQUERADE"]
+    filt = [f"-A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
+            f"-A FORWARD -o {bridge} {c} -j HUTCH"]
+    if not internal:
+        filt.append(f"-A FORWARD -i {bridge} ! -o {bridge} {c} -j ACCEPT")
+    filt.append(f"-A FORWARD -i {bridge} -o {bridge} {c} -j {'ACCEPT' if icc else 'DROP'}")
+    if internal:
+        filt += [f"-A HUTCH-ISOLATION-STAGE-1 ! -s {subnet} -o {bridge} {c} -j DROP",
+                 f"-A HUTCH-ISOLATION-STAGE-1 ! -d {subnet} -i {bridge} {c} -j DROP"]
+    else:
+        filt.append(f"-A HUTCH-ISOLATION-STAGE-1 -i {bridge} ! -o {bridge} {c} "
+                    f"-j HUTCH-ISOLATION-STAGE-2")
+    filt.append(f"-A HUTCH-ISOLATION-STAGE-2 -o {bridge} {c} -j DROP")
+    return {"nat": nat, "filter": filt}
 
 
 def port_rules(bridge: str, ip: str, mappings: list[dict], tag: str) -> dict[str, list[str]]:
@@ -149,13 +160,13 @@ def tags_present(saved: str, prefix: str) -> set[str]:
     return set(re.findall(r'--comment "?' + re.escape(prefix) + r'([0-9a-f]+)"?', saved))
 
 
-def setup_network(bridge: str, subnet: str, tag: str) -> None:
+def setup_network(bridge: str, subnet: str, tag: str, **flags) -> None:
     """Chains and jumps (once per host) and this network's NAT/forward/isolation rules."""
     saved = save()
     batch = missing_base(saved)
     present = tagged(saved, re.escape(tag))
     if present:   # rebuilt from scratch: a stale half-set must not be doubled
         restore(present)
-    for table, lines in network_rules(bridge, subnet, tag).items():
+    for table, lines in network_rules(bridge, subnet, tag, **flags).items():
         batch.setdefault(table, []).extend(lines)
     restore(batch)

@@ -89,6 +89,19 @@ def _sysctl(path: str, value: str) -> None:
         f.write(value)
 
 
+def _check_bridge_options(options: dict) -> None:
+    """The bridge driver's -o options hutch understands; values checked as Docker does."""
+    for key in ("com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade"):
+        if key in options and options[key] not in ("true", "false"):
+            raise NetworkError(f"failed to parse {key} value: {options[key]}")
+    name = options.get("com.docker.network.bridge.name")
+    if name is not None and not (0 < len(name) <= 15 and "/" not in name and " " not in name):
+        raise NetworkError(f"invalid bridge name {name}")
+    mtu = options.get("com.docker.network.driver.mtu")
+    if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
+        raise NetworkError(f"invalid MTU number: {mtu}")
+
+
 def _netns_alive(path: str | None) -> bool:
     return bool(path) and os.path.exists(path)
 
@@ -268,15 +281,16 @@ class NetworkManager:
     def create_network(self, name: str, *, driver: str = "bridge", subnet: str | None = None,
                        gateway: str | None = None, labels: dict | None = None,
                        options: dict | None = None, internal: bool = False,
-                       attachable: bool = False) -> dict:
+                       attachable: bool = False, ip_range: str | None = None,
+                       aux_addresses: dict | None = None) -> dict:
         if driver in ("host", "null"):
             raise NetworkError(f"only one instance of \"{driver}\" network is allowed")
         if driver != "bridge":
             raise NetworkError(f"plugin \"{driver}\" not found")
-        if internal:
-            raise NetworkError("--internal is not supported by hutch")
-        if gateway and not subnet:
-            raise NetworkError("invalid pool request: Gateway specified without a subnet")
+        if (gateway or ip_range or aux_addresses) and not subnet:
+            raise NetworkError("every ip-range or gateway must have a corresponding subnet")
+        options = dict(options or {})
+        _check_bridge_options(options)
         self._ensure_predefined()
         with self.lock(), self.host_lock():
             recs = self._records()
@@ -290,15 +304,22 @@ class NetworkManager:
                         if c.get("Subnet") and net.overlaps(ipaddress.ip_network(c["Subnet"])):
                             raise NetworkError("Pool overlaps with other one on this address space")
                 gw = ipam.check_gateway(net, gateway) if gateway else ipam.default_gateway(net)
-                rec["IPAM"] = {"Driver": "default", "Options": {},
-                               "Config": [{"Subnet": str(net), "Gateway": gw}]}
+                cfg = {"Subnet": str(net)}
+                if ip_range:
+                    cfg["IPRange"] = ipam.check_in_subnet(net, ip_range, "range")
+                cfg["Gateway"] = gw
+                if aux_addresses:
+                    cfg["AuxiliaryAddresses"] = {
+                        k: ipam.check_in_subnet(net, v, "aux-address") for k, v in aux_addresses.items()}
+                rec["IPAM"] = {"Driver": "default", "Options": {}, "Config": [cfg]}
                 rec["userSubnet"] = True   # hutch's own field: --ip is allowed (not shown by inspect)
             else:
                 net = ipaddress.ip_network(self._free_subnet(recs))
                 rec["IPAM"] = {"Driver": "default", "Options": {},
                                "Config": [{"Subnet": str(net), "Gateway": ipam.default_gateway(net)}]}
             rec["Attachable"] = attachable
-            rec["Options"] = dict(options or {})
+            rec["Internal"] = internal
+            rec["Options"] = options
             rec["Labels"] = dict(labels or {})
             self._save_record(rec)
             try:
@@ -339,7 +360,12 @@ class NetworkManager:
             nl.set_link(idx, up=True, what=bridge)
         _sysctl(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "1")
         _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-        iptables.setup_network(bridge, cfg["Subnet"], "hutch-net:" + rec["Id"][:12])
+        opts = rec["Options"]
+        iptables.setup_network(bridge, cfg["Subnet"], "hutch-net:" + rec["Id"][:12],
+                               internal=rec["Internal"],
+                               icc=opts.get("com.docker.network.bridge.enable_icc") != "false",
+                               masquerade=opts.get("com.docker.network.bridge.enable_ip_masquerade")
+                               != "false")
 
     def _remove_network_objects(self, rec: dict) -> None:
         iptables.remove_tagged("hutch-net:" + rec["Id"][:12])
@@ -424,13 +450,15 @@ class NetworkManager:
             others = [r for r in self._records() if r["Id"] != rec["Id"] and cid in self._endpoints(r["Id"])]
             cfg = rec["IPAM"]["Config"][0]
             net = ipaddress.ip_network(cfg["Subnet"])
-            addr = ipam.allocate(net, cfg["Gateway"], [e["ip"] for e in eps.values()], ip)
+            reserved = list((cfg.get("AuxiliaryAddresses") or {}).values())
+            addr = ipam.allocate(net, cfg["Gateway"], [e["ip"] for e in eps.values()] + reserved, ip,
+                                 cfg.get("IPRange"))
             ep = {"name": name, "EndpointID": _hex(32), "ip": addr,
                   "prefix": net.prefixlen, "gateway": cfg["Gateway"], "mac": mac or ipam.mac_for(addr),
                   "veth": "veth" + _hex(4)[:7], "netns": netns_path,
                   "aliases": list(aliases), "ipam_ip": ip or None,
                   "exposed": sorted(set(exposed)), "ports": [], "dns": list(dns)}
-            if publish or publish_all:
+            if (publish or publish_all) and not rec["Internal"]:   # no way in: Docker ignores them
                 from hutch.network import ports as portspec
                 table = self._ports()
                 ep["ports"] = portspec.choose(publish or {}, exposed, publish_all, table,
@@ -442,7 +470,9 @@ class NetworkManager:
             if ep["ports"]:
                 self._save_ports(table)
             try:
-                self._plumb(rec, ep, default_route=not others)
+                # The default route goes through the first network that leads out.
+                self._plumb(rec, ep, default_route=not rec["Internal"] and
+                            not any(not r["Internal"] for r in others))
                 if ep["ports"]:
                     iptables.restore(iptables.port_rules(self.bridge_of(rec), addr, ep["ports"],
                                                          "hutch:" + cid))
@@ -501,8 +531,7 @@ class NetworkManager:
         """veth pair: host end on the bridge, the other end as ethN in the container."""
         bridge = self.bridge_of(rec)
         mtu = int(rec["Options"].get("com.docker.network.driver.mtu") or host_mtu())
-        if default_route:
-            self._disable_ipv6(ep["netns"])
+        self._disable_ipv6(ep["netns"])
         with Netlink(ep["netns"]) as inner:
             taken = {l["name"] for l in inner.links()}
             ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)

@@ -213,3 +213,49 @@ def test_dns_server_killed_is_revived_by_reconcile(nm, containers, upstream):
     assert dns.alive(nm.paths)
     assert resolve(b, "a") == [sa["Networks"]["phoenix"]["IPAddress"]]
     assert resolve(a, "b")
+
+
+def test_ip_range_aux_addresses_and_options(nm, containers):
+    net = subnet()
+    base = net.rsplit(".", 1)[0]
+    name = "hb" + os.urandom(4).hex()
+    info = nm.create_network("ranged", subnet=net, ip_range=f"{base}.128/25",
+                             aux_addresses={"printer": f"{base}.128"},
+                             options={"com.docker.network.bridge.name": name,
+                                      "com.docker.network.driver.mtu": "1280",
+                                      "com.docker.network.bridge.enable_icc": "false"})
+    assert info["IPAM"]["Config"] == [{"Subnet": net, "IPRange": f"{base}.128/25",
+                                       "Gateway": f"{base}.1",
+                                       "AuxiliaryAddresses": {"printer": f"{base}.128"}}]
+    assert name in links()
+    a, b = containers(), containers()
+    sa = nm.connect(a.cid, a.netns, "ranged")
+    sb = nm.connect(b.cid, b.netns, "ranged")
+    assert sa["Networks"]["ranged"]["IPAddress"] == f"{base}.129"     # .128 is reserved
+    with Netlink(a.netns) as inner:
+        assert inner.link("eth0")["mtu"] == 1280
+    assert not a.ping(sb["Networks"]["ranged"]["IPAddress"])          # enable_icc=false
+    assert a.ping(sa["Networks"]["ranged"]["Gateway"])
+    with pytest.raises(NetworkError, match="no matching subnet for range 10.0.0.0/24"):
+        nm.create_network("bad", subnet=subnet(), ip_range="10.0.0.0/24")
+    with pytest.raises(NetworkError, match="failed to parse com.docker.network.bridge.enable_icc"):
+        nm.create_network("bad", options={"com.docker.network.bridge.enable_icc": "maybe"})
+
+
+def test_internal_network_has_no_way_out(nm, containers):
+    nm.create_network("inside", subnet=subnet(), internal=True)
+    nm.create_network("outside", subnet=subnet())
+    a, b, c = containers(), containers(), containers()
+    sa = nm.connect(a.cid, a.netns, "inside", publish=["80"])
+    sb = nm.connect(b.cid, b.netns, "inside")
+    sc = nm.connect(c.cid, c.netns, "outside")
+    assert nm.inspect("inside")["Internal"] is True
+    assert sa["Ports"] == {"80/tcp": None}                             # nothing published
+    assert a.ping(sb["Networks"]["inside"]["IPAddress"])
+    assert not a.ping(sc["Networks"]["outside"]["IPAddress"])
+    with Netlink(a.netns) as inner:
+        assert all(dst != "0.0.0.0/0" for dst, _ in inner.routes())    # no default route
+    # Joining a network that leads out gives the default route through it.
+    nm.connect(a.cid, a.netns, "outside")
+    with Netlink(a.netns) as inner:
+        assert ("0.0.0.0/0", inner.index("eth1")) in inner.routes()

@@ -53,3 +53,11 @@ def test_mac_from_ip_as_docker():
     assert ipam.check_mac("02:42:AC:11:00:02") == "02:42:ac:11:00:02"
     with pytest.raises(NetworkError, match="is not a valid mac address"):
         ipam.check_mac("02:42:ac:11:00")
+
+
+def test_ip_range_and_reserved():
+    net = ipaddress.ip_network("10.1.0.0/24")
+    assert ipam.allocate(net, "10.1.0.1", ["10.1.0.128"], ip_range="10.1.0.128/25") == "10.1.0.129"
+    assert ipam.check_in_subnet(net, "10.1.0.128/25", "range") == "10.1.0.128/25"
+    with pytest.raises(NetworkError, match="no matching subnet for aux-address 10.2.0.1"):
+        ipam.check_in_subnet(net, "10.2.0.1", "aux-address")

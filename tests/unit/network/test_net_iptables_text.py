@@ -45,3 +45,14 @@ def test_network_rules_isolate_and_masquerade():
     assert any("-s 10.0.0.0/24 ! -o br-x" in r and "MASQUERADE" in r for r in rules["nat"])
     assert any(r.startswith("-A HUTCH-ISOLATION-STAGE-2 -o br-x") and r.endswith("DROP")
                for r in rules["filter"])
+
+
+def test_internal_and_option_variants():
+    internal = iptables.network_rules("br-i", "10.0.0.0/24", "t", internal=True)
+    assert not any("! -o br-i" in r and "MASQUERADE" in r for r in internal["nat"])
+    assert any(r.startswith("-A HUTCH-ISOLATION-STAGE-1 ! -s 10.0.0.0/24 -o br-i") and r.endswith("DROP")
+               for r in internal["filter"])
+    assert not any(r.startswith("-A FORWARD -i br-i ! -o br-i") for r in internal["filter"])
+    no_icc = iptables.network_rules("br-n", "10.0.1.0/24", "t", icc=False, masquerade=False)
+    assert any(r.startswith("-A FORWARD -i br-n -o br-n") and r.endswith("DROP") for r in no_icc["filter"])
+    assert not any("! -o br-n" in r for r in no_icc["nat"])
