@@ -172,10 +172,11 @@ def cmd_network_ls(ctx, argv) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(trunc(n["Id"]) + "\n" for n in nets))
         return 0
-    rows = [{"ID": trunc(n["Id"]), "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"],
+    # Keys in Go's sorted order: `{{json .}}` prints them as Docker does.
+    rows = [{"CreatedAt": _created_at(n["Created"]), "Driver": n["Driver"], "ID": trunc(n["Id"]),
              "IPv6": str(n["EnableIPv6"]).lower(), "Internal": str(n["Internal"]).lower(),
              "Labels": ",".join(f"{k}={v}" for k, v in (n["Labels"] or {}).items()),
-             "CreatedAt": _created_at(n["Created"])} for n in nets]
+             "Name": n["Name"], "Scope": n["Scope"]} for n in nets]
     from hutch.cli.gotemplate import TemplateError, render_rows
     try:
         sys.stdout.write(render_rows(opts["format"] or LS_TABLE, rows, LS_HEADERS, LS_TABLE[6:]))
