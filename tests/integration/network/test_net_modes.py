@@ -93,7 +93,7 @@ def test_reconcile_after_a_crash(nm, containers):
 
 def test_hundred_cycles_leave_nothing_behind(nm, containers):
     c = containers()
-    nm.create_network("soak", subnet="10.248.%d.0/24" % (os.urandom(1)[0]))
+    soak = nm.create_network("soak", subnet="10.248.%d.0/24" % (os.urandom(1)[0]))
     nm.connect(c.cid, c.netns, name="warmup")
     nm.disconnect(c.cid)
     for i in range(100):
@@ -101,7 +101,12 @@ def test_hundred_cycles_leave_nothing_behind(nm, containers):
                    publish=["80"] if i % 10 == 0 else None)
         nm.disconnect(c.cid)
     assert not (links() & set(nm.veths))
-    assert iptables.save().count(f"hutch:{c.cid}") == 0
+    saved = iptables.save()
+    assert saved.count(f"hutch:{c.cid}") == 0
+    # The user network's own rules exist once; the test root's bridge (gone) has none left.
+    expected = iptables.network_rules("b", soak["IPAM"]["Config"][0]["Subnet"], "t")
+    assert saved.count("hutch-net:" + soak["Id"][:12]) == sum(map(len, expected.values()))
+    assert "hutch-net:" + nm.find("bridge")["Id"][:12] not in saved
     for r in nm._records():
         assert nm._endpoints(r["Id"]) == {}
     with open(os.path.join(nm.dir, "ports.json")) as f:
