@@ -604,6 +604,8 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
                 count = w.count
         except BrokenPipeError:
             pass   # the child stopped reading: its message says why
+        except OSError as e:
+            raise _CpFailed(_oserror(e)) from None
         os.close(data[1])
         data = (-1, -1)
         end = chan.recv()
