@@ -10,7 +10,8 @@ with no iptables redirect; the server knows which container asked by the socket 
 came on.
 
 Answers: A records for the name, the aliases and the short id (alone or followed by
-".<network name>") of every container on the networks the asking container is on (read from the endpoint records on disk, re-read when
+".<network name>") of every container on the networks the asking container is on, and
+PTR records ("name.network") for their addresses (read from the endpoint records on disk, re-read when
 they change). Other names are forwarded from the host netns to the upstream resolvers (the
 container's --dns, else the host's non-localhost nameservers) and the reply relayed back.
 
@@ -162,13 +163,30 @@ def parse_query(data: bytes) -> tuple[int, int, str, int, int] | None:
     return qid, flags, ".".join(labels).lower(), qtype, i + 4
 
 
-def answer(data: bytes, end: int, ips: list[str], rcode: int = 0) -> bytes:
+def encode_name(name: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split(".")) + b"\0"
+
+
+def answer(data: bytes, end: int, ips: list[str], rcode: int = 0, ptr: str | None = None) -> bytes:
+    """The reply to the query in `data`: A records for `ips`, or one PTR record."""
     qid, flags = struct.unpack_from("!HH", data)
     rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode   # QR AA RD(copied) RA
-    out = struct.pack("!HHHHHH", qid, rflags, 1, len(ips), 0, 0) + data[12:end]
+    count = 1 if ptr else len(ips)
+    out = struct.pack("!HHHHHH", qid, rflags, 1, count, 0, 0) + data[12:end]
+    if ptr:
+        rdata = encode_name(ptr)
+        return out + struct.pack("!HHHIH", 0xC00C, 12, 1, TTL, len(rdata)) + rdata
     for ip in ips:
         out += struct.pack("!HHHIH", 0xC00C, 1, 1, TTL, 4) + socket.inet_aton(ip)
     return out
+
+
+def reverse_ip(name: str) -> str | None:
+    """"2.0.18.172.in-addr.arpa" → "172.18.0.2"."""
+    parts = name.split(".")
+    if len(parts) != 6 or parts[4:] != ["in-addr", "arpa"] or not all(p.isdigit() for p in parts[:4]):
+        return None
+    return ".".join(reversed(parts[:4]))
 
 
 # ------------------------------------------------------------------ server
@@ -180,9 +198,6 @@ class Server:
         self.sel = selectors.DefaultSelector()
         self.containers: dict[str, tuple[socket.socket, list[str]]] = {}
         self.pending: dict[socket.socket, tuple] = {}   # upstream socket → query state
-        self.stamp: dict[str, float] = {}
-        self.names: dict[str, dict[str, list[str]]] = {}  # network id → name → [ip]
-        self.members: dict[str, set[str]] = {}            # network id → container ids
         self.idle_since = time.monotonic()
         self.emptied = False          # the last container went away: linger, then exit
         self.stopped = False
@@ -247,51 +262,45 @@ class Server:
         if not self.containers:
             self.idle_since = time.monotonic()
 
-    def load(self) -> None:
-        """Re-read endpoint records that changed since the last query."""
+    def networks(self):
+        """(name→[ip], ip→"name.network", member ids) per network, read afresh: the records
+        are small, and a cache keyed on mtime would miss two writes in one clock tick."""
         try:
             ids = os.listdir(self.networks_dir)
         except FileNotFoundError:
             return
         for nid in ids:
-            path = os.path.join(self.networks_dir, nid, "endpoints.json")
             try:
-                mtime = os.stat(path).st_mtime_ns
-            except OSError:
-                self.names.pop(nid, None)
-                self.members.pop(nid, None)
-                continue
-            if self.stamp.get(nid) == mtime:
-                continue
-            try:
-                with open(path) as f:
+                with open(os.path.join(self.networks_dir, nid, "endpoints.json")) as f:
                     eps = json.load(f)
-            except (OSError, ValueError):
-                continue
-            self.stamp[nid] = mtime
-            try:
                 with open(os.path.join(self.networks_dir, nid, "network.json")) as f:
                     netname = json.load(f)["Name"].lower()
             except (OSError, ValueError, KeyError):
-                netname = None
+                continue
             names: dict[str, list[str]] = {}
+            reverse: dict[str, str] = {}
             for cid, ep in eps.items():
                 if not ep.get("ip"):
                     continue
+                reverse[ep["ip"]] = f"{ep['name']}.{netname}"
                 for n in [ep["name"], cid[:12], *ep.get("aliases", [])]:
                     names.setdefault(n.lower(), []).append(ep["ip"])
-                    if netname:   # "web.mynet", as Docker also answers
-                        names.setdefault(f"{n.lower()}.{netname}", []).append(ep["ip"])
-            self.names[nid] = names
-            self.members[nid] = set(eps)
+                    # "web.mynet", as Docker also answers
+                    names.setdefault(f"{n.lower()}.{netname}", []).append(ep["ip"])
+            yield names, reverse, set(eps)
 
     def lookup(self, cid: str, name: str) -> list[str] | None:
-        self.load()
         found = None
-        for nid, members in self.members.items():
-            if cid in members and name in self.names.get(nid, {}):
-                found = (found or []) + [ip for ip in self.names[nid][name] if ip not in (found or [])]
+        for names, _, members in self.networks():
+            if cid in members and name in names:
+                found = (found or []) + [ip for ip in names[name] if ip not in (found or [])]
         return found
+
+    def lookup_ptr(self, cid: str, ip: str) -> str | None:
+        for _, reverse, members in self.networks():
+            if cid in members and ip in reverse:
+                return reverse[ip]
+        return None
 
     def query(self, s: socket.socket, cid: str) -> None:
         try:
@@ -302,7 +311,13 @@ class Server:
         if q is None:
             return
         _, _, name, qtype, end = q
-        ips = self.lookup(cid, name.rstrip("."))
+        name = name.rstrip(".")
+        if qtype == 12 and reverse_ip(name):
+            ptr = self.lookup_ptr(cid, reverse_ip(name))
+            if ptr:
+                s.sendto(answer(data, end, [], ptr=ptr), client)
+                return
+        ips = self.lookup(cid, name)
         if ips is not None:
             s.sendto(answer(data, end, ips if qtype == 1 else []), client)
             return

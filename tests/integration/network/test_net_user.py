@@ -96,6 +96,7 @@ def test_names_and_aliases_resolve_on_a_user_network(nm, containers, upstream):
     for name in ("web", "www", "frontend", web.cid[:12], "WEB"):
         assert resolve(client, name) == [ip], name
     assert resolve(web, "client") == [sc["Networks"]["app"]["IPAddress"]]
+    assert "name = web.app" in client.run("busybox", "nslookup", ip, "127.0.0.11").stdout
     # By name, real traffic.
     listener = web.socket()
     listener.bind(("0.0.0.0", 8000))

@@ -38,9 +38,22 @@ def test_server_lookup_from_endpoint_records(tmp_path):
     (tmp_path / "n2").mkdir()
     (tmp_path / "n2" / "endpoints.json").write_text(json.dumps({
         "c" * 64: {"name": "other", "ip": "10.1.0.2", "aliases": []}}))
+    (tmp_path / "n2" / "network.json").write_text(json.dumps({"Name": "back"}))
     s = dns.Server(str(tmp_path / "sock"), str(tmp_path))
     assert s.lookup("b" * 64, "www") == ["10.0.0.2"]
     assert s.lookup("b" * 64, "a" * 12) == ["10.0.0.2"]
     assert s.lookup("b" * 64, "www.front") == ["10.0.0.2"]
     assert s.lookup("b" * 64, "other") is None
     assert s.lookup("c" * 64, "web") is None
+    assert s.lookup_ptr("b" * 64, "10.0.0.2") == "web.front"
+    assert s.lookup_ptr("c" * 64, "10.0.0.2") is None
+
+
+def test_ptr_answer():
+    assert dns.reverse_ip("2.0.18.172.in-addr.arpa") == "172.18.0.2"
+    assert dns.reverse_ip("example.com") is None
+    q = query("2.0.18.172.in-addr.arpa", 12)
+    end = dns.parse_query(q)[4]
+    r = dns.answer(q, end, [], ptr="web.front")
+    assert struct.unpack_from("!H", r, 6)[0] == 1
+    assert r.endswith(b"\x03web\x05front\x00")
