@@ -34,28 +34,54 @@ class LayerError(Exception):
 
 
 class _HashingReader:
-    """Passes reads through and hashes every byte, so the diff id comes from one pass."""
+    """Reads the tar in large chunks, hashing (and teeing) each chunk whole, and serves
+    tarfile's small reads from it: the diff id comes from the one pass, and per-read
+    overhead stays off the hash. Also tarfile's random-access reader on a stream that only
+    goes forward (tell, forward seek): tarfile's own stream mode copies its whole buffer on
+    every small read."""
 
     def __init__(self, raw, tee=None):
         self.raw = raw
         self.tee = tee
         self.sha = hashlib.sha256()
-        self.count = 0
+        self.total = 0      # bytes read from raw (hashed)
+        self.count = 0      # bytes handed to the reader (the stream position)
+        self._buf = b""
+        self._pos = 0
 
-    def read(self, n=-1):
-        data = self.raw.read(n)
+    def _refill(self) -> bool:
+        data = self.raw.read(_CHUNK)
+        if not data:
+            return False
         self.sha.update(data)
-        self.count += len(data)
+        self.total += len(data)
         if self.tee is not None:
             self.tee.write(data)
-        return data
+        self._buf, self._pos = data, 0
+        return True
+
+    def read(self, n=-1):
+        parts = []
+        while n is None or n < 0 or n > 0:
+            if self._pos >= len(self._buf) and not self._refill():
+                break
+            end = len(self._buf) if n is None or n < 0 else self._pos + n
+            piece = self._buf[self._pos:end]
+            self._pos += len(piece)
+            if n is not None and n >= 0:
+                n -= len(piece)
+            parts.append(piece)
+        out = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.count += len(out)
+        return out
 
     def drain(self):
-        while self.read(_CHUNK):
-            pass
+        self.count += len(self._buf) - self._pos
+        self._pos = len(self._buf)
+        while self._refill():
+            self.count += len(self._buf)
+            self._pos = len(self._buf)
 
-    # tarfile's random-access reader on a stream that only goes forward: its own stream
-    # mode ("r|") copies its whole buffer on every small read, which costs more than the I/O.
     def tell(self) -> int:
         return self.count
 
@@ -151,13 +177,6 @@ def open_dir(root_fd: int, comps: list[str], create: bool) -> int:
         raise
 
 
-def _lexists(name: str, dir_fd: int):
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
 def _remove(name: str, dir_fd: int, st) -> None:
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(name, dir_fd=dir_fd)
@@ -247,20 +266,29 @@ class _Applier:
     def _whiteout(self, pfd: int, name: str, member: tarfile.TarInfo) -> None:
         if name in ("", ".", "..") or "/" in name:
             raise LayerError(f"invalid whiteout {member.name!r}")
-        st = _lexists(name, pfd)
-        if st is not None:
-            self.remove(name, pfd, st)
-        os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+        self._replacing(pfd, name, lambda: os.mknod(name, stat.S_IFCHR | 0o600,
+                                                     os.makedev(0, 0), dir_fd=pfd))
+
+    def _replacing(self, pfd: int, name: str, create):
+        """create() a new entry; if the name is taken, remove what is there (never
+        following it) and create again. The common case costs no extra stat."""
+        try:
+            return create()
+        except FileExistsError:
+            self.remove(name, pfd, os.stat(name, dir_fd=pfd, follow_symlinks=False))
+            return create()
 
     def _entry(self, tar, member, pfd, base, comps) -> None:
-        st = _lexists(base, pfd)
-        if st is not None and not (member.isdir() and stat.S_ISDIR(st.st_mode)):
-            self.remove(base, pfd, st)
         mode = member.mode & 0o7777
         xattrs = _xattrs(member)
         if member.isdir():
-            if st is None or not stat.S_ISDIR(st.st_mode):
+            try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):  # an existing directory is kept and updated
+                    self.remove(base, pfd, st)
+                    os.mkdir(base, 0o700, dir_fd=pfd)
             fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
             try:
                 os.chown(fd, member.uid, member.gid)
@@ -271,8 +299,9 @@ class _Applier:
             self.dir_times.append((comps, member.mtime))
             return
         if member.isreg():
-            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=pfd)
+            fd = self._replacing(pfd, base, lambda: os.open(
+                base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                dir_fd=pfd))
             try:
                 src = tar.extractfile(member)
                 left = member.size
@@ -291,7 +320,7 @@ class _Applier:
                 os.close(fd)
             return
         if member.issym():
-            os.symlink(member.linkname, base, dir_fd=pfd)
+            self._replacing(pfd, base, lambda: os.symlink(member.linkname, base, dir_fd=pfd))
             os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
             if xattrs:
                 _set_xattrs(f"/proc/self/fd/{pfd}/{base}", xattrs, follow=False)
@@ -303,8 +332,8 @@ class _Applier:
         if member.ischr() or member.isblk() or member.isfifo():
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() \
                 else stat.S_IFIFO
-            os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
-                     dir_fd=pfd)
+            dev = os.makedev(member.devmajor, member.devminor)
+            self._replacing(pfd, base, lambda: os.mknod(base, kind | 0o600, dev, dir_fd=pfd))
         else:
             raise LayerError(f"{member.name}: unsupported tar entry type {member.type!r}")
         os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
@@ -318,17 +347,21 @@ class _Applier:
         if not target:
             raise LayerError(f"{member.name}: invalid hard link target {member.linkname!r}")
         try:
-            tfd = self.parent(target[:-1], create=False)
+            # its own fd: replacing `base` may empty the directory cache
+            tfd = open_dir(self.root_fd, target[:-1], create=False)
         except (OSError, LayerError):
             raise LayerError(f"{member.name}: hard link target {member.linkname!r} "
                              "not found in the layer") from None
         try:
-            os.link(target[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            self._replacing(pfd, base, lambda: os.link(target[-1], base, src_dir_fd=tfd,
+                                                      dst_dir_fd=pfd, follow_symlinks=False))
         except FileNotFoundError:
             raise LayerError(f"{member.name}: hard link target {member.linkname!r} "
                              "not found in the layer") from None
         except PermissionError:
             raise LayerError(f"{member.name}: cannot hard link to {member.linkname!r}") from None
+        finally:
+            os.close(tfd)
 
     def finish_dir_times(self) -> None:
         # Directory mtimes last: writing their children changed them.
@@ -375,7 +408,7 @@ def apply_tar(stream, dest: str, tee=None) -> tuple[str, int, int]:
         reader.drain()  # the zero blocks after the last entry count in the diff id too
     finally:
         applier.close()
-    return "sha256:" + reader.sha.hexdigest(), applier.size, reader.count
+    return "sha256:" + reader.sha.hexdigest(), applier.size, reader.total
 
 
 # --- writing a tree out ---

@@ -220,3 +220,29 @@ def test_tree_round_trip_keeps_everything(tmp_path):
     assert diff_id == "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()
     assert tar_size == len(buf.getvalue())
     assert _describe(str(src)) == _describe(str(dst))
+
+
+def test_later_entries_replace_earlier_ones(tmp_path):
+    root = str(tmp_path)
+    apply_tar(_tar([
+        ("d/", "dir", None), ("d/x", "file", b"1"),
+        ("d", "file", b"file now"),            # a file replaces a whole directory
+        ("f", "file", b"old"), ("f/", "dir", None),   # a directory replaces a file
+        ("s", "file", b"old"), ("s", "sym", "target"),
+        ("h0", "file", b"linked"), ("h", "file", b"old"), ("h", "link", "h0"),
+        ("w/", "dir", None), ("w/y", "file", b"1"), ("w/y", "file", b"2"),
+        ("gone/", "dir", None), ("gone/z", "file", b"1"), (".wh.gone", "file", None),
+        ("k/", "dir", None), ("k/keep", "file", b"1"), ("k/", "dir", None),
+    ]), root)
+    assert open(os.path.join(root, "d"), "rb").read() == b"file now"
+    assert os.path.isdir(os.path.join(root, "f"))
+    assert os.readlink(os.path.join(root, "s")) == "target"
+    assert os.path.samefile(os.path.join(root, "h"), os.path.join(root, "h0"))
+    assert open(os.path.join(root, "w", "y"), "rb").read() == b"2"
+    assert stat.S_ISCHR(os.lstat(os.path.join(root, "gone")).st_mode)
+    assert os.listdir(os.path.join(root, "k")) == ["keep"]  # a repeated dir keeps its contents
+
+
+def test_hardlink_onto_itself_is_refused(tmp_path):
+    with pytest.raises(LayerError):
+        apply_tar(_tar([("a", "file", b"x"), ("a", "link", "a")]), str(tmp_path))
