@@ -100,6 +100,7 @@ def test_volume_in_use_cannot_be_removed(run_ok):
     ["--tmpfs", "/t:size=1m"],
     ["--mount", "type=tmpfs,dst=/t,tmpfs-size=1m"],
     ["VOLUME"],
+    ["MOUNT-VOLUME-OPT"],
 ])
 def test_tmpfs_size_limit_holds(run_ok, flags):
     h = run_ok
@@ -108,6 +109,10 @@ def test_tmpfs_size_limit_holds(run_ok, flags):
         vol = h.name("tv")
         h("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", vol)
         flags = ["-v", f"{vol}:/t"]
+    elif flags == ["MOUNT-VOLUME-OPT"]:     # the volume is created by --mount, with options
+        vol = h.name("tv")
+        flags = ["--mount", f"src={vol},dst=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,"
+                            "volume-opt=o=size=1m"]
     p = run(h, *flags, "busybox", "sh", "-c",
             "dd if=/dev/zero of=/t/big bs=1024 count=2048; echo rc=$?; df -k /t | tail -1",
             check=False)
@@ -283,3 +288,13 @@ def test_cp_races_a_container_flipping_symlinks(run_ok, tmp_path):
         h("rm", "-f", name)
         import shutil
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_cp_into_read_only_rootfs_is_refused(run_ok, tmp_path):
+    h = run_ok
+    name = h.name("rof")
+    h("create", "--name", name, *h.run_args, "--read-only", "--tmpfs", "/tmp", "busybox", "true")
+    (tmp_path / "f").write_text("x")
+    p = h("cp", str(tmp_path / "f"), f"{name}:/etc/", check=False)
+    assert (p.returncode, p.stderr) == (1, "Error response from daemon: container rootfs is marked read-only\n")
+    h("rm", name)
