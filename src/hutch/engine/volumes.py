@@ -121,10 +121,9 @@ def resolve_in_root(root, path: str) -> str:
         while parts:
             comp = parts.popleft()
             if comp == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                    names.pop()
-                elif names:
+                if names:
+                    if len(stack) > len(names):   # the last name is a directory we hold
+                        os.close(stack.pop())
                     names.pop()
                 continue
             if len(stack) <= len(names):   # below a missing component: keep the rest as is

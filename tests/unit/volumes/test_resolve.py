@@ -35,6 +35,9 @@ def root(tmp_path):
     ("/abs-etc/passwd", "/etc/passwd"),
     ("/rel/x", "/data/sub/x"),
     ("/escape/secret", None),
+    ("/etc/missing/../passwd", "/etc/passwd"),
+    ("/missing/../rel/x", "/data/sub/x"),
+    ("/missing/deeper/../../abs-etc", "/etc"),
 ])
 def test_resolve_in_root(root, path, want):
     got = resolve_in_root(str(root), path)
