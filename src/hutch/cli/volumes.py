@@ -98,6 +98,12 @@ _LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                "Size": "SIZE", "CreatedAt": "CREATED"}
 
 
+def _natural_key(name: str) -> list:
+    """The CLI's sortorder.NaturalLess: digit runs compare as numbers (vol2 < vol10)."""
+    import re
+    return [(0, int(p), p) if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p]
+
+
 def _ls_row(v) -> dict:
     labels = v.labels or {}
     return {"Name": v.name, "Driver": "local", "Scope": "local", "Mountpoint": v.mountpoint,
@@ -115,6 +121,7 @@ def cmd_volume_ls(ctx, argv) -> int:
     try:
         validate_filters(filters)
         vols = [v for v in _store(ctx).list() if match_filters(v, filters)]
+        vols.sort(key=lambda v: _natural_key(v.name))
     except VolumeError as e:
         return _err(f"Error response from daemon: {e}")
     if opts["quiet"]:

@@ -70,3 +70,9 @@ def test_in_use_and_prune(h):
     assert h("volume", "prune", "-f") == (0, "Deleted Volumes:\nidle\n\nTotal reclaimed space: 0B\n", "")
     assert h("volume", "prune", "-f")[1] == "Total reclaimed space: 0B\n"
     assert h("volume", "ls", "-q")[1] == "busy\n"
+
+
+def test_ls_natural_order(h):
+    for n in ("vol10", "vol2", "vol1", "alpha"):
+        h("volume", "create", n)
+    assert h("volume", "ls", "-q")[1].split() == ["alpha", "vol1", "vol2", "vol10"]
