@@ -853,8 +853,9 @@ def copy_up(rootfs: str, destination: str, volume_dir: str) -> bool:
     """Docker's copy-up: an empty volume is filled with what the image has at its mount
     point (and takes that directory's owner and mode). Resolved inside the rootfs; nothing
     is followed out of it. Returns whether anything was copied."""
-    if os.listdir(volume_dir):
-        return False
+    with os.scandir(volume_dir) as it:
+        if next(it, None) is not None:   # not empty: Docker copies only into an empty one
+            return False
     try:
         src = open_in_root(rootfs, destination)
     except (FileNotFoundError, NotADirectoryError):
