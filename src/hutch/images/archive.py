@@ -372,7 +372,10 @@ def _load_oci(store: ImageStore, root_fd: int) -> list[str]:
             _load_oci_layer(store, root_fd, ldesc, diff_id)
         store.put_blob(data)
         ann = desc.get("annotations") or {}
-        name = ann.get("io.containerd.image.name") or ann.get("org.opencontainers.image.ref.name")
+        name = ann.get("io.containerd.image.name")
+        ref_name = ann.get("org.opencontainers.image.ref.name", "")
+        if not name and any(c in ref_name for c in ":/"):
+            name = ref_name  # a full reference; a bare "latest" or "v1" names no repository
         tags = []
         if name:
             try:

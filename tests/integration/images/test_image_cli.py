@@ -241,3 +241,43 @@ def test_deep_image_mounts_through_short_links(hutch_root, tmp_path):
     assert mounts_under(hutch_root) == []
     hutch(hutch_root, "rmi", "deep:1")
     assert os.listdir(os.path.join(hutch_root, "images", "layers", "l")) == []
+
+
+def test_archives_interoperate_with_skopeo_and_umoci(image_root, tmp_path):
+    import shutil
+    import subprocess
+    import tarfile
+    for tool in ("skopeo", "umoci"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    ours = tmp_path / "ours.tar"
+    hutch(image_root, "save", "-o", str(ours), "busybox")
+    # skopeo reads our docker-archive and writes an OCI archive of it; we load that back
+    theirs = tmp_path / "theirs.tar"
+    subprocess.run(["skopeo", "copy", "--quiet", f"docker-archive:{ours}",
+                    f"oci-archive:{theirs}:docker.io/library/viaskopeo:1"], check=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert hutch(str(other), "load", "-i", str(theirs)).stdout.decode() == \
+        "Loaded image: viaskopeo:1\n"
+    # umoci unpacks our OCI layout to the same tree we unpacked
+    layout = tmp_path / "layout"
+    oci = tmp_path / "oci.tar"
+    hutch(image_root, "save", "--format", "oci", "-o", str(oci), "busybox")
+    with tarfile.open(oci) as t:
+        t.extractall(layout)
+    index = json.load(open(layout / "index.json"))
+    index["manifests"][0].setdefault("annotations", {})["org.opencontainers.image.ref.name"] = "x"
+    json.dump(index, open(layout / "index.json", "w"))
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:x", str(bundle)], check=True,
+                   capture_output=True)
+    store = _store(image_root)
+    layer = store.layer_path(store.resolve("busybox").layers[0])
+    ours_tree = describe_tree(layer)
+    theirs_tree = describe_tree(str(bundle / "rootfs"))
+    # umoci's xattr for its own bookkeeping aside, every entry matches
+    for k in theirs_tree:
+        theirs_tree[k] = theirs_tree[k][:6] + ({},) + theirs_tree[k][7:]
+        ours_tree[k] = ours_tree[k][:6] + ({},) + ours_tree[k][7:]
+    assert ours_tree == theirs_tree
