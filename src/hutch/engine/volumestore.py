@@ -33,6 +33,7 @@ DRIVER = "local"
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 # Options the local driver accepts (`-o type=tmpfs -o device=tmpfs -o o=size=100m`).
 _VALID_OPTS = ("type", "device", "o")
+_MANDATORY_OPTS = (("device", ("type",)), ("type", ("device",)), ("o", ("device", "type")))
 
 
 class VolumeError(Exception):
@@ -179,6 +180,10 @@ class VolumeStore:
                 raise VolumeError(f"create {name}: quota size requested but no quota support")
             if key not in _VALID_OPTS:
                 raise VolumeError(f'create {name}: invalid option key: "{key}"')
+        for key, needs in _MANDATORY_OPTS:
+            for need in needs if key in (options or {}) else ():
+                if need not in options:
+                    raise VolumeError(f'create {name}: missing required option: "{need}"')
         with self._locked():
             v = self._load(name)
             if v is None:

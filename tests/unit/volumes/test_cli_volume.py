@@ -20,7 +20,7 @@ def h(tmp_path, capsys):
 
 
 def test_create_ls_inspect_rm(h):
-    assert h("volume", "create", "--label", "k=v", "-o", "type=tmpfs", "-o", "o=size=1m", "myvol")[1] == "myvol\n"
+    assert h("volume", "create", "--label", "k=v", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "myvol")[1] == "myvol\n"
     code, out, _ = h("volume", "create")
     anon = out.strip()
     assert code == 0 and len(anon) == 64
@@ -31,8 +31,9 @@ def test_create_ls_inspect_rm(h):
     code, out, _ = h("volume", "inspect", "myvol")
     assert out.startswith("[\n    {\n        \"CreatedAt\": ")
     info = json.loads(out)[0]
-    assert info["Options"] == {"type": "tmpfs", "o": "size=1m"} and info["Labels"] == {"k": "v"}
-    assert list(json.loads(out)[0]["Options"]) == ["o", "type"]      # Go map order
+    assert info["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+    assert info["Labels"] == {"k": "v"}
+    assert list(json.loads(out)[0]["Options"]) == ["device", "o", "type"]      # Go map order
     assert h("volume", "inspect", "-f", "{{.Driver}} {{.Name}}", "myvol")[1] == "local myvol\n"
     assert h("volume", "ls", "-q", "--filter", "label=k")[1] == "myvol\n"
     assert h("volume", "ls", "--format", "{{.Name}}|{{.Labels}}", "-f", "name=my")[1] == "myvol|k=v\n"

@@ -56,6 +56,10 @@ def test_bad_options(paths):
         VolumeStore(paths).create("vv", options={"foo": "1"})
     with pytest.raises(VolumeError, match="quota"):
         VolumeStore(paths).create("vv", options={"size": "1g"})
+    with pytest.raises(VolumeError, match='^create vv: missing required option: "device"$'):
+        VolumeStore(paths).create("vv", options={"type": "tmpfs"})
+    with pytest.raises(VolumeError, match='missing required option: "device"'):
+        VolumeStore(paths).create("vv", options={"o": "size=1m"})
 
 
 def test_in_use_until_container_gone(paths):
