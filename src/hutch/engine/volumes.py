@@ -5,7 +5,8 @@ How the engine uses this module (see docs/contracts.md):
   create:  plan = plan_mounts(paths, cid, volumes=[-v...], mounts=[--mount...],
                               tmpfs=[--tmpfs...], volumes_from=[...], lookup=fn,
                               image_volumes=image_config["Volumes"])
-           store plan.record in the container's config; inspect shows plan.docker_mounts().
+           store plan.record in the container's config; inspect shows plan.docker_mounts()
+           and HostConfig.Mounts = host_config_mounts([--mount...]).
   start:   oci_mounts = prepare_start(paths, record, rootfs)   # rootfs mounted, before start
   exit:    after_exit(paths, cid, record)           # unmount option volumes (tmpfs...)
   rm:      release_container(paths, cid, record, remove_anonymous=rm_v)
@@ -238,6 +239,34 @@ class MountSpec:
     has_tmpfs_options: bool = False
     create_source: bool = False     # -v binds: a missing host path is made (not --mount)
     raw: str = ""                   # the flag's text, for error messages
+
+
+def host_config_mounts(values) -> list[dict] | None:
+    """HostConfig.Mounts as Docker's inspect shows the --mount flags (mount.Mount JSON)."""
+    out = []
+    for v in values:
+        spec = v if isinstance(v, MountSpec) else parse_mount(v)
+        m = {"Type": spec.type, "Source": spec.source, "Target": spec.target}
+        if spec.readonly:
+            m["ReadOnly"] = True
+        if spec.has_bind_options:
+            m["BindOptions"] = {k: val for k, val in (("Propagation", spec.propagation),
+                                                      ("NonRecursive", spec.nonrecursive)) if val}
+        if spec.has_volume_options:
+            opts = {}
+            if spec.nocopy:
+                opts["NoCopy"] = True
+            if spec.volume_labels:
+                opts["Labels"] = spec.volume_labels
+            if spec.volume_driver or spec.volume_opts:
+                opts["DriverConfig"] = {k: val for k, val in (("Name", spec.volume_driver),
+                                                              ("Options", spec.volume_opts)) if val}
+            m["VolumeOptions"] = opts
+        if spec.has_tmpfs_options:
+            m["TmpfsOptions"] = {k: val for k, val in (("SizeBytes", spec.tmpfs_size),
+                                                       ("Mode", spec.tmpfs_mode)) if val}
+        out.append(m)
+    return out or None
 
 
 def _invalid_spec(raw: str) -> str:

@@ -135,3 +135,19 @@ def test_mount_flag_for_the_cli_parser():
     assert e.value.message.startswith('invalid argument "type=bind,src=/x" for "--mount" flag: target is required')
     # the daemon's checks are left for plan_mounts
     assert cmd.parse(["--mount", "type=bind,dst=/t", "img"])[0]["mount"] == ["type=bind,dst=/t"]
+
+
+def test_host_config_mounts():
+    from hutch.engine.volumes import host_config_mounts
+    assert host_config_mounts([]) is None
+    got = host_config_mounts(["type=bind,src=/h,dst=/c,ro,bind-propagation=rslave",
+                              "src=v1,dst=/v,volume-nocopy,volume-label=a=b",
+                              "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777"])
+    assert got == [
+        {"Type": "bind", "Source": "/h", "Target": "/c", "ReadOnly": True,
+         "BindOptions": {"Propagation": "rslave"}},
+        {"Type": "volume", "Source": "v1", "Target": "/v",
+         "VolumeOptions": {"NoCopy": True, "Labels": {"a": "b"}}},
+        {"Type": "tmpfs", "Source": "", "Target": "/t",
+         "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777}},
+    ]
