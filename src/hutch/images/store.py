@@ -295,11 +295,12 @@ class ImageStore:
         image_id = self.put_blob(config_bytes)
         config = json.loads(config_bytes)
         layers = list(config.get("rootfs", {}).get("diff_ids") or [])
-        for d in layers:
-            if not self.has_layer(d):
-                raise StoreError(f"layer {d} of image {image_id} is missing")
-        size = sum(self.layer_info(d)["size"] for d in layers)
         with self.locked() as db:
+            # under the lock: rmi and snapshot removal drop unused layers under it too
+            for d in layers:
+                if not self.has_layer(d):
+                    raise StoreError(f"layer {d} of image {image_id} is missing")
+            size = sum(self.layer_info(d)["size"] for d in layers)
             rec = db["images"].get(image_id)
             if rec is None:
                 db["images"][image_id] = {"layers": layers, "size": size, "added": time.time()}
@@ -408,39 +409,35 @@ class ImageStore:
         for m in manifests - {d.rpartition("@")[2] for d in db["digests"]}:
             with contextlib.suppress(OSError, StoreError):
                 os.unlink(self.blob_path(m))
-        keep = {d for r in db["images"].values() for d in r["layers"]} | self._snapshot_layers()
+        keep = self._used_layers(db)
         removed = []
         for diff_id, chain in zip(rec["layers"], chain_ids(rec["layers"])):
-            if diff_id in keep:
-                continue
-            try:
-                info = self.layer_info(diff_id)
-            except OSError:
-                info = {}
-            shutil.rmtree(os.path.join(self.layers_dir, _hex(diff_id)), ignore_errors=True)
-            link = os.path.join(self.layers_dir, "l", _hex(diff_id)[:24])
-            with contextlib.suppress(OSError):
-                if os.readlink(link) == f"../{_hex(diff_id)}/diff":
-                    os.unlink(link)
-            blob = (info.get("blob") or {}).get("digest")
-            if blob and not self._blob_referenced(db, blob):
-                with contextlib.suppress(OSError):
-                    os.unlink(self.blob_path(blob))
-            removed.append(chain)
+            if diff_id not in keep:
+                self._drop_layer(diff_id)
+                removed.append(chain)
         if not any(image_id == i for i in db["images"]):
             with contextlib.suppress(OSError):
                 os.unlink(self.blob_path(image_id))
         return removed
 
-    def _blob_referenced(self, db, digest: str) -> bool:
-        for rec in db["images"].values():
-            for d in rec["layers"]:
-                try:
-                    if self.layer_info(d)["blob"]["digest"] == digest:
-                        return True
-                except (OSError, KeyError):
-                    pass
-        return False
+    def _used_layers(self, db: dict) -> set[str]:
+        return {d for r in db["images"].values() for d in r["layers"]} | self._snapshot_layers()
+
+    def _drop_layer(self, diff_id: str) -> None:
+        """Remove a layer, its short link and its blob (a blob belongs to one layer)."""
+        h = _hex(diff_id)
+        try:
+            blob = self.layer_info(diff_id)["blob"]["digest"]
+        except (OSError, KeyError, ValueError):
+            blob = None
+        shutil.rmtree(os.path.join(self.layers_dir, h), ignore_errors=True)
+        link = os.path.join(self.layers_dir, "l", h[:24])
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == f"../{h}/diff":
+                os.unlink(link)
+        if blob:
+            with contextlib.suppress(OSError, StoreError):
+                os.unlink(self.blob_path(blob))
 
     # --- snapshots (one overlay per container) ---
 
@@ -546,11 +543,23 @@ class ImageStore:
                     raise
 
     def remove_snapshot(self, cid: str) -> None:
+        """Unmount and delete a container's snapshot, and the layers only it still held
+        (those of an image removed with `rmi -f` while the container existed)."""
         snap = self._snap(cid)
         if not os.path.exists(snap):
             return
+        try:
+            with open(os.path.join(snap, "snapshot.json")) as f:
+                layers = json.load(f)["layers"]
+        except (OSError, ValueError, KeyError):
+            layers = []
         self.unmount_rootfs(cid)
         shutil.rmtree(snap)
+        with self.locked() as db:
+            keep = self._used_layers(db)
+            for diff_id in layers:
+                if diff_id not in keep and self.has_layer(diff_id):
+                    self._drop_layer(diff_id)
 
 
 def _is_mountpoint(path: str) -> bool:

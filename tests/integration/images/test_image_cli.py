@@ -281,3 +281,26 @@ def test_archives_interoperate_with_skopeo_and_umoci(image_root, tmp_path):
         theirs_tree[k] = theirs_tree[k][:6] + ({},) + theirs_tree[k][7:]
         ours_tree[k] = ours_tree[k][:6] + ({},) + ours_tree[k][7:]
     assert ours_tree == theirs_tree
+
+
+def test_forced_rmi_keeps_layers_until_the_snapshot_goes(image_root):
+    store = _store(image_root)
+    image = store.resolve("busybox")
+    cid = "held" + os.urandom(4).hex()
+    store.create_snapshot(cid, image.id)
+    cdir = os.path.join(image_root, "containers", cid)
+    os.makedirs(cdir)
+    with open(os.path.join(cdir, "config.json"), "w") as f:
+        json.dump({"Image": image.id}, f)
+    try:
+        out = hutch(image_root, "rmi", "-f", "busybox").stdout.decode().splitlines()
+        assert out == ["Untagged: busybox:latest", f"Deleted: {image.id}"]  # no layer lines
+        merged = store.mount_rootfs(cid)
+        assert os.path.isfile(os.path.join(merged, "bin", "busybox"))
+        store.unmount_rootfs(cid)
+    finally:
+        store.remove_snapshot(cid)
+        import shutil
+        shutil.rmtree(cdir)
+    assert not store.has_layer(image.layers[0])
+    assert not os.path.exists(os.path.join(store.layers_dir, image.layers[0][7:]))
