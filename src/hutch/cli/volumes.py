@@ -90,7 +90,7 @@ LS = Command("volume ls", "[OPTIONS]", "List volumes", [
          metavar="filter"),
     Flag("format", None, "string", "", "Format output using a custom template"),
     Flag("quiet", "q", "bool", False, "Only display volume names"),
-], max_args=0, aliases=["docker volume ls, docker volume list"])
+], max_args=0, aliases=["hutch volume ls, hutch volume list"])
 
 _LS_TABLE = "{{.Driver}}\t{{.Name}}"
 _LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -188,7 +188,7 @@ def _go_json_indent(obj) -> str:
 RM = Command("volume rm", "[OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes. You "
              "cannot remove a volume that is in use by a container.", [
                  Flag("force", "f", "bool", False, "Force the removal of one or more volumes"),
-             ], min_args=1, aliases=["docker volume rm, docker volume remove"])
+             ], min_args=1, aliases=["hutch volume rm, hutch volume remove"])
 
 
 def cmd_volume_rm(ctx, argv) -> int:
@@ -262,7 +262,7 @@ CP = Command(
         Flag("follow-link", "L", "bool", False, "Always follow symbol link in SRC_PATH"),
         Flag("quiet", "q", "bool", False, "Suppress progress output during copy. Progress "
              "output is automatically suppressed if no terminal is attached"),
-    ], min_args=2, max_args=2, aliases=["docker container cp, docker cp"])
+    ], min_args=2, max_args=2, aliases=["hutch container cp, hutch cp"])
 
 
 def _split_cp_arg(arg: str) -> tuple[str, str]:
