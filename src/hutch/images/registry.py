@@ -60,9 +60,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def _is_local(host: str) -> bool:
-    h = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    h = h.strip("[]")
-    return h == "localhost" or h.startswith("127.") or h == "::1"
+    """localhost or a loopback address (with or without a port): plain http is allowed."""
+    import ipaddress
+    h = host
+    if h.startswith("["):
+        h = h[1:h.index("]")] if "]" in h else h
+    elif h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_challenge(header: str) -> tuple[str, dict]:

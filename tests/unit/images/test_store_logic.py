@@ -94,3 +94,18 @@ def test_credentials_file(tmp_path):
     assert auth.remove_credentials(P, "localhost:5000")
     assert not auth.remove_credentials(P, "localhost:5000")
     assert auth.credentials(P, "localhost:5000") is None
+
+
+@pytest.mark.parametrize("host,local", [
+    ("localhost", True), ("localhost:5000", True), ("127.0.0.1:5000", True),
+    ("127.9.9.9", True), ("[::1]:5000", True), ("127.evil.com:5000", False),
+    ("registry.example:5000", False), ("10.0.0.1:5000", False)])
+def test_plain_http_only_for_loopback(host, local):
+    from hutch.images.registry import Client, _is_local
+    assert _is_local(host) is local
+
+    class P:
+        root = "/nonexistent"
+    assert Client(P).base(host).startswith("http://" if local else "https://")
+    assert Client(P, insecure=[host]).base(host).startswith("http://")
+    assert Client(P).base("docker.io") == "https://registry-1.docker.io"
