@@ -187,3 +187,35 @@ def test_container_being_created_holds_its_volumes(paths):
     with open(os.path.join(tmp, "creator"), "w") as f:
         f.write("999999999 1")                        # its creator died (kill -9)
     s.remove("fresh")
+
+
+def test_racing_creates_and_removes(paths):
+    """Processes racing `create NAME --ref` and `volume rm NAME`: a volume that ends up
+    referenced always exists (the lock makes create-with-ref and rm atomic)."""
+    cids = [container(paths, f"{i:064x}") for i in range(8)]
+    pids = []
+    for i, cid in enumerate(cids):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                s = VolumeStore(paths)
+                for _ in range(20):
+                    if i % 2:
+                        s.create("contended", ref=cid)
+                        s.release("contended", cid)
+                    else:
+                        try:
+                            s.remove("contended")
+                        except (NoSuchVolume, VolumeInUse):
+                            pass
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert all(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) == 0 for p in pids)
+    s = VolumeStore(paths)
+    s.create("contended", ref=cids[1])
+    assert s.get("contended").refs == [cids[1]]
+    assert not [n for n in os.listdir(paths.volumes) if n.startswith(".rm-")]
