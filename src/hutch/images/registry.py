@@ -231,8 +231,7 @@ class Client:
             raise RegistryError(f"failed to fetch an auth token from {params['realm']}: "
                                 f"{e.code} {e.reason}") from None
         except (urllib.error.URLError, OSError) as e:
-            raise RegistryError(f"failed to fetch an auth token: "
-                                f"{getattr(e, 'reason', e)}") from None
+            raise RegistryError(f'Get "{params["realm"]}": {_net_reason(e, url)}') from None
         token = body.get("token") or body.get("access_token")
         if not token:
             raise RegistryError("the registry's token server returned no token")
@@ -251,7 +250,7 @@ class Client:
                                     f'{e.code} {e.reason}') from None
             scheme, params = _parse_challenge(e.headers.get("WWW-Authenticate", ""))
         except (urllib.error.URLError, OSError) as e:
-            raise RegistryError(f'Get "{url}": {getattr(e, "reason", e)}') from None
+            raise RegistryError(f'Get "{url}": {_net_reason(e, url)}') from None
         basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         if scheme == "bearer":
             self._fetch_token(params, "", (user, password))
@@ -279,7 +278,6 @@ class Progress:
         self.quiet = quiet
         self.tty = not quiet and self.out.isatty()
         self.rows: list[str] = []
-        self.text: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def line(self, text: str) -> None:
