@@ -643,45 +643,6 @@ _DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size"
 _ACTIVE_STATES = ("running", "paused", "restarting")
 
 
-def disk_usage(ctx) -> dict:
-    """What `system df` counts, from each store: images (unique layer bytes), containers
-    (their writable layer), local volumes, build cache (hutch has none)."""
-    from hutch.engine.store import Store
-    from hutch.engine.volumestore import tree_size
-    from hutch.images.store import ImageStore
-    images = ImageStore(ctx.paths.images, ctx.paths.containers)
-    in_use = images.images_in_use()
-    imgs, layer_size = [], {}
-    for img in images.list():
-        for d in img.layers:
-            if d not in layer_size:
-                try:
-                    layer_size[d] = images.layer_info(d)["size"]
-                except (OSError, KeyError, ValueError):
-                    layer_size[d] = 0
-        imgs.append({"image": img, "containers": len(in_use.get(img.id, []))})
-    layer_users: dict[str, int] = {}
-    for i in imgs:
-        for d in set(i["image"].layers):
-            layer_users[d] = layer_users.get(d, 0) + 1
-    for i in imgs:
-        layers = set(i["image"].layers)
-        i["size"] = sum(layer_size[d] for d in layers)
-        i["shared"] = sum(layer_size[d] for d in layers if layer_users[d] > 1)
-    ctrs = []
-    for c in Store(ctx.paths).list():
-        try:
-            size = tree_size(images.snapshot_upper(c.id))
-        except Exception:  # noqa: BLE001 - a snapshot being removed: nothing to count
-            size = 0
-        ctrs.append({"container": c, "size": size, "active": c.status in _ACTIVE_STATES})
-    vols = []
-    for v in _store(ctx).list():
-        vols.append({"volume": v, "size": _store(ctx).size(v.name), "links": len(v.refs)})
-    return {"images": imgs, "layers_size": sum(layer_size.values()), "containers": ctrs,
-            "volumes": vols}
-
-
 def _with_pct(reclaimable: int, total: int) -> str:
     from hutch.cli.format import human_size
     if total > 0:
@@ -721,7 +682,8 @@ def cmd_system_df(ctx, argv) -> int:
     except CommandLineError as e:
         return e.report()
     from hutch.cli.gotemplate import TemplateError, render_rows
-    du = disk_usage(ctx)
+    from hutch.engine.volumes import disk_usage
+    du = disk_usage(ctx.paths)
     try:
         if opts["verbose"]:
             if opts["format"]:
