@@ -1043,7 +1043,6 @@ def disk_usage(paths) -> dict:
             "volumes": vols}
 
 
-
 # ---------------------------------------------------------------------------------------
 # cp: tar streams made and unpacked through in-root descriptors (Docker's archive API).
 # ---------------------------------------------------------------------------------------
