@@ -334,13 +334,16 @@ class NetworkManager:
         """The bridge device with its gateway address, up, plus NAT/forward rules; idempotent.
 
         The default bridge's subnet is chosen again when its device is made (unless fixed by
-        bridge_subnet): while it had no device another root or the host may have taken it."""
+        bridge_subnet): while it had no device another root or the host may have taken it.
+        A marker holding the device's ifindex says the whole setup finished: a bridge left
+        half-made by a crash (no rules yet) is completed, one from before a reboot remade."""
         bridge = self.bridge_of(rec)
         with Netlink() as nl:
-            if nl.link(bridge) is not None:
-                return
+            link = nl.link(bridge)
+        if link is not None and _read_json(self._ready_marker(rec), None) == link["index"]:
+            return
         with self.host_lock():
-            if rec["Name"] == "bridge" and not self.bridge_subnet:
+            if link is None and rec["Name"] == "bridge" and not self.bridge_subnet:
                 others = [r for r in self._records() if r["Id"] != rec["Id"]]
                 current = rec["IPAM"]["Config"][0]["Subnet"]
                 net = ipaddress.ip_network(self._free_subnet(others, prefer=current))
@@ -349,14 +352,19 @@ class NetworkManager:
                     self._save_record(rec)
             self._make_bridge(rec)
 
+    def _ready_marker(self, rec: dict) -> str:
+        return os.path.join(self.dir, rec["Id"], "bridge.ready")
+
     def _make_bridge(self, rec: dict) -> None:
         bridge = self.bridge_of(rec)
         cfg = rec["IPAM"]["Config"][0]
+        gateway = f"{cfg['Gateway']}/{ipaddress.ip_network(cfg['Subnet']).prefixlen}"
         with Netlink() as nl:
-            prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
-            nl.add_bridge(bridge)
+            if nl.link(bridge) is None:
+                nl.add_bridge(bridge)
             idx = nl.index(bridge)
-            nl.add_address(idx, f"{cfg['Gateway']}/{prefix}", bridge)
+            if (idx, gateway) not in nl.addresses():
+                nl.add_address(idx, gateway, bridge)
             nl.set_link(idx, up=True, what=bridge)
         _sysctl(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "1")
         _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
@@ -366,8 +374,13 @@ class NetworkManager:
                                icc=opts.get("com.docker.network.bridge.enable_icc") != "false",
                                masquerade=opts.get("com.docker.network.bridge.enable_ip_masquerade")
                                != "false")
+        _write_json(self._ready_marker(rec), idx)
 
     def _remove_network_objects(self, rec: dict) -> None:
+        try:
+            os.unlink(self._ready_marker(rec))
+        except FileNotFoundError:
+            pass
         iptables.remove_tagged("hutch-net:" + rec["Id"][:12])
         with Netlink() as nl:
             nl.delete_link(self.bridge_of(rec))

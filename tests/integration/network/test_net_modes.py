@@ -113,3 +113,19 @@ def test_hundred_cycles_leave_nothing_behind(nm, containers):
         assert json.load(f) == {}
     with Netlink(c.netns) as inner:
         assert [l["name"] for l in inner.links()] == ["lo"]
+
+
+def test_half_made_bridge_is_completed(nm, containers):
+    """A crash after the bridge device was made but before its rules: the next connect
+    finishes the setup instead of trusting the device."""
+    c = containers()
+    nm.connect(c.cid, c.netns)
+    rec = nm.find("bridge")
+    tag = "hutch-net:" + rec["Id"][:12]
+    iptables.remove_tagged(tag)
+    os.unlink(os.path.join(nm.dir, rec["Id"], "bridge.ready"))
+    other = containers()
+    nm.connect(other.cid, other.netns)
+    saved = iptables.save()
+    assert f"-s {rec['IPAM']['Config'][0]['Subnet']} ! -o {nm.bridge_of(rec)}" in saved
+    assert saved.count(tag) == sum(map(len, iptables.network_rules("b", "s", "t").values()))
