@@ -141,6 +141,21 @@ def port_rules(bridge: str, ip: str, mappings: list[dict], tag: str) -> dict[str
     return {"nat": nat, "filter": filt}
 
 
+def published(saved: str) -> dict[str, str]:
+    """Host ports published by any hutch root (the DNAT rules of the nat HUTCH chain), as
+    allocation-table keys "proto/hostip/port" → the owner's tag."""
+    out = {}
+    in_nat = False
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            in_nat = line == "*nat"
+        m = in_nat and re.match(r'-A HUTCH (?:-d (\S+)/32 )?-p (\w+) .*--dport (\d+) .*'
+                                r'--comment "?([^" ]+)"? -j DNAT', line)
+        if m:
+            out[f"{m.group(2)}/{m.group(1) or '0.0.0.0'}/{m.group(3)}"] = m.group(4)
+    return out
+
+
 def tagged(saved: str, tag_re: str) -> dict[str, list[str]]:
     """Deletions (-D lines) for every rule whose comment matches tag_re (a regex)."""
     pat = re.compile(r'--comment "?(' + tag_re + r')"?(\s|$)')

@@ -474,7 +474,9 @@ class NetworkManager:
             if (publish or publish_all) and not rec["Internal"]:   # no way in: Docker ignores them
                 from hutch.network import ports as portspec
                 table = self._ports()
-                ep["ports"] = portspec.choose(publish or {}, exposed, publish_all, table,
+                # Other roots' containers hold ports too: their DNAT rules say which.
+                taken = dict(iptables.published(iptables.save()), **table)
+                ep["ports"] = portspec.choose(publish or {}, exposed, publish_all, taken,
                                               endpoint=f"{name} ({ep['EndpointID']})")
                 for m in ep["ports"]:
                     table[portspec.key(m["proto"], m["host_ip"], m["host_port"])] = cid

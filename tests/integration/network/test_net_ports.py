@@ -146,3 +146,17 @@ def test_published_port_through_the_host_from_containers(nm, containers):
     t = serve_once(listen(a, 80), b"self")
     assert fetch(a.socket(), (gateway, hp)) == b"self"
     t.join(5)
+
+
+def test_port_held_by_another_root(nm, containers, tmp_path):
+    from hutch.network.manager import NetworkManager
+    from hutch.paths import Paths
+    other = NetworkManager(Paths.from_root(str(tmp_path / "other-root")))
+    a, b = containers(), containers()
+    hp = free_port()
+    try:
+        other.connect(a.cid, a.netns, publish=[f"{hp}:80"])
+        with pytest.raises(PortAllocated, match=f"Bind for 0.0.0.0:{hp} failed: port is already allocated"):
+            nm.connect(b.cid, b.netns, publish=[f"{hp}:80"])
+    finally:
+        other.destroy_all()

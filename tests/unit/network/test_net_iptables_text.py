@@ -56,3 +56,10 @@ def test_internal_and_option_variants():
     no_icc = iptables.network_rules("br-n", "10.0.1.0/24", "t", icc=False, masquerade=False)
     assert any(r.startswith("-A FORWARD -i br-n -o br-n") and r.endswith("DROP") for r in no_icc["filter"])
     assert not any("! -o br-n" in r for r in no_icc["nat"])
+
+
+def test_published_ports_from_rules():
+    saved = SAVED.replace("-A HUTCH -p tcp -m tcp --dport 8081",
+                          "-A HUTCH -d 127.0.0.1/32 -p udp -m udp --dport 8081")
+    assert iptables.published(saved) == {"tcp/0.0.0.0/8080": "hutch:abc",
+                                         "udp/127.0.0.1/8081": "hutch:abcd"}
