@@ -444,6 +444,9 @@ class NetworkManager:
             return self.settings(cid, netns_path)
         if rec["Driver"] != "bridge":
             raise NetworkError(f"network {rec['Name']} has an unsupported driver {rec['Driver']}")
+        if aliases and not self._is_user(rec):
+            raise NetworkError("network-scoped alias is supported only for containers in user "
+                               "defined networks")
         if ip and not self._is_user(rec):
             raise NetworkError("user specified IP address is supported on user defined networks only")
         if ip and not rec.get("userSubnet"):

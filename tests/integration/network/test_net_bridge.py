@@ -86,6 +86,9 @@ def test_ip_on_default_bridge_is_refused(nm, containers):
     with pytest.raises(NetworkError, match="user specified IP address is supported on user "
                                            "defined networks only"):
         nm.connect(c.cid, c.netns, ip="172.17.0.9")
+    with pytest.raises(NetworkError, match="network-scoped alias is supported only for containers "
+                                           "in user defined networks"):
+        nm.connect(c.cid, c.netns, aliases=["web"])
     assert nm.inspect("bridge")["Containers"] == {}
 
 
