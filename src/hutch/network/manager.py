@@ -271,7 +271,13 @@ class NetworkManager:
         return out
 
     def list_networks(self) -> list[dict]:
-        return [self.inspect(r["Id"]) for r in sorted(self._ensure_predefined(), key=lambda r: r["Name"])]
+        """Every network, in `docker network ls` order (natural: net2 before net10)."""
+        import re
+
+        def natural(rec):
+            return [(0, int(p), "") if p.isdigit() else (1, 0, p)
+                    for p in re.split(r"(\d+)", rec["Name"]) if p]
+        return [self.inspect(r["Id"]) for r in sorted(self._ensure_predefined(), key=natural)]
 
     def containers_of(self, cid: str) -> list[str]:
         """Names of the networks a container is connected to."""
