@@ -138,3 +138,8 @@ def burn_cpu():
     for i in range(300000):
         x += i
     return x
+
+
+def spin():
+    while True:
+        pass

@@ -259,3 +259,33 @@ def test_bpf_device_filter_on_the_hybrid_cgroup2_mount():
     finally:
         m.destroy()
     assert cgtest.leftover_dirs(parent) == []
+
+
+@needs_v1
+def test_cpu_shares_split_cpu_time_two_to_one():
+    # Two busy children pinned to one CPU, -c 1024 vs -c 512: the kernel gives them CPU time
+    # 2:1. Measured over an amount of CPU time (not wall time), so host load cannot skew it.
+    import time
+    parent = cgtest.unique_parent()
+    hi, lo = cgroups.manager(parent + "/hi"), cgroups.manager(parent + "/lo")
+    kids = []
+    try:
+        for m, shares in ((hi, 1024), (lo, 512)):
+            m.create()
+            m.apply({"cpu": {"shares": shares, "cpus": "0"}})
+        kids = [cgtest.Child(hi, cgtest.spin), cgtest.Child(lo, cgtest.spin)]
+        for k in kids:
+            k.start()
+        usage = lambda m: m.stats()["cpu"]["usage_ns"]  # noqa: E731
+        deadline = time.monotonic() + 60
+        while usage(hi) + usage(lo) < 600_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ratio = usage(hi) / max(usage(lo), 1)
+        assert 1.6 < ratio < 2.5, ratio
+    finally:
+        for k in kids:
+            k.kill()
+        for m in (hi, lo):
+            m.destroy()
+        cgtest.remove_parent(parent)
+    assert cgtest.leftover_dirs(parent) == []
