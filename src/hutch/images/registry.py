@@ -25,7 +25,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from hutch import trace
 from hutch.images import auth
@@ -379,6 +379,10 @@ def fetch_manifest(client: Client, ref: refs.Reference, spec: str = "") -> tuple
         if str(e).startswith(("manifest unknown", "not found", "name unknown")):
             raise RegistryError(f"manifest for {ref.familiar()} not found: manifest unknown: "
                                 "manifest unknown") from None
+        if str(e).startswith(("unauthorized", "denied")):
+            raise RegistryError(f"pull access denied for {ref.familiar_name}, repository does "
+                                "not exist or may require 'hutch login': denied: requested "
+                                "access to the resource is denied") from None
         raise
     with resp:
         data = _read_verified(resp, ref.digest)
@@ -446,19 +450,20 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
             futures = [pool.submit(_pull_layer, store, client, ref, scope, d, diff, lid, out,
                                    cancel) for d, diff, lid in todo]
             try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                if any(f.exception() for f in done):
+                    cancel.set()  # one failed: the others stop instead of finishing
                 errors = [f.exception() for f in futures]
             except BaseException:
                 cancel.set()  # Ctrl-C: the other downloads stop and remove their work dirs
                 raise
-            if any(errors):
-                cancel.set()
         for e in errors:
             if e is not None:
                 if isinstance(e, (RegistryError, KeyboardInterrupt)):
                     raise e
                 raise RegistryError(str(e)) from e
     store.put_blob(manifest_bytes)
-    tags = [str(ref)] if ref.tag else []
+    tags = [str(ref)] if ref.tag and not ref.digest else []  # name:tag@digest: the digest rules
     image = store.add_image(config_bytes, tags=tags, digest_refs=[f"{ref.name}@{digest}"])
     out.line(f"Digest: {digest}")
     shown = ref.familiar()

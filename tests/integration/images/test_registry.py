@@ -176,7 +176,10 @@ def test_basic_auth_login_push_pull(image_root, other_root, auth_registry):
     assert reg.host in json.load(open(cfg))["auths"]
     hutch(image_root, "push", name)
     p = hutch(other_root, "pull", name, check=False)
-    assert p.returncode == 1 and "unauthorized" in p.stderr.decode()
+    assert p.returncode == 1 and p.stderr.decode() == (
+        f"Error response from daemon: pull access denied for {reg.host}/private/bb, repository "
+        "does not exist or may require 'hutch login': denied: requested access to the resource "
+        "is denied\n")
     hutch(other_root, "login", "-u", "tester", "-p", "s3cret", reg.host)
     hutch(other_root, "pull", name)
     assert hutch(other_root, "logout", reg.host).stdout.decode() == \
