@@ -171,10 +171,6 @@ def remove_tagged(tag: str) -> None:
     restore(tagged(save(), re.escape(tag)))
 
 
-def tags_present(saved: str, prefix: str) -> set[str]:
-    return set(re.findall(r'--comment "?' + re.escape(prefix) + r'([0-9a-f]+)"?', saved))
-
-
 def setup_network(bridge: str, subnet: str, tag: str, **flags) -> None:
     """Chains and jumps (once per host) and this network's NAT/forward/isolation rules."""
     saved = save()

@@ -21,7 +21,6 @@ def test_tagged_finds_exactly_its_own():
         '-D HUTCH -p tcp -m tcp --dport 8080 -m comment --comment "hutch:abc" -j DNAT '
         '--to-destination 172.17.0.2:80']}
     assert list(iptables.tagged(SAVED, "hutch-net:0123456789ab")) == ["filter"]
-    assert iptables.tags_present(SAVED, "hutch:") == {"abc", "abcd"}
 
 
 def test_missing_base_adds_only_what_is_absent():
