@@ -174,6 +174,9 @@ class Client:
             except (urllib.error.URLError, OSError) as e:
                 raise RegistryError(f'Get "{self.base(domain)}/v2/": '
                                     f'{_net_reason(e, url)}') from None
+            finally:
+                if hasattr(body, "close"):
+                    body.close()  # a file being uploaded: reopened by data() on a retry
         raise RegistryError(f"{method} {url}: unauthorized")
 
     @staticmethod
