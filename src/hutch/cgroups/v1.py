@@ -108,9 +108,13 @@ class V1Manager(CgroupManager):
         freezer = self._paths.get("freezer")
         if freezer and os.path.isdir(freezer) and fs.procs(freezer):
             # Freeze first so nothing forks between reading the pid list and the kill;
-            # thaw so that the killed (frozen) tasks can run and die.
+            # thaw so that the killed (frozen) tasks can run and die. A freeze that does
+            # not complete must not stop the kill.
             try:
                 self.freeze()
+            except CgroupError as e:
+                trace.step("cgroup", f"destroy without freezing: {e}")
+            try:
                 fs.kill_all(freezer)
             finally:
                 self.thaw()

@@ -65,6 +65,9 @@ class V2Manager(CgroupManager):
         elif fs.procs(self.dir):
             try:
                 self.freeze()
+            except CgroupError as e:
+                trace.step("cgroup", f"destroy without freezing: {e}")
+            try:
                 fs.kill_all(self.dir)
             finally:
                 self.thaw()
