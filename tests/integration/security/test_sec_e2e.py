@@ -68,8 +68,10 @@ def test_privileged(hutch_root):
 def test_cap_drop_all_add_one_and_non_root(hutch_root):
     out = run(hutch_root, "--cap-drop", "ALL", "--cap-add", "net_bind_service", "busybox",
               "cat", "/proc/self/status")
+    assert out.returncode == 0, out.stderr
     assert status(out.stdout)["CapEff"] == f"{1 << 10:016x}"
     out = run(hutch_root, "--user", "nobody", "busybox", "sh", "-c", "cat /proc/self/status; id")
+    assert out.returncode == 0, out.stderr
     st = status(out.stdout)
     assert st["CapEff"] == "0000000000000000" and "uid=65534(nobody)" in out.stdout
 
