@@ -256,11 +256,11 @@ class _Conflict(Exception):
 
 
 def remove_image(store, ref: str, force: bool) -> list[str]:
-    """Docker's image delete: untag, or delete when the last name goes; returns the
+    """Docker's image delete (daemon/images/image_delete.go): by name, untag, and delete the
+    image when no name is left; by id, delete it with all its names. Returns the
     `Untagged:`/`Deleted:` lines. Raises ImageNotFound or _Conflict."""
     from hutch.images import reference as refs
     from hutch.images.store import ImageNotFound
-    lines: list[str] = []
     in_use = store.images_in_use()
     with store.locked() as db:
         image_id = store.lookup_id(db, ref)
@@ -269,41 +269,55 @@ def remove_image(store, ref: str, force: bool) -> list[str]:
         image = store._image(db, image_id)
         users = in_use.get(image_id, [])
         running = [c for c, r in users if r]
-        by_name = False
+
+        def names() -> list[str]:
+            return [t for t, i in db["tags"].items() if i == image_id] + \
+                   [d for d, i in db["digests"].items() if i == image_id]
+
         try:
             r = refs.parse(ref)
             key = f"{r.name}@{r.digest}" if r.digest else str(r.tagged_or_latest())
             by_name = db["digests" if r.digest else "tags"].get(key) == image_id
         except refs.InvalidReference:
-            pass
+            by_name = False
+        lines: list[str] = []
         if by_name:
-            names = [t for t, i in db["tags"].items() if i == image_id]
-            if (r.digest is None and len(names) > 1) or (r.digest and names):
-                del db["digests" if r.digest else "tags"][key]  # other names keep it
-                return [f"Untagged: {r.familiar()}"]
-            if users and not force:
+            if users and not force and _single_reference(names()):
                 raise _Conflict(f'conflict: unable to remove repository reference "{ref}" '
                                 f"(must force) - container {users[0][0][:12]} is using its "
                                 f"referenced image {image.short_id}")
+            del db["digests" if r.digest else "tags"][key]
+            lines.append(f"Untagged: {r.tagged_or_latest().familiar()}")
+            # the last tag of a repository takes that repository's digest names with it
+            if not r.digest and not any(refs.parse(t).name == r.name for t in names()
+                                        if "@" not in t):
+                for d in [d for d in names() if "@" in d and d.rpartition("@")[0] == r.name]:
+                    del db["digests"][d]
+                    lines.append(f"Untagged: {refs.parse(d).familiar()}")
+            if names() or running:
+                return lines  # still named, or left dangling under a running container
         else:
             if running:
                 raise _Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced)"
                                 f" - image is being used by running container {running[0][:12]}")
-            if len(image.repo_tags) > 1 and not force:
+            if not force and not _single_reference(names()):
                 raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
                                 "- image is referenced in multiple repositories")
-            if users and not force:
+            if not force and users:
                 raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
                                 f"- image is being used by stopped container {users[0][0][:12]}")
-        if running:
-            raise _Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced) - "
-                            f"image is being used by running container {running[0][:12]}")
-        lines += [f"Untagged: {t}" for t in image.repo_tags]
-        lines += [f"Untagged: {d}" for d in image.repo_digests]
+            lines += [f"Untagged: {refs.parse(n).familiar()}" for n in sorted(names())]
         removed = store.delete_image(db, image_id)
         lines.append(f"Deleted: {image_id}")
         lines += [f"Deleted: {c}" for c in reversed(removed)]
     return lines
+
+
+def _single_reference(names: list[str]) -> bool:
+    """Docker's isSingleReference: one repository, at most one tag."""
+    from hutch.images import reference as refs
+    repos = {refs.parse(n).name for n in names}
+    return len(repos) <= 1 and sum("@" not in n for n in names) <= 1
 
 
 def cmd_rmi(ctx, argv) -> int:

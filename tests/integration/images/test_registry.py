@@ -71,6 +71,11 @@ def test_push_pull_round_trip(image_root, other_root, registry, tmp_path):
     assert ib.repo_digests == [f"{registry.host}/test/bb@{digest}"]
     by_digest = hutch(other_root, "pull", "-q", f"{registry.host}/test/bb@{digest}")
     assert by_digest.stdout.decode() == f"{registry.host}/test/bb@{digest}\n"
+    # the repository's last tag takes its digest name along, then the image goes
+    out = hutch(other_root, "rmi", name).stdout.decode().splitlines()
+    assert out[:3] == [f"Untagged: {name}", f"Untagged: {registry.host}/test/bb@{digest}",
+                       f"Deleted: {ib.id}"]
+    assert hutch(other_root, "images", "-q").stdout == b""
 
 
 def test_manifest_list_and_oci_zstd(image_root, other_root, registry):
