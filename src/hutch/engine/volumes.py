@@ -1339,8 +1339,21 @@ def open_container_root(paths, cid: str, state: dict, record: dict) -> int:
     pid = state.get("Pid") or 0
     if pid and state.get("Running") and alive(pid, state.get("PidStart")):
         fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            st, host = os.fstat(fd), os.stat("/")
+            same_ns = (os.stat(f"/proc/{pid}/ns/mnt").st_ino
+                       == os.stat("/proc/self/ns/mnt").st_ino)
+        except OSError:
+            st = host = None
+            same_ns = False
         if alive(pid, state.get("PidStart")):
-            return fd
+            # An init that has not pivoted into its rootfs yet would hand us the host's root.
+            if st is not None and not same_ns and \
+                    (st.st_dev, st.st_ino) != (host.st_dev, host.st_ino):
+                return fd
+            os.close(fd)
+            raise CopyError(f"Error response from daemon: container {cid[:12]} is not ready: "
+                            "its root filesystem is not set up yet")
         os.close(fd)
     from hutch import _sys
     from hutch.engine.volumestore import VolumeStore
