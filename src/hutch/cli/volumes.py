@@ -707,8 +707,10 @@ def _df_verbose(du: dict) -> str:
         tags = img.repo_tags or ["<none>:<none>"]
         for tag in tags:
             repo, _, t = tag.rpartition(":")
-            rows.append([repo, t, img.short_id, fmt.ago(img.created) if img.created else "N/A", fmt.human_size(i["size"]), fmt.human_size(i["shared"]),
-                         fmt.human_size(i["size"] - i["shared"]), str(i["containers"])])
+            created = fmt.ago(img.created) if img.created else "N/A"
+            rows.append([repo, t, img.short_id, created, fmt.human_size(i["size"]),
+                         fmt.human_size(i["shared"]), fmt.human_size(i["size"] - i["shared"]),
+                         str(i["containers"])])
     out.append(fmt.table(rows, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE",
                                 "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]))
     out.append("\nContainers space usage:\n\n")
@@ -871,4 +873,5 @@ def _prune_images(ctx, opts, filters):
             continue
         reclaimed += img.size
         lines += [line[0].lower() + line[1:] for line in out]
-    return ("Deleted Images:\n" + "".join(f"{line}\n" for line in lines)) if lines else "", reclaimed
+    out = "Deleted Images:\n" + "".join(f"{line}\n" for line in lines) if lines else ""
+    return out, reclaimed

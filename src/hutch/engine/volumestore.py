@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass, field
 
 from hutch import trace
@@ -338,7 +339,7 @@ def tree_size(top: str) -> int:
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            if not os.path.isdir(os.path.join(dirpath, n)) or os.path.islink(os.path.join(dirpath, n)):
+            if not stat.S_ISDIR(st.st_mode):   # files and links count, as du's apparent size
                 total += st.st_size
     return total
 
