@@ -288,3 +288,17 @@ def test_killed_pull_leaves_no_half_layer(image_root, other_root, registry, tmp_
     with open(os.path.join(store.layer_path(diff_id), "blob.bin"), "rb") as f:
         assert f.read() == payload
     assert os.listdir(store.tmp) == []
+
+
+def test_push_and_pull_all_tags(image_root, other_root, registry):
+    repo = f"{registry.host}/many/img"
+    hutch(image_root, "tag", "busybox", f"{repo}:one")
+    hutch(image_root, "tag", "progrium/stress", f"{repo}:two")
+    out = hutch(image_root, "push", "--all-tags", repo).stdout.decode()
+    assert "one: digest: sha256:" in out and "two: digest: sha256:" in out
+    hutch(other_root, "pull", "--all-tags", repo)
+    rows = hutch(other_root, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode()
+    assert sorted(rows.split()) == [f"{repo}:one", f"{repo}:two"]
+    p = hutch(other_root, "push", f"{registry.host}/nothing/here:1", check=False)
+    assert p.returncode == 1 and p.stderr.decode() == (
+        f"An image does not exist locally with the tag: {registry.host}/nothing/here\n")
