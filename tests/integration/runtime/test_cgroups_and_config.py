@@ -84,13 +84,19 @@ def test_events_stats(bundle):
 
 
 def test_custom_cgroups_path(bundle):
-    bundle.config["linux"]["cgroupsPath"] = f"/hutch-rt-test/{bundle.id}"
+    parent = f"{bundle.id}-parent"
+    bundle.config["linux"]["cgroupsPath"] = f"/{parent}/{bundle.id}"
     bundle.create(["sleep", "60"])
     try:
-        assert os.path.isdir(f"/sys/fs/cgroup/pids/hutch-rt-test/{bundle.id}")
+        assert os.path.isdir(f"/sys/fs/cgroup/pids/{parent}/{bundle.id}")
     finally:
         bundle.runtime("delete", "--force", bundle.id, check=True)
-    assert not os.path.exists(f"/sys/fs/cgroup/pids/hutch-rt-test/{bundle.id}")
+        assert not os.path.exists(f"/sys/fs/cgroup/pids/{parent}/{bundle.id}")
+        # The parent was made by the runtime but is not the container's: the test removes it.
+        for controller in os.listdir("/sys/fs/cgroup"):
+            d = f"/sys/fs/cgroup/{controller}/{parent}"
+            if os.path.isdir(d):
+                os.rmdir(d)
 
 
 BAD_CONFIGS = [
