@@ -603,7 +603,10 @@ class MountPlan:
 
     @classmethod
     def from_record(cls, record: dict | None) -> "MountPlan":
+        """From `record` (as stored), or from a container's whole config holding it."""
         record = record or {}
+        if "HutchMounts" in record:
+            record = record["HutchMounts"] or {}
         return cls([MountPoint(**m) for m in record.get("MountPoints", [])],
                    dict(record.get("Tmpfs") or {}))
 
@@ -675,8 +678,6 @@ def plan_mounts(paths, cid: str, *, volumes=(), mounts=(), tmpfs=(), volumes_fro
             if lookup is None:
                 raise _daemon(f"No such container: {ctr}")
             _, record = lookup(ctr)
-            if record and "HutchMounts" in record:   # the container's whole config
-                record = record["HutchMounts"]
             for m in MountPlan.from_record(record).mounts:
                 cp = MountPoint(Type=m.Type, Destination=m.Destination, Source=m.Source,
                                 Name=m.Name, Driver=m.Driver,

@@ -219,3 +219,13 @@ def test_racing_creates_and_removes(paths):
     s.create("contended", ref=cids[1])
     assert s.get("contended").refs == [cids[1]]
     assert not [n for n in os.listdir(paths.volumes) if n.startswith(".rm-")]
+
+
+def test_record_or_whole_config(paths):
+    cid = container(paths, "7" * 64)
+    plan = plan_mounts(paths, cid, volumes=["rc:/x"])
+    config = {"Config": {}, "HutchMounts": plan.record}
+    assert MountPlan.from_record(config).volume_names == ["rc"] == plan.volume_names
+    assert MountPlan.from_record({"HutchMounts": None}).mounts == []
+    release_container(paths, cid, config)
+    VolumeStore(paths).remove("rc")
