@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import signal
 import socket
 import time
@@ -257,7 +256,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                 cgroup.destroy()
             except Exception as ce:  # noqa: BLE001 - the first error is the one to report
                 _warn(f"removing cgroup {cgroup.path}: {ce}")
-        shutil.rmtree(cdir, ignore_errors=True)
+        statefile.remove(state_root, cid)
         if isinstance(e, (sync.ProtocolError, hooks.HookError)):
             raise RuntimeFailure(f"unable to start container process: {e}") from None
         if isinstance(e, OSError):
@@ -524,7 +523,7 @@ def delete(state_root, cid, force=False) -> None:
     if poststop:
         hooks.run_hooks_warn(poststop, dict(_hook_state(st), status=status.STOPPED),
                              "poststop", _warn)
-    shutil.rmtree(statefile.container_dir(state_root, cid), ignore_errors=True)
+    statefile.remove(state_root, cid)
 
 
 def pause(state_root, cid) -> None:

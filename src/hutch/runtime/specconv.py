@@ -451,9 +451,13 @@ def convert(config: dict, bundle: str) -> Config:
     if linux.get("seccomp") is not None:
         cfg.seccomp = _check_seccomp(linux["seccomp"])
     cfg.hooks = _check_hooks(config)
-    for key in ("intelRdt", "personality"):
+    # Fields of later spec versions this runtime does not implement: refused, never ignored.
+    for key in ("intelRdt", "personality", "timeOffsets", "netDevices", "memoryPolicy"):
         if linux.get(key):
             _fail(f"linux.{key}", "is not supported")
+    for key in ("scheduler", "ioPriority", "execCPUAffinity"):
+        if (config.get("process") or {}).get(key):
+            _fail(f"process.{key}", "is not supported")
     for key in ("mountLabel",):
         if linux.get(key):
             _fail(f"linux.{key}", "SELinux is not enabled on this host")

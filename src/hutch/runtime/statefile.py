@@ -61,6 +61,21 @@ def load(root: str, cid: str) -> dict:
         raise RuntimeFailure(f"container {cid}: corrupt state file: {e}") from None
 
 
+def remove(root: str, cid: str) -> None:
+    """The state directory holds only flat files (state, fifo): no rmtree needed."""
+    d = container_dir(root, cid)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(d, name))
+        except FileNotFoundError:
+            pass
+    os.rmdir(d)
+
+
 def ids(root: str) -> list[str]:
     try:
         names = os.listdir(root)

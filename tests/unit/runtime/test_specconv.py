@@ -114,6 +114,10 @@ def test_default_device_rules_appended(bundle):
          "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}),
      "linux.seccomp.syscalls[0].args[0].op: unknown operator 'SCMP_CMP_LIKE'"),
     (lambda c: c.pop("process"), "process: must be set"),
+    (lambda c: c["linux"].update(personality={"domain": "LINUX32"}),
+     "linux.personality: is not supported"),
+    (lambda c: c["process"].update(ioPriority={"class": "IOPRIO_CLASS_IDLE"}),
+     "process.ioPriority: is not supported"),
 ])
 def test_errors_name_the_field(bundle, mutate, message):
     config = copy.deepcopy(example_config())
