@@ -430,8 +430,9 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
     layers = [d for d in manifest.get("layers") or []]
     if len(diff_ids) != len(layers):
         raise RegistryError("the image config and manifest disagree on the number of layers")
-    up_to_date = all(store.has_layer(d) for d in diff_ids)
-    before = _existing_id(store, ref)
+    # up to date: the name already points at this image (its id is the config digest)
+    up_to_date = _existing_id(store, ref) == config_digest and \
+        all(store.has_layer(d) for d in diff_ids)
     todo = []
     seen = set()
     for desc, diff_id in zip(layers, diff_ids):
@@ -470,7 +471,7 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
     image = store.add_image(config_bytes, tags=tags, digest_refs=[f"{ref.name}@{digest}"])
     out.line(f"Digest: {digest}")
     shown = ref.familiar()
-    if before == image.id and up_to_date:
+    if up_to_date:
         out.line(f"Status: Image is up to date for {shown}")
     else:
         out.line(f"Status: Downloaded newer image for {shown}")
