@@ -8,7 +8,7 @@ say() { echo "setup: $*"; }
 APT_PACKAGES=(
   busybox-static stress docker-registry iptables libseccomp2 python3-seccomp python3-venv
   iproute2 psmisc procps tmux util-linux e2fsprogs
-  runc crun skopeo umoci
+  runc crun skopeo umoci zstd
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
