@@ -602,8 +602,9 @@ def cmd_load(ctx, argv) -> int:
 PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Pull an image or a repository from a registry", [
     Flag("all-tags", "a", help="Download all tagged images in the repository"),
     Flag("platform", None, "string", "", "Set platform if server is multi-platform capable"),
+    Flag("disable-content-trust", None, "bool", True, "Skip image verification"),
     Flag("quiet", "q", help="Suppress verbose output"),
-    Flag("insecure-registry", None, "list", [], "Allow plain http (and unverified https) "
+    Flag("insecure-registry", None, "list", [], "Allow plain http "
          "for this registry host[:port]"),
 ], min_args=1, max_args=1)
 
@@ -614,6 +615,8 @@ def cmd_pull(ctx, argv) -> int:
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs, registry
+    if not opts["disable-content-trust"]:
+        return _err("content trust (image signing) is not supported by hutch", 125)
     try:
         ref = refs.parse(args[0])
     except refs.InvalidReference as e:
@@ -644,8 +647,9 @@ def cmd_pull(ctx, argv) -> int:
 
 PUSH = Command("push", "[OPTIONS] NAME[:TAG]", "Push an image or a repository to a registry", [
     Flag("all-tags", "a", help="Push all tagged images in the repository"),
+    Flag("disable-content-trust", None, "bool", True, "Skip image verification"),
     Flag("quiet", "q", help="Suppress verbose output"),
-    Flag("insecure-registry", None, "list", [], "Allow plain http (and unverified https) "
+    Flag("insecure-registry", None, "list", [], "Allow plain http "
          "for this registry host[:port]"),
 ], min_args=1, max_args=1)
 
@@ -656,6 +660,8 @@ def cmd_push(ctx, argv) -> int:
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs, registry
+    if not opts["disable-content-trust"]:
+        return _err("content trust (image signing) is not supported by hutch", 125)
     try:
         ref = refs.parse(args[0])
     except refs.InvalidReference as e:
