@@ -309,14 +309,23 @@ class Progress:
             self.out.flush()
 
 
+def _size(n: float) -> str:
+    """go-units HumanSize, as Docker's progress bar shows bytes ("1.049MB")."""
+    units = ["B", "kB", "MB", "GB", "TB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
 def _bar(done: int, total: int) -> str:
-    from hutch.cli.format import human_size
     if total <= 0:
-        return human_size(done, 4)
+        return _size(done)
     width = 50
     n = min(width, int(width * done / total))
     arrow = "=" * max(0, n - 1) + (">" if n else "")
-    return f"[{arrow.ljust(width)}]  {human_size(done, 4)}/{human_size(total, 4)}"
+    return f"[{arrow.ljust(width)}]  {_size(done)}/{_size(total)}"
 
 
 # --- pull ------------------------------------------------------------------------------
