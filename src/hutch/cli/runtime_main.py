@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from hutch.runtime.errors import RuntimeFailure
+
 PROG = "hutch-runtime"
 
 USAGE = f"""Usage: {PROG} [global options] COMMAND [command options] [arguments...]
@@ -337,10 +339,8 @@ def cmd_exec(root, argv):
             root, cid, spec, detach=bool(a.get("detach")),
             console_socket=a.get("console-socket"), pid_file=a.get("pid-file"),
             preserve_fds=int(a.get("preserve-fds", "0")))
-    except Exception as e:
-        if type(e).__name__ in ("RuntimeFailure", "ContainerNotFound"):
-            raise _ExecFailure(f"exec failed: {e}") from None
-        raise
+    except RuntimeFailure as e:
+        raise _ExecFailure(f"exec failed: {e}") from None
     return 0 if a.get("detach") else result
 
 
@@ -529,14 +529,12 @@ def run_cli(argv, default_root=None):
     except _Failure as e:
         log.error(str(e))
         return 1
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ in ("RuntimeFailure", "ContainerNotFound"):
-            msg = str(e)
-            if command in ("create", "run") and msg.startswith("unable to start"):
-                msg = f"{PROG} {command} failed: {msg}"
-            log.error(msg)
-            return 1
-        raise
+    except RuntimeFailure as e:
+        msg = str(e)
+        if command in ("create", "run") and msg.startswith("unable to start"):
+            msg = f"{PROG} {command} failed: {msg}"
+        log.error(msg)
+        return 1
 
 
 def cmd_runtime(ctx, argv):

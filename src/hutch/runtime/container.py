@@ -12,17 +12,18 @@ import signal
 import socket
 import time
 
-from hutch import _sys, trace
+from hutch import _sys, cgroups, trace
 from hutch.oci.runtime_spec import SPEC_VERSION, ConfigError, load_config
-from hutch.runtime import hooks, process, specconv, statefile, status, sync, terminal
+from hutch.runtime import (capabilities, hooks, process, specconv, statefile, status, sync,
+                           terminal)
 from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
 
 __all__ = ["create", "start", "run", "state", "list_containers", "kill", "delete", "pause",
-           "resume", "ps", "exec_process", "update", "ContainerNotFound", "RuntimeFailure"]
+           "resume", "ps", "exec_process", "process_from_args", "update", "stats",
+           "ContainerNotFound", "RuntimeFailure"]
 
 
 def _cgroup_manager(cgroups_path: str):
-    from hutch import cgroups
     try:
         return cgroups.manager(cgroups_path)
     except cgroups.CgroupError as e:
@@ -45,7 +46,7 @@ def _check_host_support(cfg: specconv.Config) -> None:
                           "specified but SELinux is not enabled on this system")
     if proc.rlimits:
         import resource
-        has_sys_resource = _sys.capget()[0] >> 24 & 1
+        has_sys_resource = _sys.capget()[0] >> capabilities.NUMBERS["CAP_SYS_RESOURCE"] & 1
         for name, res, soft, hard in proc.rlimits:
             current = resource.getrlimit(res)[1]
             if hard > current and current != resource.RLIM_INFINITY and not has_sys_resource:
@@ -239,8 +240,9 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         started = statefile.process_start_time(init_pid)
         if started is None:
             raise RuntimeFailure("container init exited unexpectedly")
+        saved = {k: v for k, v in base.items() if k != "status"}  # status is derived
         statefile.save(state_root, cid, {
-            **base, "pid": init_pid, "pid_start": started, "rootfs": cfg.rootfs,
+            **saved, "pid": init_pid, "pid_start": started, "rootfs": cfg.rootfs,
             "created": _now(), "cgroups_path": cgroup.path, "config": raw,
             "no_pivot": no_pivot})
         if pid_file:
@@ -254,14 +256,14 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if cgroup is not None:
             try:
                 cgroup.destroy()
-            except Exception as ce:  # noqa: BLE001 - the first error is the one to report
+            except cgroups.CgroupError as ce:  # the first error is the one to report
                 _warn(f"removing cgroup {cgroup.path}: {ce}")
         statefile.remove(state_root, cid)
         if isinstance(e, (sync.ProtocolError, hooks.HookError)):
             raise RuntimeFailure(f"unable to start container process: {e}") from None
         if isinstance(e, OSError):
             raise RuntimeFailure(process.describe(e)) from None
-        if not isinstance(e, RuntimeFailure) and type(e).__name__ == "CgroupError":
+        if isinstance(e, cgroups.CgroupError):
             raise RuntimeFailure(str(e)) from None
         raise
     finally:
@@ -517,7 +519,7 @@ def delete(state_root, cid, force=False) -> None:
     trace.step("cgroup", "destroy", path=cgroup.path)
     try:
         cgroup.destroy()
-    except Exception as e:  # noqa: BLE001 - CgroupError; the state must still go
+    except cgroups.CgroupError as e:  # the state must still go
         _warn(str(e))
     poststop = (st["config"].get("hooks") or {}).get("poststop")
     if poststop:
@@ -545,10 +547,8 @@ def update(state_root, cid, resources: dict) -> None:
     status.check("update", current, cid)
     try:
         _cgroup_manager(st["cgroups_path"]).apply(resources)
-    except Exception as e:  # noqa: BLE001 - CgroupError: one line
-        if type(e).__name__ == "CgroupError":
-            raise RuntimeFailure(str(e)) from None
-        raise
+    except cgroups.CgroupError as e:
+        raise RuntimeFailure(str(e)) from None
 
 
 def stats(state_root, cid) -> dict:
