@@ -123,13 +123,14 @@ def _mount_cgroup(sys, dest: str, m: Mount, in_userns: bool, paths: dict[str, st
         return
     trace.step("mount", f"tmpfs on {dest} for the cgroup hierarchies")
     sys.mount("tmpfs", dest, "tmpfs", m.flags & ~MS_RDONLY & ~MS_BIND, "mode=755")
+    # One bind per v1 hierarchy holding one of the container's directories, in the host's
+    # mount order (as runc).
     by_dir = {}
-    for controller, path in paths.items():
-        for mountpoint, fstype in hierarchies:
-            name = os.path.basename(mountpoint)
-            if fstype == "cgroup" and path.startswith(mountpoint + "/") or path == mountpoint:
-                by_dir[name] = path
-    for name, path in sorted(by_dir.items()):
+    for mountpoint, fstype in hierarchies:
+        for path in paths.values():
+            if fstype == "cgroup" and path.startswith(mountpoint + "/"):
+                by_dir[os.path.basename(mountpoint)] = path
+    for name, path in by_dir.items():
         sub = os.path.join(dest, name)
         os.makedirs(sub, exist_ok=True)
         _bind(sys, path, sub, (m.flags & ~MS_REC) | MS_BIND, in_userns)
@@ -139,8 +140,7 @@ def _mount_cgroup(sys, dest: str, m: Mount, in_userns: bool, paths: dict[str, st
                 link = os.path.join(dest, alias)
                 if not os.path.lexists(link):
                     os.symlink(name, link)
-    if m.flags & MS_RDONLY:
-        sys.mount(None, dest, None, (m.flags & ~MS_BIND) | MS_REMOUNT | MS_RDONLY)
+    # The tmpfs itself stays writable, as under runc and Docker; each hierarchy is not.
 
 
 def create_device(sys, rootfs: str, dev: Device, in_userns: bool) -> None:
