@@ -251,81 +251,13 @@ RMI = Command("rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", 
 ], min_args=1)
 
 
-class _Conflict(Exception):
-    pass
-
-
-def remove_image(store, ref: str, force: bool) -> list[str]:
-    """Docker's image delete (daemon/images/image_delete.go): by name, untag, and delete the
-    image when no name is left; by id, delete it with all its names. Returns the
-    `Untagged:`/`Deleted:` lines. Raises ImageNotFound or _Conflict."""
-    from hutch.images import reference as refs
-    from hutch.images.store import ImageNotFound
-    in_use = store.images_in_use()
-    with store.locked() as db:
-        image_id = store.lookup_id(db, ref)
-        if image_id is None:
-            raise ImageNotFound(ref)
-        image = store._image(db, image_id)
-        users = in_use.get(image_id, [])
-        running = [c for c, r in users if r]
-
-        def names() -> list[str]:
-            return [t for t, i in db["tags"].items() if i == image_id] + \
-                   [d for d, i in db["digests"].items() if i == image_id]
-
-        try:
-            r = refs.parse(ref)
-            key = f"{r.name}@{r.digest}" if r.digest else str(r.tagged_or_latest())
-            by_name = db["digests" if r.digest else "tags"].get(key) == image_id
-        except refs.InvalidReference:
-            by_name = False
-        lines: list[str] = []
-        if by_name:
-            if users and not force and _single_reference(names()):
-                raise _Conflict(f'conflict: unable to remove repository reference "{ref}" '
-                                f"(must force) - container {users[0][0][:12]} is using its "
-                                f"referenced image {image.short_id}")
-            del db["digests" if r.digest else "tags"][key]
-            lines.append(f"Untagged: {r.tagged_or_latest().familiar()}")
-            # the last tag of a repository takes that repository's digest names with it
-            if not r.digest and not any(refs.parse(t).name == r.name for t in names()
-                                        if "@" not in t):
-                for d in [d for d in names() if "@" in d and d.rpartition("@")[0] == r.name]:
-                    del db["digests"][d]
-                    lines.append(f"Untagged: {refs.parse(d).familiar()}")
-            if names() or running:
-                return lines  # still named, or left dangling under a running container
-        else:
-            if running:
-                raise _Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced)"
-                                f" - image is being used by running container {running[0][:12]}")
-            if not force and not _single_reference(names()):
-                raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
-                                "- image is referenced in multiple repositories")
-            if not force and users:
-                raise _Conflict(f"conflict: unable to delete {image.short_id} (must be forced) "
-                                f"- image is being used by stopped container {users[0][0][:12]}")
-            lines += [f"Untagged: {refs.parse(n).familiar()}" for n in sorted(names())]
-        removed = store.delete_image(db, image_id)
-        lines.append(f"Deleted: {image_id}")
-        lines += [f"Deleted: {c}" for c in reversed(removed)]
-    return lines
-
-
-def _single_reference(names: list[str]) -> bool:
-    """Docker's isSingleReference: one repository, at most one tag."""
-    from hutch.images import reference as refs
-    repos = {refs.parse(n).name for n in names}
-    return len(repos) <= 1 and sum("@" not in n for n in names) <= 1
-
-
 def cmd_rmi(ctx, argv) -> int:
     try:
         opts, args = _parse(RMI, argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs
+    from hutch.images.delete import ImageConflict, remove_image
     from hutch.images.store import ImageNotFound
     store = _store(ctx)
     rc = 0
@@ -338,7 +270,7 @@ def cmd_rmi(ctx, argv) -> int:
         except refs.InvalidReference as e:
             rc = _err(f"Error response from daemon: {e}")
             continue
-        except _Conflict as e:
+        except ImageConflict as e:
             rc = _daemon_err(str(e))
             continue
         sys.stdout.write("".join(line + "\n" for line in lines))
@@ -452,7 +384,7 @@ def cmd_image_prune(ctx, argv) -> int:
         opts, _ = _parse(PRUNE, argv)
     except CommandLineError as e:
         return e.report()
-    from hutch.cli.format import human_size, to_unix
+    from hutch.cli.format import human_size
     if not opts["force"]:
         warn = ("WARNING! This will remove all images without at least one container "
                 "associated to them." if opts["all"] else
@@ -474,33 +406,12 @@ def cmd_image_prune(ctx, argv) -> int:
             labels.append((k, v))
         else:
             return _daemon_err(f"invalid filter '{k}'")
-    store = _store(ctx)
-    in_use = store.images_in_use()
-    lines: list[str] = []
-    reclaimed = 0
-    for img in store.list():
-        if img.id in in_use or (img.repo_tags and not opts["all"]):
-            continue
-        if until is not None and img.created and to_unix(img.created) >= until:
-            continue
-        img_labels = (img.config.get("config") or {}).get("Labels") or {}
-        if not all((k == "label") == _label_ok(img_labels, v) for k, v in labels):
-            continue
-        try:
-            out = remove_image(store, img.id, force=True)
-        except Exception:  # noqa: BLE001 - a racing rmi: skip it as Docker does
-            continue
-        reclaimed += img.size
-        lines += [line[0].lower() + line[1:] for line in out]
+    from hutch.images.delete import prune
+    lines, reclaimed = prune(_store(ctx), all_images=opts["all"], until=until, labels=labels)
     if lines:
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 3)}\n")
     return 0
-
-
-def _label_ok(labels: dict, spec: str) -> bool:
-    k, eq, v = spec.partition("=")
-    return k in labels and (not eq or labels[k] == v)
 
 
 def _parse_until(v: str) -> float | None:

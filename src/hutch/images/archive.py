@@ -313,7 +313,7 @@ def _load_docker(store: ImageStore, root_fd: int) -> list[str]:
 
 def _renamed(store: ImageStore, tags: list[str], new_id: str) -> list[str]:
     """Docker's note when a loaded tag takes the name from another image."""
-    db = store._load()
+    db = store.read_db()
     out = []
     for t in tags:
         old = db["tags"].get(t)

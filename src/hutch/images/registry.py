@@ -490,7 +490,7 @@ def pull(store: ImageStore, client: Client, ref: refs.Reference, out: Progress, 
 
 
 def _existing_id(store: ImageStore, ref: refs.Reference) -> str | None:
-    db = store._load()
+    db = store.read_db()
     key = f"{ref.name}@{ref.digest}" if ref.digest else str(ref)
     return db["digests" if ref.digest else "tags"].get(key)
 

@@ -132,7 +132,7 @@ class ImageStore:
         fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            db = self._load()
+            db = self.read_db()
             before = json.dumps(db, sort_keys=True)
             yield db
             if json.dumps(db, sort_keys=True) != before:
@@ -140,7 +140,7 @@ class ImageStore:
         finally:
             os.close(fd)
 
-    def _load(self) -> dict:
+    def read_db(self) -> dict:
         try:
             with open(self.db_path) as f:
                 db = json.load(f)
@@ -310,7 +310,7 @@ class ImageStore:
                 db["digests"][d] = image_id
         return self.get(image_id)
 
-    def _image(self, db: dict, image_id: str) -> Image:
+    def image_in(self, db: dict, image_id: str) -> Image:
         rec = db["images"][image_id]
         config = json.loads(self.read_blob(image_id))
         tags = sorted(refs.parse(t).familiar() for t, i in db["tags"].items() if i == image_id)
@@ -320,14 +320,14 @@ class ImageStore:
                      rec.get("added", 0.0))
 
     def get(self, image_id: str) -> Image:
-        db = self._load()
+        db = self.read_db()
         if image_id not in db["images"]:
             raise ImageNotFound(image_id)
-        return self._image(db, image_id)
+        return self.image_in(db, image_id)
 
     def list(self) -> list[Image]:
-        db = self._load()
-        return [self._image(db, i) for i in db["images"]]
+        db = self.read_db()
+        return [self.image_in(db, i) for i in db["images"]]
 
     def lookup_id(self, db: dict, ref: str) -> str | None:
         """Docker's order: a full id, a name (tag or digest), then a unique short id."""
@@ -357,11 +357,11 @@ class ImageStore:
 
     def resolve(self, ref: str) -> Image:
         """The image a user's reference names; ImageNotFound or InvalidReference otherwise."""
-        db = self._load()
+        db = self.read_db()
         image_id = self.lookup_id(db, ref)
         if image_id is None:
             raise ImageNotFound(ref)
-        return self._image(db, image_id)
+        return self.image_in(db, image_id)
 
     def tag(self, image_id: str, ref: refs.Reference) -> None:
         with self.locked() as db:

@@ -26,7 +26,7 @@ def test_lookup_order(tmp_path):
     a, b = "sha256:" + "ab" * 32, "sha256:" + "ac" * 32
     _db(store, [a, b], tags={"docker.io/library/busybox:latest": a,
                              "docker.io/library/ab:latest": b})
-    db = store._load()
+    db = store.read_db()
     assert store.lookup_id(db, a) == a
     assert store.lookup_id(db, "busybox") == a
     assert store.lookup_id(db, "docker.io/library/busybox:latest") == a
