@@ -251,13 +251,19 @@ RMI = Command("rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", 
 ], min_args=1)
 
 
+def remove_image(store, ref: str, force: bool) -> list[str]:
+    """hutch.images.delete.remove_image, still reachable here for `system prune`."""
+    from hutch.images.delete import remove_image as remove
+    return remove(store, ref, force)
+
+
 def cmd_rmi(ctx, argv) -> int:
     try:
         opts, args = _parse(RMI, argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs
-    from hutch.images.delete import ImageConflict, remove_image
+    from hutch.images.delete import ImageConflict
     from hutch.images.store import ImageNotFound
     store = _store(ctx)
     rc = 0
