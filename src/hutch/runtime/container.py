@@ -6,6 +6,8 @@ and saves the state atomically. No process of ours stays resident after create.
 """
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
 import select
 import signal
@@ -274,6 +276,24 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
     return init_pid, sock
 
 
+def _exclusive(operation):
+    """Hold the container's lock (flock on its state directory) for the whole operation,
+    so two commands never act on one container at once (e.g. two racing deletes)."""
+    @functools.wraps(operation)
+    def locked(state_root, cid, *args, **kwargs):
+        try:
+            fd = os.open(statefile.container_dir(state_root, cid),
+                         os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound("container does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return operation(state_root, cid, *args, **kwargs)
+        finally:
+            os.close(fd)
+    return locked
+
+
 def _now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
@@ -295,6 +315,7 @@ def _status(state_root: str, st: dict) -> str:
     return status.RUNNING
 
 
+@_exclusive
 def start(state_root, cid) -> None:
     st, current = _load(state_root, cid)
     status.check("start", current, cid)
@@ -470,6 +491,7 @@ def _shares_pid_ns(config: dict) -> bool:
                    for ns in (config.get("linux") or {}).get("namespaces") or ())
 
 
+@_exclusive
 def kill(state_root, cid, sig: int, all=False) -> None:  # noqa: A002 - runc's flag name
     st, current = _load(state_root, cid)
     status.check("kill", current, cid)
@@ -503,6 +525,7 @@ def _signal_all(st: dict, sig: int) -> None:
             cgroup.thaw()
 
 
+@_exclusive
 def delete(state_root, cid, force=False) -> None:
     st, current = _load(state_root, cid)
     if current != status.STOPPED:
@@ -528,6 +551,7 @@ def delete(state_root, cid, force=False) -> None:
     statefile.remove(state_root, cid)
 
 
+@_exclusive
 def pause(state_root, cid) -> None:
     st, current = _load(state_root, cid)
     status.check("pause", current, cid)
@@ -535,6 +559,7 @@ def pause(state_root, cid) -> None:
     _cgroup_manager(st["cgroups_path"]).freeze()
 
 
+@_exclusive
 def resume(state_root, cid) -> None:
     st, current = _load(state_root, cid)
     status.check("resume", current, cid)
@@ -542,6 +567,7 @@ def resume(state_root, cid) -> None:
     _cgroup_manager(st["cgroups_path"]).thaw()
 
 
+@_exclusive
 def update(state_root, cid, resources: dict) -> None:
     st, current = _load(state_root, cid)
     status.check("update", current, cid)

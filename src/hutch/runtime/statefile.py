@@ -73,7 +73,10 @@ def remove(root: str, cid: str) -> None:
             os.unlink(os.path.join(d, name))
         except FileNotFoundError:
             pass
-    os.rmdir(d)
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
 
 
 def ids(root: str) -> list[str]:

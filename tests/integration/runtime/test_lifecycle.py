@@ -228,3 +228,15 @@ def test_hook_timeout(bundle):
     assert out.returncode == 1
     assert "timeout after 1s" in out.stderr
     assert leaks(bundle) == []
+
+
+def test_racing_deletes(bundle):
+    import subprocess
+    from conftest import RUNTIME
+    bundle.create(["sleep", "60"])
+    bundle.runtime("start", bundle.id, check=True)
+    procs = [subprocess.Popen([RUNTIME, "--root", bundle.root, "delete", "--force", bundle.id],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    assert leaks(bundle) == []
