@@ -638,7 +638,7 @@ def _apply_seccomp(spec: dict, opts: SecurityOpts, privileged: bool, caps: set[s
         linux.pop("seccomp", None)
         return
     try:
-        if opts.seccomp:
+        if opts.seccomp and opts.seccomp != "builtin":   # "builtin": Docker's own default
             linux["seccomp"] = load_docker_json(opts.seccomp, caps)
         else:
             # Docker's default depends on the final capabilities (CAP_SYS_ADMIN unlocks

@@ -176,6 +176,10 @@ def test_seccomp_unconfined(rootfs):
     assert spec["linux"]["maskedPaths"]   # only seccomp is lifted
 
 
+def test_seccomp_builtin_is_the_default(rootfs):
+    assert apply(rootfs, security_opt=["seccomp=builtin"])[0] == apply(rootfs)[0]
+
+
 def test_seccomp_profile_file(rootfs, tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
