@@ -93,6 +93,7 @@ class Contender:
     after: object = None
     note: str = ""
     missing: str = ""               # set when this contender cannot run here
+    group: str = ""                 # ratios only pair contenders of the same group
     samples: list[Sample] = field(default_factory=list)
     error: str = ""
 
@@ -142,7 +143,7 @@ def ratios(contenders: list[Contender]) -> dict:
     ok = {c.name: c for c in contenders if c.samples and not c.error}
     out = {}
     for a in (c for c in ok.values() if c.anchor):
-        for c in (c for c in ok.values() if not c.anchor):
+        for c in (c for c in ok.values() if not c.anchor and c.group == a.group):
             ma = statistics.median(s.wall for s in a.samples)
             mc = statistics.median(s.wall for s in c.samples)
             out[f"{c.name} / {a.name}"] = round(mc / ma, 3)

@@ -41,3 +41,11 @@ def test_failing_contender_stops_with_its_error():
     bad = Contender("bad", lambda i: ["false"])
     alternate([bad], runs=10)
     assert bad.summary()["status"] == "failed" and "exited 1" in bad.error
+
+
+def test_ratios_pair_only_the_same_group():
+    a = Contender("hutch none", lambda i: ["true"], group="none")
+    b = Contender("podman none", lambda i: ["true"], anchor=True, group="none")
+    c = Contender("podman bridge", lambda i: ["true"], anchor=True, group="bridge")
+    alternate([a, b, c], runs=10, warmup=0)
+    assert list(ratios([a, b, c])) == ["hutch none / podman none"]
