@@ -96,7 +96,7 @@ def set_capabilities(spec: dict, caps: list[str]) -> None:
 @dataclass
 class SecurityOpts:
     no_new_privileges: bool = False
-    seccomp: str | None = None          # None: default, "unconfined", or a profile path
+    seccomp: str | None = None   # None or "builtin": default; "unconfined"; a profile path
     apparmor: str | None = None
     labels: list[str] = field(default_factory=list)
     systempaths_unconfined: bool = False
