@@ -496,6 +496,8 @@ class ImageStore:
         # overlay lists lowerdirs top first; the image's config lists them bottom first
         lowers = [self.layer_path(d) for d in reversed(layers)] or [os.path.join(snap, "empty")]
         tail = f",upperdir={snap}/upper,workdir={snap}/work"
+        if os.path.exists("/sys/module/overlay/parameters/index"):
+            tail += ",index=off"  # as Docker: layers are shared by many mounts
         data = "lowerdir=" + ":".join(lowers) + tail
         if len(data) < 4000:
             trace.step("mount", f"overlay on {merged}", data=data)
