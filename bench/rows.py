@@ -524,48 +524,53 @@ def row_density(ctx: Context, count: int = 50) -> dict:
     finally:
         _rm_containers(names)
     metrics = {"hutch KiB per container (PSS)": round(total / count, 1),
-               "host processes kept": len(kept),
-               "containerd-shim KiB per container": "missing: " + (docker_missing() or
-                                                               "not measured by this bench")}
+               "host processes kept": len(kept)}
     ratios_ = {}
-    conmon = _conmon_pss(count)
-    if isinstance(conmon, float):
-        metrics["conmon KiB per container (PSS, anchor)"] = conmon
-        ratios_["hutch / conmon"] = round(total / count / conmon, 3)
-    else:
-        metrics["conmon KiB per container"] = conmon
+    for anchor in ("containerd-shim", "conmon"):
+        kib = _anchor_pss(anchor, count)
+        if isinstance(kib, float):
+            metrics[f"{anchor} KiB per container (PSS, anchor)"] = kib
+            ratios_[f"hutch / {anchor}"] = round(total / count / kib, 3)
+        else:
+            metrics[f"{anchor} KiB per container"] = kib
     return {"id": 4, "title": title, "goal": "< 1 MiB per idle container "
             "(containerd shim ~2.9 MiB, conmon ~0.44 MiB)", "status": "ok",
             "metrics": metrics, "ratios": ratios_}
 
 
-def _conmon_pss(count: int):
-    """PSS per podman container of its conmon, or why it was not measured."""
-    pm = podman_missing()
-    if pm:
-        return "missing: " + pm
-    names = [f"bench-dens-pm-{os.getpid()}-{k}" for k in range(count)]
+def _anchor_pss(anchor: str, count: int):
+    """PSS per container of the anchor's per-container process (Docker's containerd shim,
+    podman's conmon) over `count` idle containers, or why it was not measured."""
+    if anchor == "conmon":
+        why, run, rm = podman_missing(), PODMAN + ["run", "-d", *PODMAN_RUN], _podman_rm
+        image = PODMAN_IMAGE
+    else:
+        why, run, image = docker_missing(), ["docker", "run", "-d"], "busybox"
+        rm = lambda names: subprocess.run(["docker", "rm", "-f", *names],  # noqa: E731
+                                          capture_output=True, timeout=600)
+    if why:
+        return "missing: " + why
+    names = [f"bench-dens-{anchor}-{os.getpid()}-{k}" for k in range(count)]
     before = _host_pids()
     try:
         for name in names:
-            run_quiet(PODMAN + ["run", "-d", "--name", name, *PODMAN_RUN, PODMAN_IMAGE,
-                                "sleep", "3600"])
+            run_quiet(run + ["--name", name, image, "sleep", "3600"])
         time.sleep(1.0)
         kept = []
         for pid in _host_pids() - before:
             try:
                 with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() == "conmon":
+                    if f.read().strip().startswith(anchor[:15]):   # comm is cut at 15
                         kept.append(pid)
             except OSError:
                 pass
         if len(kept) != count:
-            return f"failed: found {len(kept)} conmon processes for {count} containers"
+            return f"failed: found {len(kept)} {anchor} processes for {count} containers"
         return round(sum(_pss_kib(p) for p in kept) / count, 1)
     except RunFailed as e:
         return f"failed: {e}"
     finally:
-        _podman_rm(names)
+        rm(names)
 
 
 # -- row 7: pull + unpack ---------------------------------------------------------------------
