@@ -262,6 +262,7 @@ def row_runtime_start(ctx: Context) -> dict:
                      [b, "--root", r, "run", "--bundle", bundle, f"bench-{n}-{os.getpid()}-{i}"])
         c.after = _state_left_behind(name, root)
         if name == "crun" and _needs_crun_workaround():
+            import hutch._sys  # noqa: F401 - loaded here, not in crun's timed child
             c.child_setup = crun_hybrid_setup
             c.note = "run in a private mount ns hiding the hybrid cgroup2 mount (crun refuses it)"
         contenders.append(c)
