@@ -1026,8 +1026,14 @@ def cmd_logs(ctx, argv):
         stream.write(prefix + line)
         stream.flush()
 
-    follower = logs.Follower(c.log_path, start_at_end=True) if opts["follow"] else None
-    entries = list(logs.read_entries(c.log_path))
+    if opts["follow"]:
+        # the live file is read by the follower from its start, so nothing written while
+        # the history is read is shown twice or lost
+        follower = logs.Follower(c.log_path, start_at_end=False)
+        entries = list(logs.read_entries(c.log_path, rotated_only=True)) + follower.read()
+    else:
+        follower = None
+        entries = list(logs.read_entries(c.log_path))
     if tail_n >= 0:
         entries = entries[-tail_n:] if tail_n else []
     for e in entries:
@@ -1328,30 +1334,33 @@ def _host_port(b: dict) -> str:
 
 UPDATE_CMD = Command("update", "[OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers", [
     f for f in CREATE_FLAGS if f.long in (
-        "blkio-weight", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
-        "cpu-shares", "cpus", "cpuset-cpus", "cpuset-mems", "kernel-memory", "memory",
-        "memory-reservation", "memory-swap", "pids-limit", "restart")
+        "blkio-weight", "cpu-period", "cpu-quota", "cpu-shares", "cpus", "cpuset-cpus",
+        "cpuset-mems", "kernel-memory", "memory", "memory-reservation", "memory-swap",
+        "pids-limit", "restart")
 ], min_args=1)
 
 
 @_command
 def cmd_update(ctx, argv):
     from hutch.engine import errors
+    from hutch.engine.resources import UPDATE_FLAGS
     opts, args = UPDATE_CMD.parse(argv)
     if not opts.changed:
         _err("you must provide one or more flags when using this command")
         return 1
+    restart = None
     if "restart" in opts.changed:
         try:
-            _restart_policy(opts["restart"])
+            restart = _restart_policy(opts["restart"])
         except RunError as e:
             _err(str(e))
             return 1
+    flags = {k: opts[k] for k in opts.changed if k in UPDATE_FLAGS}
     eng = _engine(ctx)
     rc = 0
     for ref in args:
         try:
-            _c, warnings = eng.update(ref, dict(opts), set(opts.changed))
+            _c, warnings = eng.update(ref, flags, restart)
             for w in warnings:
                 _err(w)
             print(ref)

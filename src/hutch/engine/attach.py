@@ -71,7 +71,7 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
         import termios
         import tty as ttymod
         raw_saved = termios.tcgetattr(in_fd)
-        ttymod.setraw(in_fd)
+        ttymod.setraw(in_fd, termios.TCSANOW)   # keep what was typed ahead
     rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wfd)
     pending: list[int] = []

@@ -542,31 +542,37 @@ class Engine:
             c.save()
             self.store.release_name(old, c.id)
 
-    def update(self, ref: str, flags: dict, changed: set) -> tuple[Container, list[str]]:
-        from hutch.engine.resources import parse_resources
+    def update(self, ref: str, flags: dict, restart: tuple[str, int] | None = None
+               ) -> tuple[Container, list[str]]:
+        """`update`: resource flags (as given) on top of the current HostConfig, applied
+        live to a running container, kept for its next starts; a new restart policy."""
+        from hutch.engine.resources import update_resources
+        from hutch.engine.store import read_json
         from hutch.runtime import container as rt
         with self.store.locked(ref) as c:
+            hc = c.record["HostConfig"]
             try:
-                res = parse_resources(flags)
+                res = update_resources(flags, hc) if flags else None
             except ValueError as e:
                 raise errors.InvalidParameter(str(e)) from None
-            hc = c.record["HostConfig"]
-            given = {k: v for k, v in (res.host_config or {}).items()
-                     if _host_flag(k) in changed or k in _changed_fields(changed)}
-            if "restart" in changed:
-                name, _, n = flags["restart"].partition(":")
-                hc["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(n or 0)}
-            hc.update(given)
-            spec_path = c.path("oci.json")
-            from hutch.engine.store import read_json
-            spec = read_json(spec_path)
-            live = _only_changed(res.linux_resources or {}, changed)
-            _deep_update(spec["linux"].setdefault("resources", {}), live)
-            atomic_write(spec_path, spec)
+            if restart is not None:
+                if restart[0] != "no" and hc.get("AutoRemove"):
+                    raise errors.InvalidParameter(
+                        "Restart policy cannot be updated because AutoRemove is enabled for "
+                        "the container")
+                hc["RestartPolicy"] = {"Name": restart[0], "MaximumRetryCount": restart[1]}
+            if res is not None:
+                hc.update({k: v for k, v in (res.host_config or {}).items() if k in hc})
+                spec = read_json(c.path("oci.json"))
+                devices = spec["linux"].get("resources", {}).get("devices")
+                spec["linux"]["resources"] = dict(res.linux_resources or {})
+                if devices is not None:
+                    spec["linux"]["resources"]["devices"] = devices
+                atomic_write(c.path("oci.json"), spec)
+                if c.status in (states.RUNNING, states.PAUSED):
+                    rt.update(self.paths.runtime_state, c.id, res.linux_resources or {})
             c.save_record()
-            if c.status in (states.RUNNING, states.PAUSED) and live:
-                rt.update(self.paths.runtime_state, c.id, live)
-            return c, list(res.warnings or [])
+            return c, list(res.warnings or []) if res is not None else []
 
     # --- exec -----------------------------------------------------------------------------
     def check_exec(self, ref: str) -> Container:
@@ -647,47 +653,6 @@ def default_host_config() -> dict:
         "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
         "MaskedPaths": None, "ReadonlyPaths": None,
     }
-
-
-_FIELD_FLAGS = {
-    "CpuShares": "cpu-shares", "Memory": "memory", "MemorySwap": "memory-swap",
-    "MemoryReservation": "memory-reservation", "KernelMemory": "kernel-memory",
-    "NanoCpus": "cpus", "CpuPeriod": "cpu-period", "CpuQuota": "cpu-quota",
-    "CpuRealtimePeriod": "cpu-rt-period", "CpuRealtimeRuntime": "cpu-rt-runtime",
-    "CpusetCpus": "cpuset-cpus", "CpusetMems": "cpuset-mems", "PidsLimit": "pids-limit",
-    "BlkioWeight": "blkio-weight", "MemorySwappiness": "memory-swappiness",
-}
-
-
-def _host_flag(field_name: str) -> str:
-    return _FIELD_FLAGS.get(field_name, "")
-
-
-def _changed_fields(changed: set) -> set:
-    return {k for k, v in _FIELD_FLAGS.items() if v in changed}
-
-
-_RES_FLAGS = {
-    "cpu": {"cpu-shares", "cpus", "cpu-period", "cpu-quota", "cpuset-cpus", "cpuset-mems",
-            "cpu-rt-period", "cpu-rt-runtime"},
-    "memory": {"memory", "memory-swap", "memory-reservation", "kernel-memory"},
-    "pids": {"pids-limit"},
-    "blockIO": {"blkio-weight", "blkio-weight-device", "device-read-bps", "device-write-bps",
-                "device-read-iops", "device-write-iops"},
-}
-
-
-def _only_changed(resources: dict, changed: set) -> dict:
-    """The parts of linux.resources that `update`'s given flags touch."""
-    return {k: v for k, v in resources.items() if k in _RES_FLAGS and _RES_FLAGS[k] & changed}
-
-
-def _deep_update(dst: dict, src: dict) -> None:
-    for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _deep_update(dst[k], v)
-        else:
-            dst[k] = v
 
 
 def _merge_rlimits(base: list[dict], extra: list[dict]) -> list[dict]:

@@ -74,7 +74,7 @@ def _run_tty(state_root: str, cid: str, proc: dict, interactive: bool) -> int:
         import termios
         import tty as ttymod
         saved = termios.tcgetattr(0)
-        ttymod.setraw(0)
+        ttymod.setraw(0, termios.TCSANOW)
     try:
         in_fd = 0 if interactive else None
         while True:

@@ -142,9 +142,11 @@ def fixed_time(t: str) -> str:
     return f"{main}.{frac.ljust(9, '0')}Z"
 
 
-def read_entries(path: str):
-    """Every entry of every log file, oldest first."""
+def read_entries(path: str, rotated_only: bool = False):
+    """Every entry of every log file (or of the rotated ones only), oldest first."""
     for f in log_files(path):
+        if rotated_only and f == path:
+            continue
         try:
             with open(f, "rb") as fh:
                 for line in fh:
