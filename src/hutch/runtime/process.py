@@ -339,7 +339,14 @@ class ExecArgs:
 
 def exec_stage1(a: ExecArgs) -> None:
     sync.expect(a.sock, "cgroup")
+    root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     join_namespaces(a.namespaces)
+    # setns(CLONE_NEWNS) puts us at the namespace's bottom root, which is not the init's
+    # root when the runtime itself runs chrooted: take the init's root exactly.
+    os.fchdir(root)
+    _sys.chroot(".")
+    os.chdir("/")
+    os.close(root)
     if any(kind == "user" for kind, _ in a.namespaces):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
