@@ -858,27 +858,33 @@ class _State:
         if receiver is None:
             self.errorf(f"nil pointer evaluating interface {{}}.{name}")
         if isinstance(receiver, dict):
+            value = receiver.get(name, MISSING)
+            if callable(value):   # a row's method, e.g. ps's {{.Label "com.x"}}
+                return self.call_method(dot, name, value, args, final, has_final)
             if args or has_final:
                 self.errorf(f"{name} is not a method but has arguments")
-            return receiver.get(name, MISSING)
+            return value
         if isinstance(receiver, (str, int, float, bool, list, tuple)):
             self.errorf(f"can't evaluate field {name} in type {go_type(receiver)}")
         if name.startswith("_") or not hasattr(receiver, name):
             self.errorf(f"can't evaluate field {name} in type {go_type(receiver)}")
         value = getattr(receiver, name)
         if callable(value):
-            call_args = [self.eval_arg(dot, a) for a in args]
-            if has_final:
-                call_args.append(final)
-            try:
-                return value(*call_args)
-            except TypeError as e:
-                self.errorf(f"wrong number of args for {name}: {e}")
-            except (ValueError, KeyError) as e:
-                self.errorf(f"error calling {name}: {e}")
+            return self.call_method(dot, name, value, args, final, has_final)
         if args or has_final:
             self.errorf(f"{name} is not a method but has arguments")
         return value
+
+    def call_method(self, dot, name, method, args, final, has_final):
+        call_args = [self.eval_arg(dot, a) for a in args]
+        if has_final:
+            call_args.append(final)
+        try:
+            return method(*call_args)
+        except TypeError as e:
+            self.errorf(f"wrong number of args for {name}: {e}")
+        except (ValueError, KeyError) as e:
+            self.errorf(f"error calling {name}: {e}")
 
     def call_function(self, dot, ident: _IdentN, args, final, has_final, cmd=None):
         name = ident.name
@@ -1032,9 +1038,13 @@ def _json(v, out):
         out.append(_json_str(v))
     elif isinstance(v, dict):
         out.append("{")
-        for i, (k, x) in enumerate(v.items()):
-            if i:
+        first = True
+        for k, x in v.items():
+            if callable(x):
+                continue   # methods are not data (Go's json skips them too)
+            if not first:
                 out.append(",")
+            first = False
             out.append(_json_str(str(k)))
             out.append(":")
             _json(x, out)

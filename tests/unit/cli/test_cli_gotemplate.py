@@ -155,3 +155,12 @@ def test_table_mode_like_docker_ps():
         "xenodochial_shockley Created\nsharp_panini Created\n"
     assert render_rows("table", rows[:1], headers, default_table="{{.ID}}\t{{.Status}}") == \
         "CONTAINER ID   STATUS\n4338f9f1081b   Created\n"
+
+
+def test_callable_dict_values_are_methods():
+    labels = {"com.x": "1"}
+    row = {"ID": "abc", "Label": lambda name: labels.get(name, "")}
+    assert render('{{.ID}} {{.Label "com.x"}}|{{.Label "nope"}}|', row) == "abc 1||"
+    assert render("{{json .}}", row) == '{"ID":"abc"}'
+    with pytest.raises(TemplateError, match="ID is not a method but has arguments"):
+        render('{{.ID "x"}}', row)
