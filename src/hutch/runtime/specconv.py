@@ -341,14 +341,25 @@ def _convert_devices(linux: dict, cfg: Config) -> None:
 
 
 def _device_rules(resources: dict, devices: list[Device]) -> list[dict]:
-    rules = list(_get(resources, "devices", list, "linux.resources.devices", []))
-    for kind, major, minor, access in ALLOWED_DEVICE_RULES:
-        rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
-                      "access": access})
-    for d in devices:
-        rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
-                      "major": d.major, "minor": d.minor, "access": "rwm"})
-    return [{k: v for k, v in r.items() if v is not None} for r in rules]
+    """The config's device cgroup rules, then the ones runc always allows.
+
+    A default already allowed by the config after its last deny is not written twice
+    (Docker's configs list them all); order matters, so nothing else is reordered."""
+    def clean(rule: dict) -> dict:
+        return {k: v for k, v in rule.items() if v is not None}
+
+    rules = [clean(r) for r in _get(resources, "devices", list, "linux.resources.devices", [])]
+    denies = [i for i, r in enumerate(rules) if not r.get("allow")]
+    settled = rules[denies[-1] + 1:] if denies else rules
+    extra = [{"allow": True, "type": kind, "major": major, "minor": minor, "access": access}
+             for kind, major, minor, access in ALLOWED_DEVICE_RULES]
+    extra += [{"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
+               "minor": d.minor, "access": "rwm"} for d in devices]
+    for rule in map(clean, extra):
+        if rule not in settled:
+            rules.append(rule)
+            settled.append(rule)
+    return rules
 
 
 def _check_seccomp(sec: dict) -> dict:

@@ -125,3 +125,13 @@ def test_errors_name_the_field(bundle, mutate, message):
     with pytest.raises(ConfigError) as e:
         convert(config, bundle)
     assert message in str(e.value)
+
+
+def test_device_rules_not_repeated_but_order_kept(bundle):
+    config = example_config()
+    allow_null = {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    config["linux"]["resources"]["devices"] = [
+        allow_null, {"allow": False, "access": "rwm"}, dict(allow_null)]
+    rules = convert(config, bundle).resources["devices"]
+    assert rules[:3] == [allow_null, {"allow": False, "access": "rwm"}, allow_null]
+    assert rules.count(allow_null) == 2
