@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -91,10 +91,6 @@ def rfc3339nano(t) -> str:
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
     digits = f"{frac:09d}".rstrip("0")
     return f"{base}.{digits}Z" if digits else f"{base}Z"
-
-
-def now_ns() -> int:
-    return time.time_ns()
 
 
 def is_zero_time(t) -> bool:
