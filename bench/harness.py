@@ -98,7 +98,8 @@ class Contender:
     error: str = ""
 
     def summary(self) -> dict:
-        d = {"name": self.name, "anchor": self.anchor, "note": self.note}
+        d = {"name": self.name, "anchor": self.anchor, "note": self.note,
+             "command": " ".join(self.command(0)) if self.command else ""}
         if self.missing:
             d.update(status="missing", reason=self.missing)
             return d

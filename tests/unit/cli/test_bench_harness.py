@@ -32,8 +32,8 @@ def test_alternate_interleaves_and_summarises():
     assert len(a.samples) == len(b.samples) == 10 and not gone.samples
     s = a.summary()
     assert s["status"] == "ok" and s["runs"] == 10 and s["min_ms"] <= s["median_ms"] <= s["max_ms"]
-    assert gone.summary() == {"name": "c", "anchor": True, "note": "", "status": "missing",
-                              "reason": "not installed"}
+    assert gone.summary() == {"name": "c", "anchor": True, "note": "", "command": "true",
+                              "status": "missing", "reason": "not installed"}
     assert list(ratios([a, b, gone])) == ["a / b"]
 
 
