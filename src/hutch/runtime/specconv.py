@@ -183,6 +183,14 @@ def _str_list(obj: dict, key: str, where: str) -> list[str]:
     return items
 
 
+def _objects(obj: dict, key: str, where: str):
+    """(field name, item) for each item of the array obj[key]; each must be an object."""
+    for i, item in enumerate(_get(obj, key, list, where, [])):
+        if not isinstance(item, dict):
+            _fail(f"{where}[{i}]", "must be an object")
+        yield f"{where}[{i}]", item
+
+
 def parse_mount_options(options: list[str]) -> tuple[int, list[int], str]:
     """(flags, propagation flags, data) from an OCI mount's options."""
     flags = 0
@@ -242,10 +250,7 @@ def convert_process(proc: dict, where: str = "process") -> Process:
                                                    last) for s in capabilities.SETS}
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    for i, rl in enumerate(_get(proc, "rlimits", list, f"{where}.rlimits", [])):
-        rw = f"{where}.rlimits[{i}]"
-        if not isinstance(rl, dict):
-            _fail(rw, "must be an object")
+    for rw, rl in _objects(proc, "rlimits", f"{where}.rlimits"):
         name = _get(rl, "type", str, f"{rw}.type", "")
         if name not in RLIMITS:
             _fail(f"{rw}.type", f"unknown rlimit {name!r}")
@@ -258,10 +263,7 @@ def convert_process(proc: dict, where: str = "process") -> Process:
 
 
 def _convert_namespaces(linux: dict, cfg: Config) -> None:
-    for i, ns in enumerate(_get(linux, "namespaces", list, "linux.namespaces", [])):
-        where = f"linux.namespaces[{i}]"
-        if not isinstance(ns, dict):
-            _fail(where, "must be an object")
+    for where, ns in _objects(linux, "namespaces", "linux.namespaces"):
         kind = _get(ns, "type", str, f"{where}.type", "")
         if kind not in NAMESPACE_FLAGS:
             _fail(f"{where}.type", f"unknown namespace type {kind!r}")
@@ -280,10 +282,7 @@ def _convert_namespaces(linux: dict, cfg: Config) -> None:
     if "mount" not in cfg.namespace_types:
         _fail("linux.namespaces", "a mount namespace is required")
     for key, target in (("uidMappings", cfg.uid_mappings), ("gidMappings", cfg.gid_mappings)):
-        for i, m in enumerate(_get(linux, key, list, f"linux.{key}", [])):
-            where = f"linux.{key}[{i}]"
-            if not isinstance(m, dict):
-                _fail(where, "must be an object")
+        for where, m in _objects(linux, key, f"linux.{key}"):
             target.append((_get(m, "containerID", int, f"{where}.containerID", 0),
                            _get(m, "hostID", int, f"{where}.hostID", 0),
                            _get(m, "size", int, f"{where}.size", 0)))
@@ -293,11 +292,8 @@ def _convert_namespaces(linux: dict, cfg: Config) -> None:
         _fail("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
 
 
-def _convert_mounts(config: dict, cfg: Config) -> None:
-    for i, m in enumerate(_get(config, "mounts", list, "mounts", [])):
-        where = f"mounts[{i}]"
-        if not isinstance(m, dict):
-            _fail(where, "must be an object")
+def _convert_mounts(config: dict, cfg: Config, bundle: str) -> None:
+    for where, m in _objects(config, "mounts", "mounts"):
         dest = _get(m, "destination", str, f"{where}.destination", "")
         if not dest.startswith("/"):
             _fail(f"{where}.destination", f"must be an absolute path, got {dest!r}")
@@ -313,8 +309,7 @@ def _convert_mounts(config: dict, cfg: Config) -> None:
             if not source:
                 _fail(f"{where}.source", "a bind mount needs a source")
             if not os.path.isabs(source):
-                source = os.path.join(cfg.rootfs, "..", source)  # relative to the bundle
-                source = os.path.normpath(source)
+                source = os.path.normpath(os.path.join(bundle, source))
             if not os.path.exists(source):
                 _fail(f"{where}.source", f"bind source {source!r} does not exist")
         elif not kind:
@@ -323,10 +318,7 @@ def _convert_mounts(config: dict, cfg: Config) -> None:
 
 
 def _convert_devices(linux: dict, cfg: Config) -> None:
-    for i, d in enumerate(_get(linux, "devices", list, "linux.devices", [])):
-        where = f"linux.devices[{i}]"
-        if not isinstance(d, dict):
-            _fail(where, "must be an object")
+    for where, d in _objects(linux, "devices", "linux.devices"):
         path = _get(d, "path", str, f"{where}.path", "")
         if not path.startswith("/dev/"):
             _fail(f"{where}.path", f"must be under /dev, got {path!r}")
@@ -368,10 +360,7 @@ def _check_seccomp(sec: dict) -> dict:
     action = _get(sec, "defaultAction", str, "linux.seccomp.defaultAction", "")
     if action not in SECCOMP_ACTIONS:
         _fail("linux.seccomp.defaultAction", f"unknown action {action!r}")
-    for i, rule in enumerate(_get(sec, "syscalls", list, "linux.seccomp.syscalls", [])):
-        where = f"linux.seccomp.syscalls[{i}]"
-        if not isinstance(rule, dict):
-            _fail(where, "must be an object")
+    for where, rule in _objects(sec, "syscalls", "linux.seccomp.syscalls"):
         _str_list(rule, "names", f"{where}.names")
         if _get(rule, "action", str, f"{where}.action", "") not in SECCOMP_ACTIONS:
             _fail(f"{where}.action", f"unknown action {rule.get('action')!r}")
@@ -437,7 +426,7 @@ def convert(config: dict, bundle: str) -> Config:
         _fail("hostname", "setting the hostname needs a new uts namespace")
     if cfg.domainname and "uts" not in cfg.namespace_types:
         _fail("domainname", "setting the domainname needs a new uts namespace")
-    _convert_mounts(config, cfg)
+    _convert_mounts(config, cfg, bundle)
     _convert_devices(linux, cfg)
     prop = _get(linux, "rootfsPropagation", str, "linux.rootfsPropagation", "")
     if prop:

@@ -135,3 +135,12 @@ def test_device_rules_not_repeated_but_order_kept(bundle):
     rules = convert(config, bundle).resources["devices"]
     assert rules[:3] == [allow_null, {"allow": False, "access": "rwm"}, allow_null]
     assert rules.count(allow_null) == 2
+
+
+def test_bind_source_relative_to_bundle_whatever_the_root(bundle, tmp_path):
+    (tmp_path / "data").mkdir()
+    config = example_config()
+    config["root"]["path"] = "."  # runtime-tools' bundles are their own rootfs
+    config["mounts"].append({"destination": "/data", "source": "data", "options": ["bind"]})
+    cfg = convert(config, bundle)
+    assert cfg.rootfs == bundle and cfg.mounts[-1].source == f"{bundle}/data"
