@@ -498,7 +498,10 @@ class Engine:
 
     # --- rm -------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        monitor = None
         with self.store.locked(ref) as c:
+            if c.monitor_alive():
+                monitor = (c.state["MonitorPid"], c.state["MonitorStart"])
             if force and c.status in (states.RUNNING, states.PAUSED):
                 c.state["ManuallyStopped"] = True
                 c.save()
@@ -515,6 +518,9 @@ class Engine:
                 lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
             lifecycle.remove_files(self.paths, c, volumes=volumes)
             trace.step("rm", f"container {c.id}")
+        if monitor:
+            # it is waiting for the lock we just released, to find the container gone
+            _wait_process_gone(*monitor, timeout=5.0)
 
     # --- wait / rename / update -----------------------------------------------------------
     def wait(self, ref: str) -> int:
@@ -629,6 +635,21 @@ class Engine:
                 except errors.EngineError:
                     continue
         return removed
+
+
+def _wait_process_gone(pid: int, start, timeout: float) -> None:
+    import select
+    from hutch.engine.store import alive
+    if not alive(pid, start):
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def default_host_config() -> dict:

@@ -152,10 +152,27 @@ class Client:
             return False
 
 
+class _Dirs:
+    """The two directories the idle loop's Store reads (as hutch.paths.Paths names them),
+    without importing hutch.paths and its dataclasses machinery into the idle process."""
+
+    def __init__(self, root: str, run: str):
+        self.containers = os.path.join(root, "containers")
+        self.run = run
+
+
 class Monitor:
+    @property
+    def paths(self):
+        if self._paths is None:
+            from hutch.paths import Paths
+            self._paths = Paths(root=self._root, run=self._run)
+        return self._paths
+
     def __init__(self, paths, cid, generation, *, report_fd=None, attach_sock=None,
                  attach_opts=None, console_size=None):
-        self.paths = paths
+        self._paths = paths
+        self._root, self._run = paths.root, paths.run
         self.store = Store(paths)
         self.cid = cid
         self.generation = generation
@@ -203,10 +220,48 @@ class Monitor:
             self._close_clients(FRAME_EXIT, {"ExitCode": e.exit_code, "Error": str(e)})
             return
         self._report(report)
-        while True:
-            code = self.wait_exit()
-            if not self.after_exit(code):
-                return
+        self.become_idle()
+
+    def run_loop(self) -> None:
+        """Wait for the exit, record it, and restart (then idle again) or finish."""
+        code = self.wait_exit()
+        if self.after_exit(code):
+            self.become_idle()
+
+    # --- idling lean -------------------------------------------------------------------
+    def become_idle(self) -> None:
+        """Re-exec as a fresh interpreter that imports only this loop's modules: the
+        runtime, images, network and cgroup code that starting needed stays behind, and an
+        idle container costs a few MiB instead of a dozen. Every fd the loop serves, the
+        child, the subreaper setting and ignored signals survive execve."""
+        import sys
+        fds = [self.listener.fileno()] + list(self.out_fds) + [c.sock.fileno() for c in self.clients]
+        if self.stdin_fd is not None:
+            fds.append(self.stdin_fd)
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        state = {
+            "root": self.paths.root, "run": self.paths.run, "cid": self.cid,
+            "generation": self.generation, "pid": self.pid, "started": self.started_mono,
+            "listener": self.listener.fileno(), "stdin": self.stdin_fd, "master": self.master,
+            "out": {str(fd): name for fd, name in self.out_fds.items()},
+            "pending": {k: v.decode("latin-1") for k, v in self.log.pending.items()},
+            "clients": [{"fd": c.sock.fileno(), "op": c.op, "stdin": c.stdin, "stdout": c.stdout,
+                         "stderr": c.stderr, "until": c.until,
+                         "reading": c.sock in self._registered_socks()}
+                        for c in self.clients],
+            "path": [p for p in sys.path if p],
+        }
+        boot = ("import sys, json; s = json.loads(sys.argv[1]); sys.path[:0] = s['path']; "
+                "from hutch.engine.monitor import resume; resume(s)")
+        try:
+            os.execv(sys.executable, [sys.executable, "-S", "-c", boot, json.dumps(state)])
+        except OSError as e:   # keep monitoring in this process rather than orphan the init
+            trace.step("monitor", f"exec of the idle loop failed: {e}")
+            self.run_loop()
+
+    def _registered_socks(self) -> set:
+        return {k.fileobj for k in self.sel.get_map().values() if isinstance(k.data, Client)}
 
     def _report(self, data: dict) -> None:
         if self.report_fd is None:
@@ -481,9 +536,10 @@ class Monitor:
                 _, status = os.waitpid(self.pid, 0)
             except ChildProcessError:
                 status = 255 << 8
-        self.sel.unregister(self.pidfd)
-        os.close(self.pidfd)
-        self.pidfd = None
+        if self.pidfd is not None:
+            self.sel.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
 
@@ -600,6 +656,58 @@ class Monitor:
             trace.step("monitor", f"restart: {e}")
             self._close_clients(FRAME_EXIT, self.last_exit or {"ExitCode": 0})
             return False
+
+
+def resume(state: dict) -> None:
+    """The idle monitor after become_idle()'s exec: rebuild the loop from `state`."""
+    m = Monitor.__new__(Monitor)
+    m._paths = None
+    m._root, m._run = state["root"], state["run"]
+    m.store = Store(_Dirs(state["root"], state["run"]))
+    m.cid = state["cid"]
+    m.generation = state["generation"]
+    m.report_fd = None
+    m.console_size = None
+    m.run_dir = m.store.run_dir(m.cid)
+    m.sel = selectors.DefaultSelector()
+    m.clients = []
+    m.pending_attach = None
+    c = m.store.load(m.cid)
+    m.record = c.record
+    m.config = c.record["Config"]
+    m.tty = bool(m.config.get("Tty"))
+    m.stdin_fd = state["stdin"]
+    m.master = state["master"]
+    m.out_fds = {}
+    m.pid = state["pid"]
+    m.started_mono = state["started"]
+    m.last_exit = None
+    m.listener = socket.socket(fileno=state["listener"])
+    m.sel.register(m.listener, selectors.EVENT_READ, "listen")
+    for fd, name in state["out"].items():
+        m.out_fds[int(fd)] = name
+        m.sel.register(int(fd), selectors.EVENT_READ, "out")
+    for cs in state["clients"]:
+        client = Client(socket.socket(fileno=cs["fd"]), cs)
+        client.sock.settimeout(5.0)
+        m.clients.append(client)
+        if cs["reading"]:
+            m.sel.register(client.sock, selectors.EVENT_READ, client)
+    all_fds = [m.listener.fileno(), *m.out_fds, *(cl.sock.fileno() for cl in m.clients)]
+    for fd in all_fds + ([m.stdin_fd] if m.stdin_fd is not None else []):
+        os.set_inheritable(fd, False)
+    m.log = m._open_log()
+    m.log.pending = {k: v.encode("latin-1") for k, v in state["pending"].items()}
+    try:
+        m.pidfd = os.pidfd_open(m.pid)
+    except ProcessLookupError:   # exited (and is a zombie we reap) between exec and here
+        m.pidfd = None
+    if m.pidfd is not None:
+        m.sel.register(m.pidfd, selectors.EVENT_READ, "exit")
+        m.run_loop()
+    else:
+        if m.after_exit(m._reap()):
+            m.become_idle()
 
 
 class StartFailure(Exception):

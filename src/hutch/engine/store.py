@@ -18,16 +18,25 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
-import shutil
 import time
 from contextlib import contextmanager
 
 from hutch.engine import errors, states
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HEX = frozenset("0123456789abcdef")
+
+
+# plain checks, not `re`: the idle monitor imports this module and keeps its memory small
+def valid_name(name: str) -> bool:
+    """Docker's ^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"""
+    name = name[1:] if name.startswith("/") else name
+    return len(name) >= 2 and name[0] in _ALNUM and all(c in _ALNUM or c in "_.-" for c in name)
+
+
+def is_hex(s: str) -> bool:
+    return bool(s) and all(c in _HEX for c in s)
 
 
 def now_iso(ns: int | None = None) -> str:
@@ -172,14 +181,14 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            return [d for d in os.listdir(self.root) if len(d) == 64 and _HEX_RE.match(d)]
+            return [d for d in os.listdir(self.root) if len(d) == 64 and is_hex(d)]
         except FileNotFoundError:
             return []
 
     # --- names ---
     def reserve_name(self, name: str, cid: str) -> str:
         """Claim a name for cid (atomic); returns it without the leading slash."""
-        if not _NAME_RE.match(name):
+        if not valid_name(name):
             raise errors.InvalidParameter(
                 f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         name = name.lstrip("/")
@@ -235,7 +244,7 @@ class Store:
                     return cid
             except (FileNotFoundError, OSError):
                 pass
-        if _HEX_RE.match(ref):
+        if is_hex(ref):
             found = [c for c in self.ids() if c.startswith(ref)]
             if len(found) == 1:
                 return found[0]
@@ -306,6 +315,7 @@ class Store:
         return alive(int(pid), int(start))
 
     def abort(self, cid: str) -> None:
+        import shutil
         shutil.rmtree(os.path.join(self.root, f".{cid}.creating"), ignore_errors=True)
 
     def create(self, cid: str, record: dict, state: dict) -> Container:
@@ -318,6 +328,7 @@ class Store:
             open(os.path.join(tmp, "lock"), "w").close()
             os.rename(tmp, self.dir(cid))
         except BaseException:
+            import shutil
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return Container(self, cid, record, state)
@@ -330,6 +341,7 @@ class Store:
             os.rename(c.dir, gone)
         except FileNotFoundError:
             return
+        import shutil
         shutil.rmtree(gone, ignore_errors=True)
 
     def run_dir(self, cid: str) -> str:
