@@ -322,7 +322,6 @@ class Store:
         """Finish creating (after begin): the directory appears complete or not at all."""
         tmp = os.path.join(self.root, f".{cid}.creating")
         try:
-            os.unlink(os.path.join(tmp, "creator"))
             atomic_write(os.path.join(tmp, "config.json"), record)
             atomic_write(os.path.join(tmp, "state.json"), state)
             open(os.path.join(tmp, "lock"), "w").close()
@@ -331,6 +330,8 @@ class Store:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        # only now: until the rename, the creator file is what keeps the name ours
+        os.unlink(os.path.join(self.dir(cid), "creator"))
         return Container(self, cid, record, state)
 
     def remove(self, c: Container) -> None:
