@@ -380,6 +380,9 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
             theirs.close()
         raise
     master = None
+    # From here on a signal to us is for the container (as runc): forward it, even before
+    # the user's program runs.
+    saved = None if detach else _forward_signals(pid)
     try:
         try:
             if ours is not None:
@@ -395,21 +398,26 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
             raise
         # The socket closes at execve; anything before that is an error of the last steps.
         msg = sync.recv(sock)
+        if msg and msg["type"] == "error":
+            raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
+        if detach:
+            return pid
+        if master is not None:
+            master, proxied = None, master
+            terminal.proxy(proxied, pid)  # closes it
+        return _wait(pid)
     except BaseException:
-        sock.close()
-        _force_delete(state_root, cid)
+        if master is not None:
+            os.close(master)
+        if detach:
+            _force_delete(state_root, cid)
         raise
-    sock.close()
-    if msg and msg["type"] == "error":
-        _force_delete(state_root, cid)
-        raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
-    if detach:
-        return pid
-    if master is not None:
-        terminal.proxy(master, pid)
-    code = _wait_forwarding_signals(pid)
-    _force_delete(state_root, cid)
-    return code
+    finally:
+        sock.close()
+        if saved is not None:
+            _restore_signals(saved)
+        if not detach:
+            _force_delete(state_root, cid)
 
 
 def _wants_terminal(bundle: str) -> bool:
@@ -426,30 +434,36 @@ def _force_delete(state_root: str, cid: str) -> None:
         pass
 
 
-def _wait_forwarding_signals(pid: int) -> int:
-    """Wait for our (reparented) child; signals sent to us go to it, as runc does."""
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
+
+def _forward_signals(pid: int) -> dict:
+    """Signals sent to us go to the container's process (runc's behaviour); returns the
+    handlers to restore."""
     def forward(signum, _frame):
         try:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
+    return {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
 
-    old = {s: signal.signal(s, forward) for s in forwarded}
-    try:
-        while True:
-            try:
-                _, wstatus = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                return 255
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+
+def _restore_signals(saved: dict) -> None:
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def _wait(pid: int) -> int:
+    """Wait for our (reparented) child: its exit status, or 128+signal."""
+    while True:
+        try:
+            _, wstatus = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 255
     return _exit_code(wstatus)
 
 
@@ -668,11 +682,15 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         statefile.write_pid_file(pid_file, pid)
     if detach:
         return pid
-    if ours is not None:
-        master = terminal.receive_master(ours)
-        ours.close()
-        terminal.proxy(master, pid)
-    return _wait_forwarding_signals(pid)
+    saved = _forward_signals(pid)
+    try:
+        if ours is not None:
+            master = terminal.receive_master(ours)
+            ours.close()
+            terminal.proxy(master, pid)
+        return _wait(pid)
+    finally:
+        _restore_signals(saved)
 
 
 def process_from_args(state_root, cid, args: list[str], *, cwd=None, env=(), user=None,

@@ -170,16 +170,17 @@ def test_signal_forwarded_by_foreground_run(bundle):
     import time
     from conftest import RUNTIME
     bundle.config["process"]["args"] = ["sh", "-c", "trap 'exit 42' TERM; "
+                                                    "mkfifo /tmp/ready; echo > /tmp/ready; "
                                                     "while :; do sleep 0.05; done"]
     bundle.write()
     proc = subprocess.Popen([RUNTIME, "--root", bundle.root, "run", "--bundle", bundle.path,
                              bundle.id])
     try:
-        for _ in range(400):
-            st = bundle.runtime("state", bundle.id)
-            if st.returncode == 0 and json.loads(st.stdout)["status"] == "running":
-                break
+        ready = os.path.join(bundle.rootfs, "tmp", "ready")
+        while not os.path.exists(ready):
             time.sleep(0.01)
+        with open(ready) as f:  # the shell writes to it once its trap is installed
+            f.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 42
     finally:
