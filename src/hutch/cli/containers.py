@@ -288,6 +288,11 @@ def _create(ctx, opts, args, *, detach: bool, cmd: str):
                        f"or delete {opts['cidfile']}")
     copts = _create_options(opts, args, detach=detach, cmd=cmd)
     eng = _engine(ctx)
+    from hutch.images import reference as refs
+    try:
+        refs.parse(copts.image)
+    except refs.InvalidReference as e:
+        raise RunError(str(e)) from None
     try:
         c, warnings = eng.create(copts)
     except errors.NotFound as e:
@@ -307,24 +312,23 @@ def _create(ctx, opts, args, *, detach: bool, cmd: str):
 
 
 def _pull_missing(ctx, image: str, opts) -> None:
-    """Docker's run/create: an image that is not here is pulled first."""
-    from hutch.images.reference import InvalidReference
+    """Docker's run/create: an image that is not here is pulled first (stderr progress)."""
+    from hutch.images import reference as refs
     try:
-        from hutch.images import reference as refs
-        ref = refs.parse(image)
-        shown = str(ref.tagged_or_latest()) if hasattr(ref, "tagged_or_latest") else image
-    except (InvalidReference, AttributeError, ValueError) as e:
-        raise RunError(f"invalid reference format: {e}") from None
+        ref = refs.parse(image).tagged_or_latest()
+    except refs.InvalidReference as e:
+        raise RunError(str(e)) from None
     if opts.get("pull") == "never":
-        raise RunError(f"{DAEMON}No such image: {shown}")
-    _err(f"Unable to find image '{shown}' locally")
+        raise RunError(f"{DAEMON}No such image: {ref.familiar()}")
+    _err(f"Unable to find image '{ref.familiar()}' locally")
+    from hutch.images import registry
+    from hutch.images.store import ImageStore, StoreError
+    store = ImageStore(ctx.paths.images, ctx.paths.containers)
+    out = registry.Progress(sys.stderr, quiet=bool(opts.get("quiet")))
     try:
-        from hutch.cli.images import cmd_pull
-    except ImportError:
-        raise RunError(f"{DAEMON}No such image: {shown}") from None
-    rc = cmd_pull(ctx, ([] if not opts.get("quiet") else ["-q"]) + [image])
-    if rc != 0:
-        raise RunError("", rc if rc else 125)
+        registry.pull(store, registry.Client(ctx.paths), ref, out)
+    except (registry.RegistryError, StoreError) as e:
+        raise RunError(f"{DAEMON}{e}") from None
 
 
 def _run_error(cmd: str, msg: str, code: int) -> int:
@@ -949,20 +953,13 @@ def _inspect(ctx, opts, args, kinds, not_found) -> int:
 
 
 def _inspect_image(ctx, ref):
+    from hutch.images import present
+    from hutch.images import reference as refs
+    from hutch.images.store import ImageNotFound, ImageStore
+    store = ImageStore(ctx.paths.images, ctx.paths.containers)
     try:
-        from hutch.cli import images as cli_images
-        fn = getattr(cli_images, "image_inspect_data", None)
-        if fn is not None:
-            return fn(ctx, ref)
-        from hutch.images.store import ImageNotFound, ImageStore
-        try:
-            img = ImageStore(ctx.paths.images, ctx.paths.containers).resolve(ref)
-        except ImageNotFound:
-            return None
-        present = getattr(__import__("hutch.images.present", fromlist=["x"]), "inspect", None)
-        return present(img) if present else {"Id": img.id, "RepoTags": img.repo_tags,
-                                             "Config": img.config.get("config")}
-    except Exception:  # noqa: BLE001 - not an image either
+        return present.inspect_dict(store, store.resolve(ref))
+    except (ImageNotFound, refs.InvalidReference):
         return None
 
 
