@@ -225,3 +225,28 @@ def test_wait_and_rename(hutch, name):
     assert hutch.inspect(new, "{{.Name}}") == f"/{new}"
     assert hutch("inspect", name).returncode == 1
     hutch.ok("rm", new)
+
+
+def test_oom_kill_of_pid1_is_recorded(hutch, name):
+    r = hutch("run", "--name", name, "-m", "50M", "--memory-swap", "50M", "busybox", "tail", "/dev/zero")
+    assert r.returncode == 137
+    assert hutch.inspect(name, 'OOMKilled={{.State.OOMKilled}} ExitCode={{.State.ExitCode}} '
+                               'Error={{printf "%q" .State.Error}}') == 'OOMKilled=true ExitCode=137 Error=""'
+    hutch.ok("rm", name)
+
+
+def test_kill_from_outside_ends_attached_run(hutch, name):
+    import subprocess
+    import time
+    proc = subprocess.Popen(hutch.argv("run", "--name", name, "busybox", "sleep", "30"))
+    for _ in range(200):
+        if _exists(hutch, name) and hutch.state(name)["Status"] == "running":
+            break
+        time.sleep(0.05)
+    hutch.ok("kill", name)
+    assert proc.wait(timeout=30) == 137
+    hutch.ok("rm", name)
+
+
+def _exists(hutch, name) -> bool:
+    return hutch("inspect", name).returncode == 0
