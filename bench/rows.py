@@ -489,17 +489,44 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def _ours(pid: int, names: list[str]) -> bool:
-    """A host-namespace process started for one of `names`: a monitor is forked from
-    `hutch run -d --name NAME`, so its command line names the container."""
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _in_host_pidns(pid: int) -> bool:
     try:
-        if os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid"):
-            return False    # the container's own processes (its pid namespace)
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
     except OSError:
         return False
-    return any(n.encode() in argv for n in names)
+
+
+def _kept_processes(names: list[str], before: set[int]) -> tuple[list[int], list[int]]:
+    """What hutch keeps for `names`: (the monitors, i.e. the host parents of each container's
+    init, and their other children; new host processes of hutch's shared by all)."""
+    monitors = set()
+    for name in names:
+        pid = int(_hutch("inspect", "--format", "{{.State.Pid}}", name).strip() or 0)
+        if pid <= 0:
+            raise RunFailed(f"container {name} is not running")
+        parent = _ppid(pid)
+        if parent <= 1 or not _in_host_pidns(parent):
+            raise RunFailed(f"container {name}: its init {pid} has no monitor parent ({parent})")
+        monitors.add(parent)
+    shared = []
+    for pid in _host_pids() - before - monitors:
+        try:
+            parent = _ppid(pid)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent in monitors:
+            if _in_host_pidns(pid):     # not the container's own (in its pid namespace)
+                monitors.add(pid)       # a helper of the monitor
+        elif _in_host_pidns(pid) and b"hutch" in cmdline:
+            shared.append(pid)          # e.g. a network's DNS server
+    return sorted(monitors), shared
 
 
 def row_density(ctx: Context, count: int = 50) -> dict:
@@ -516,16 +543,17 @@ def row_density(ctx: Context, count: int = 50) -> dict:
             names.append(name)
             _hutch("run", "-d", "--name", name, "busybox", "sleep", "3600")
         time.sleep(1.0)   # let start-up transients exit
-        # what hutch keeps per container: the host processes started for it (its monitor);
+        # what hutch keeps per container: its monitor (and anything shared it started);
         # the container's own processes are not counted (Docker's figure counts the shim)
-        kept = [p for p in _host_pids() - before if _ours(p, names)]
+        monitors, shared = _kept_processes(names, before)
+        kept = monitors + shared
         total = sum(_pss_kib(p) for p in kept)
     except RunFailed as e:
         return {"id": 4, "title": title, "status": "failed", "reason": str(e)}
     finally:
         _rm_containers(names)
     metrics = {"hutch KiB per container (PSS)": round(total / count, 1),
-               "host processes kept": len(kept)}
+               "host processes kept": f"{len(monitors)} monitors + {len(shared)} shared"}
     ratios_ = {}
     for anchor in ("containerd-shim", "conmon"):
         kib = _anchor_pss(anchor, count)
