@@ -186,14 +186,10 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         raise RuntimeFailure("cannot use console socket if runc will not detach or "
                              "allocate tty")
     os.makedirs(state_root, mode=0o700, exist_ok=True)
-    cdir = statefile.container_dir(state_root, cid)
-    try:
-        os.mkdir(cdir, 0o711)
-    except FileExistsError:
-        raise RuntimeFailure("container with given ID already exists") from None
+    lock = _claim_id(state_root, cid, cfg)
     cgroup = None
     sock = None
-    fds: list[int] = []
+    fds: list[int] = [lock]
     init_pid = 0
     intermediate = 0
     try:
@@ -209,12 +205,14 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         cgroup.apply(cfg.resources)
         if console is None:
             console = _connect_console(console_socket)
-        fds.append(os.open(fifo, os.O_PATH | os.O_CLOEXEC))
-        fds.append(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        fds.append(fifo_fd)
+        proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds.append(proc_fd)
         base = _base_state(cid, bundle, cfg.annotations)
         process.preload(cfg)
         sock, child_sock = sync.pair()
-        args = process.InitArgs(cfg, child_sock, fifo_fd=fds[0], proc_fd=fds[1],
+        args = process.InitArgs(cfg, child_sock, fifo_fd=fifo_fd, proc_fd=proc_fd,
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
                                 no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base,
                                 seccomp_cache=statefile.seccomp_cache_dir(state_root))
@@ -269,6 +267,8 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             raise RuntimeFailure(str(e)) from None
         raise
     finally:
+        # The children share the lock's open file: unlock it, not just close our fd.
+        fcntl.flock(lock, fcntl.LOCK_UN)
         for fd in fds:
             os.close(fd)
         if sock is not None and not keep_sync:
@@ -292,6 +292,36 @@ def _exclusive(operation):
         finally:
             os.close(fd)
     return locked
+
+
+def _claim_id(state_root: str, cid: str, cfg: specconv.Config) -> int:
+    """Make the container's state dir and lock it for the create; returns the locked fd.
+
+    A dir without a state file that nobody holds locked is what a create killed half-way
+    left behind: it is cleared (with its cgroup) and taken over."""
+    cdir = statefile.container_dir(state_root, cid)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeFailure("container with given ID already exists") from None
+        if os.path.exists(os.path.join(cdir, statefile.STATE_FILE)):
+            os.close(fd)
+            raise RuntimeFailure("container with given ID already exists") from None
+        trace.step("state", f"clearing what an interrupted create of {cid} left")
+        cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
+        if cgroup.exists():
+            cgroup.destroy()
+        for name in os.listdir(cdir):
+            os.unlink(os.path.join(cdir, name))
+        return fd
+    fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _now() -> str:

@@ -241,3 +241,12 @@ def test_racing_deletes(bundle):
     results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _ in results), results
     assert leaks(bundle) == []
+
+
+def test_create_takes_over_what_an_interrupted_create_left(bundle):
+    # A create killed half-way: its state dir and fifo, no state file, no lock holder.
+    os.makedirs(os.path.join(bundle.root, bundle.id))
+    os.mkfifo(os.path.join(bundle.root, bundle.id, "exec.fifo"))
+    bundle.create(["sleep", "60"])
+    assert bundle.state()["status"] == "created"
+    bundle.runtime("delete", "--force", bundle.id, check=True)
