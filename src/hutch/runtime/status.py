@@ -13,7 +13,7 @@ ALLOWED = {
     "resume": {PAUSED},
     "exec": {CREATED, RUNNING},
     "update": {CREATED, RUNNING, PAUSED},
-    "delete": {STOPPED},
+    "delete": {STOPPED, CREATED},  # runc deletes (kills) a created container unforced
 }
 
 # (operation, state) → runc's error; "{id}" is the container id.
@@ -30,7 +30,6 @@ ERRORS = {
     ("exec", STOPPED): "cannot exec in a stopped container",
     ("exec", PAUSED): "cannot exec in a paused container (use --ignore-paused to override)",
     ("update", STOPPED): "container not running",
-    ("delete", CREATED): "cannot delete container {id} that is not stopped: created",
     ("delete", RUNNING): "cannot delete container {id} that is not stopped: running",
     ("delete", PAUSED): "cannot delete container {id} that is not stopped: paused",
 }
