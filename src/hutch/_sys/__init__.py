@@ -73,6 +73,8 @@ SYS_pivot_root = 155
 SYS_capget = 125
 SYS_capset = 126
 SYS_seccomp = 317
+SYS_keyctl = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
 SECCOMP_SET_MODE_FILTER = 1
 
 _libc.syscall.restype = ctypes.c_long
@@ -251,3 +253,8 @@ def seccomp_set_filter(program: bytes) -> None:
     prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
     _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)),
            "seccomp")
+
+
+def join_session_keyring(name: str) -> int:
+    """A new session keyring called `name` for this process (keyctl(2)); its serial."""
+    return _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")

@@ -170,7 +170,8 @@ def _create_kwargs(a: Args) -> dict:
     except ValueError:
         raise UsageError(f"invalid value {a.get('preserve-fds')!r} for flag -preserve-fds")
     return {"pid_file": a.get("pid-file"), "console_socket": a.get("console-socket"),
-            "no_pivot": bool(a.get("no-pivot")), "preserve_fds": preserve}
+            "no_pivot": bool(a.get("no-pivot")), "preserve_fds": preserve,
+            "no_new_keyring": bool(a.get("no-new-keyring"))}
 
 
 def cmd_create(root, argv):

@@ -164,16 +164,17 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) ->
 # --- create / start / run ---
 
 def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, stdio=None):
+           preserve_fds=0, stdio=None, no_new_keyring=False):
     """Create the container; its init waits before the user's program until start().
 
     Returns the init's host pid. On any failure nothing is left behind."""
     return _create(state_root, cid, bundle, pid_file=pid_file, console_socket=console_socket,
-                   no_pivot=no_pivot, preserve_fds=preserve_fds, stdio=stdio)[0]
+                   no_pivot=no_pivot, preserve_fds=preserve_fds, stdio=stdio,
+                   no_new_keyring=no_new_keyring)[0]
 
 
 def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-            preserve_fds=0, stdio=None, keep_sync=False, console=None):
+            preserve_fds=0, stdio=None, no_new_keyring=False, keep_sync=False, console=None):
     """create(); also returns the sync socket (keep_sync) for `run` to see exec errors, and
     takes an already connected console socket (`console`) for a foreground terminal."""
     statefile.validate_id(cid)
@@ -215,7 +216,8 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         args = process.InitArgs(cfg, child_sock, fifo_fd=fifo_fd, proc_fd=proc_fd,
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
                                 no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base,
-                                seccomp_cache=statefile.seccomp_cache_dir(state_root))
+                                seccomp_cache=statefile.seccomp_cache_dir(state_root),
+                                keyring=None if no_new_keyring else f"_ses.{cid}")
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
@@ -390,7 +392,7 @@ def _hook_state(st: dict) -> dict:
 
 
 def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=None,
-        no_pivot=False, preserve_fds=0, stdio=None) -> int:
+        no_pivot=False, preserve_fds=0, stdio=None, no_new_keyring=False) -> int:
     """create + start; unless detached, wait for the init and delete the container.
 
     Returns the init pid (detach) or its exit status (128+signal when killed)."""
@@ -402,8 +404,8 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
     try:
         pid, sock = _create(state_root, cid, bundle, pid_file=pid_file,
                             console_socket=console_socket, no_pivot=no_pivot,
-                            preserve_fds=preserve_fds, stdio=stdio, keep_sync=True,
-                            console=theirs)
+                            preserve_fds=preserve_fds, stdio=stdio,
+                            no_new_keyring=no_new_keyring, keep_sync=True, console=theirs)
     except BaseException:
         if ours is not None:
             ours.close()

@@ -6,6 +6,7 @@ error becomes one "error" message to the parent, never a traceback on the user's
 """
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import socket
@@ -175,8 +176,9 @@ class InitArgs:
 
     def __init__(self, cfg: Config, sock, *, fifo_fd: int, proc_fd: int, console, stdio,
                  preserve_fds: int, no_pivot: bool, cgroup_paths: dict, state: dict,
-                 seccomp_cache: str):
+                 seccomp_cache: str, keyring: str | None):
         self.cfg = cfg
+        self.keyring = keyring
         self.seccomp_cache = seccomp_cache
         self.sock = sock
         self.fifo_fd = fifo_fd
@@ -238,6 +240,14 @@ def init(a: InitArgs) -> None:
     cfg, proc = a.cfg, a.cfg.process
     os.setsid()
     dup_stdio(a.stdio)
+    if a.keyring:
+        # Its own session keyring, so the container never shares the caller's keys.
+        trace.step("keyctl", f"join session keyring {a.keyring}")
+        try:
+            _sys.join_session_keyring(a.keyring)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:  # a kernel without keyrings: nothing to isolate
+                raise InitError(f"could not create session key: {describe(e)}") from None
     try:
         rootfs.prepare(_sys, cfg, a.cgroup_paths)
     except OSError as e:

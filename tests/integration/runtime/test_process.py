@@ -165,3 +165,13 @@ def test_preserve_fds(bundle, tmp_path):
     lines = out.stdout.split()
     assert lines[:3] == ["from", "fd", "3"], out.stderr
     assert sorted(lines[3:]) == ["0", "1", "2", "3", "4"]  # 4: ls reading the dir
+
+
+def test_own_session_keyring_unless_no_new_keyring(bundle):
+    probe = ["sh", "-c", f"grep -q ' _ses.{bundle.id}' /proc/keys && echo named"]
+    out = bundle.run(probe)
+    assert out.stdout.strip() == "named", out.stderr
+    bundle.config["process"]["args"] = probe
+    bundle.write()
+    out = bundle.runtime("run", "--no-new-keyring", "--bundle", bundle.path, bundle.id)
+    assert "named" not in out.stdout, out.stderr
