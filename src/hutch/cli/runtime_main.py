@@ -515,6 +515,8 @@ def run_cli(argv, default_root=None):
         if g.get("systemd-cgroup"):
             raise _Failure("--systemd-cgroup is not supported: hutch-runtime manages "
                            "cgroupfs paths only")
+        if g.get("rootless", "auto") not in ("auto", "false"):
+            raise _Failure("rootless mode is not supported: run hutch-runtime as root")
         if g.get("criu"):
             raise _Failure("checkpoint/restore (--criu) is not supported")
         fn = COMMANDS.get(command)
