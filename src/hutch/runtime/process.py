@@ -10,6 +10,7 @@ import errno
 import os
 import resource
 import socket
+import stat
 
 from hutch import _sys, trace
 from hutch.runtime import capabilities, hooks, rootfs, sync
@@ -53,7 +54,7 @@ def _is_executable(path: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return not (st.st_mode & 0o170000 == 0o040000) and bool(st.st_mode & 0o111)
+    return not stat.S_ISDIR(st.st_mode) and bool(st.st_mode & 0o111)
 
 
 def look_path(name: str, path_env: str) -> str:
@@ -62,7 +63,7 @@ def look_path(name: str, path_env: str) -> str:
             st = os.stat(name)
         except OSError as e:
             raise InitError(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
-        if st.st_mode & 0o170000 == 0o040000 or not st.st_mode & 0o111:
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
             raise InitError(f'exec: "{name}": permission denied')
         return name
     for d in path_env.split(":") if path_env else ():
