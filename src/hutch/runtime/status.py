@@ -13,7 +13,8 @@ ALLOWED = {
     "resume": {PAUSED},
     "exec": {CREATED, RUNNING},
     "update": {CREATED, RUNNING, PAUSED},
-    "delete": {STOPPED, CREATED},  # runc deletes (kills) a created container unforced
+    # runc 1.1 deletes (kills) a created container unforced; the spec (and crun) say no.
+    "delete": {STOPPED},
 }
 
 # (operation, state) → runc's error; "{id}" is the container id.
@@ -30,6 +31,7 @@ ERRORS = {
     ("exec", STOPPED): "cannot exec in a stopped container",
     ("exec", PAUSED): "cannot exec in a paused container (use --ignore-paused to override)",
     ("update", STOPPED): "container not running",
+    ("delete", CREATED): "cannot delete container {id} that is not stopped: created",
     ("delete", RUNNING): "cannot delete container {id} that is not stopped: running",
     ("delete", PAUSED): "cannot delete container {id} that is not stopped: paused",
 }
