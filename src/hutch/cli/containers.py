@@ -342,7 +342,8 @@ def cmd_create(ctx, argv):
     from hutch.engine import errors
     opts, args = CREATE_CMD.parse(argv)
     try:
-        _eng, c, warnings = _create(ctx, opts, args, detach=True, cmd="create")
+        # create records the streams a later `start -a` attaches, as run would (no -d)
+        _eng, c, warnings = _create(ctx, opts, args, detach=False, cmd="create")
     except RunError as e:
         return _run_error("create", str(e), e.code)
     except errors.EngineError as e:

@@ -219,8 +219,22 @@ class Monitor:
             self._report({"Error": str(e), "ExitCode": e.exit_code})
             self._close_clients(FRAME_EXIT, {"ExitCode": e.exit_code, "Error": str(e)})
             return
-        self._report(report)
+        try:
+            self._report(report)
+        except OSError:
+            self._record_start(report)
         self.become_idle()
+
+    def _record_start(self, report: dict) -> None:
+        """The command that spawned us died before reading our report (its lock is gone
+        with it): record the start ourselves, so the container is shown truthfully."""
+        with self.store.locked(self.cid) as c:
+            if c.state["Generation"] >= self.generation:
+                return
+            c.state.update(Status=states.RUNNING, Running=True, Paused=False, Restarting=False,
+                           OOMKilled=False, Dead=False, ExitCode=0, Error="",
+                           ManuallyStopped=False, HasBeenStarted=True, **report)
+            c.save()
 
     def run_loop(self) -> None:
         """Wait for the exit, record it, and restart (then idle again) or finish."""
