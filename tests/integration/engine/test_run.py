@@ -104,12 +104,18 @@ def test_env_file_label_and_cidfile(hutch, tmp_path, name):
     hutch.ok("rm", name)
 
 
-def test_init_is_refused_clearly_without_an_init_binary(hutch):
+def test_init(hutch, name):
     from hutch.engine.spec import find_init
-    if find_init():
-        pytest.skip("this host has an init binary")
-    r = hutch("run", "--rm", "--init", "busybox", "true")
-    assert r.returncode == 125 and "--init" in r.stderr
+    if not find_init():
+        r = hutch("run", "--rm", "--init", "busybox", "true")
+        assert r.returncode == 125 and "--init" in r.stderr     # refused, never faked
+        return
+    hutch.ok("run", "-d", "--init", "--name", name, "busybox", "sleep", "1000")
+    assert hutch.ok("exec", name, "ps").splitlines()[1].split()[2:] == \
+        ["/sbin/docker-init", "--", "sleep", "1000"]
+    hutch.ok("stop", name)                  # the init forwards TERM: sleep dies of it
+    assert hutch.inspect(name, "{{.State.ExitCode}}") == "143"
+    hutch.ok("rm", name)
 
 
 def test_debug_shows_kernel_steps(hutch):
