@@ -37,7 +37,7 @@ import time
 
 from hutch import trace
 from hutch.engine import states
-from hutch.engine.store import Store, alive, atomic_write, now_iso, proc_start_time, read_json
+from hutch.engine.store import Store, atomic_write, now_iso, proc_start_time
 
 FRAME_STDOUT, FRAME_STDERR, FRAME_EXIT = 1, 2, 3
 BACKOFF_START = 0.1
@@ -728,11 +728,3 @@ class StartFailure(Exception):
     def __init__(self, msg: str, exit_code: int):
         super().__init__(msg)
         self.exit_code = exit_code
-
-
-def monitor_alive(state: dict) -> bool:
-    return alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
-
-
-def exit_record(store: Store, cid: str):
-    return read_json(os.path.join(store.dir(cid), "exit.json"))

@@ -3,8 +3,8 @@
 Two steps, because some inputs exist only when the container starts:
   build(record, image_config, ...)  at create: process, env, hostname, namespaces, cgroup
                                     path, and what the resource/security/volume modules add
-  finalize(spec, rootfs, ...)       at each start: the root path, /etc files from the
-                                    network, the user resolved from the image's /etc/passwd
+  finalize(spec, rootfs, ...)       at each start: the root path, the /etc files from the
+                                    network, the network namespace
 """
 from __future__ import annotations
 
@@ -131,8 +131,9 @@ def build(cid: str, record: dict, *, base: dict, cgroups_path: str) -> dict:
 
 
 def finalize(spec: dict, rootfs: str, *, etc_files: dict[str, str] | None = None,
-             netns_path: str | None = None, user=None) -> dict:
-    """Per-start parts: root path, /etc/{hosts,resolv.conf,hostname} binds, netns, user."""
+             netns_path: str | None = None) -> dict:
+    """Per-start parts: root path, /etc/{hosts,resolv.conf,hostname} binds, netns.
+    (The user is resolved by hutch.engine.security in the mounted rootfs.)"""
     spec = copy.deepcopy(spec)
     spec["root"] = {"path": rootfs, "readonly": spec.get("root", {}).get("readonly", False)}
     for dest, src in sorted((etc_files or {}).items()):
@@ -142,68 +143,4 @@ def finalize(spec: dict, rootfs: str, *, etc_files: dict[str, str] | None = None
         for ns in spec["linux"]["namespaces"]:
             if ns["type"] == "network":
                 ns["path"] = netns_path
-    if user is not None:
-        spec["process"]["user"] = user["user"]
-        env = spec["process"]["env"]
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={user['home']}")
     return spec
-
-
-def resolve_user(rootfs: str, user: str) -> dict:
-    """-u name|uid[:group|gid] against the image's /etc/passwd and /etc/group (Docker's rules)."""
-    name, _, group = (user or "").partition(":")
-    passwd = _read_db(os.path.join(rootfs, "etc/passwd"))
-    groups = _read_db(os.path.join(rootfs, "etc/group"))
-    uid, gid, home = 0, 0, "/"
-    if name:
-        entry = _find(passwd, name)
-        if entry:
-            uid, gid, home = int(entry[2]), int(entry[3]), entry[5] if len(entry) > 5 else "/"
-        elif name.isdigit():
-            uid, gid = int(name), 0
-        else:
-            raise ValueError(f"unable to find user {name}: no matching entries in passwd file")
-    elif passwd:
-        entry = _find(passwd, "0")
-        if entry:
-            home = entry[5] if len(entry) > 5 else "/"
-    if group:
-        entry = _find(groups, group)
-        if entry:
-            gid = int(entry[2])
-        elif group.isdigit():
-            gid = int(group)
-        else:
-            raise ValueError(f"unable to find group {group}: no matching entries in group file")
-    user_name = next((e[0] for e in passwd if len(e) > 2 and e[2] == str(uid)), None)
-    extra = []
-    if user_name:
-        for entry in groups:
-            if len(entry) > 3 and user_name in entry[3].split(",") and entry[2].isdigit():
-                if int(entry[2]) != gid:
-                    extra.append(int(entry[2]))
-    out = {"uid": uid, "gid": gid}
-    if extra:
-        out["additionalGids"] = extra
-    return {"user": out, "home": home}
-
-
-def _read_db(path: str) -> list[list[str]]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.split(":") for line in f.read().splitlines()
-                    if line and not line.startswith("#")]
-    except OSError:
-        return []
-
-
-def _find(db: list[list[str]], key: str) -> list[str] | None:
-    for entry in db:
-        if entry[0] == key:
-            return entry
-    if key.isdigit():
-        for entry in db:
-            if len(entry) > 2 and entry[2] == key:
-                return entry
-    return None
