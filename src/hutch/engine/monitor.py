@@ -77,6 +77,11 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
     """Start a monitor for cid's generation; return its report (Pid, ... or Error)."""
     r, w = os.pipe()
     keep = [w] + ([attach_sock.fileno()] if attach_sock else [])
+    # --debug: the kernel steps of the start (runtime create, mounts, cgroup writes) go to
+    # the user's stderr, not just to monitor.log
+    debug_fd = os.dup(2) if trace.enabled else None
+    if debug_fd is not None:
+        keep.append(debug_fd)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the forked child
         code = 0
@@ -86,6 +91,8 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
             if os.fork() != 0:
                 os._exit(0)
             _detach_stdio(Store(paths).run_dir(cid), keep)
+            if debug_fd is not None:
+                trace.enable(os.fdopen(debug_fd, "w", buffering=1))
             Monitor(paths, cid, generation, report_fd=w, attach_sock=attach_sock,
                     attach_opts=attach_opts or {}, console_size=console_size).main()
         except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
@@ -96,6 +103,8 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
             code = 1
         os._exit(code)
     os.close(w)
+    if debug_fd is not None:
+        os.close(debug_fd)
     os.waitpid(pid, 0)
     chunks = []
     while True:
@@ -283,6 +292,9 @@ class Monitor:
         os.write(self.report_fd, json.dumps(data).encode())
         os.close(self.report_fd)
         self.report_fd = None
+        if trace.enabled and trace._out is not None:   # back to monitor.log from here on
+            out, trace._out = trace._out, None
+            out.close()
 
     def _open_log(self):
         from hutch.engine.logs import LogWriter, parse_size

@@ -123,6 +123,8 @@ def test_debug_shows_kernel_steps(hutch):
                         "busybox", "true"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "create: container" in r.stderr
+    # the steps made in the monitor and the runtime reach the user's terminal too
+    assert "cgroup: mkdir " in r.stderr and "mount: " in r.stderr
 
 
 def test_run_detached_prints_id_and_attached_sees_kill(hutch, name):
