@@ -81,6 +81,7 @@ class Engine:
     def __init__(self, paths):
         self.paths = paths
         self.store = Store(paths)
+        self.last_exit_code = None   # what the last wait for an exit learnt
 
     # --- create ------------------------------------------------------------------------
     def create(self, opts: CreateOptions) -> tuple[Container, list[str]]:
@@ -434,6 +435,12 @@ class Engine:
                         except OSError:
                             hdr = b""
                         if hdr and hdr[0] == FRAME_EXIT:
+                            try:
+                                s.settimeout(1.0)
+                                n = int.from_bytes(hdr[4:8], "big")
+                                self.last_exit_code = json.loads(s.recv(n))["ExitCode"]
+                            except (OSError, ValueError, KeyError):
+                                pass
                             return True
                         if not hdr:
                             break    # the monitor went away: fall through to the pid
@@ -457,7 +464,10 @@ class Engine:
     def _exit_recorded(self, c: Container) -> bool:
         from hutch.engine.store import read_json
         ex = read_json(c.path("exit.json"))
-        return bool(ex) and ex.get("Generation") == c.state["Generation"]
+        if ex and ex.get("Generation") == c.state["Generation"]:
+            self.last_exit_code = ex["ExitCode"]
+            return True
+        return False
 
     def _settle(self, c: Container, killed_by: int) -> None:
         """After the init is gone: fold in the exit record, or repair if there is none."""
@@ -527,12 +537,13 @@ class Engine:
         """Block until the container is not running; its exit code (Docker's not-running)."""
         c = self.store.get(ref)
         while c.status in (states.RUNNING, states.PAUSED, states.RESTARTING):
+            self.last_exit_code = None
             if c.status == states.RESTARTING or not self._wait_exit(c, None):
                 time.sleep(0.05)   # restarting: the next start is pending in the monitor
             try:
                 c = self.store.get(c.id)
-            except errors.NotFound:
-                return c.state["ExitCode"] if c.state["Status"] == states.EXITED else 0
+            except errors.NotFound:   # removed on exit (--rm): the code the monitor told us
+                return self.last_exit_code if self.last_exit_code is not None else 0
         return c.state["ExitCode"]
 
     def rename(self, ref: str, new: str) -> None:

@@ -225,6 +225,8 @@ def test_wait_and_rename(hutch, name):
     assert hutch.inspect(new, "{{.Name}}") == f"/{new}"
     assert hutch("inspect", name).returncode == 1
     hutch.ok("rm", new)
+    hutch.ok("run", "-d", "--rm", "--name", name, "busybox", "sh", "-c", "sleep 0.5; exit 7")
+    assert hutch.ok("wait", name) == "7\n"         # removed on exit, its code still told
 
 
 def test_oom_kill_of_pid1_is_recorded(hutch, name):
