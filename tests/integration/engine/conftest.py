@@ -54,7 +54,7 @@ class Hutch:
 def _leftovers(root: str, ids: set) -> list[str]:
     out = []
     for cid in ids:
-        out += glob.glob(f"/sys/fs/cgroup/*/hutch/{cid}") + glob.glob(f"/sys/fs/cgroup/unified/hutch/{cid}")
+        out += glob.glob(f"/sys/fs/cgroup/*/hutch/{cid}") + glob.glob(f"/sys/fs/cgroup/hutch/{cid}")
     with open("/proc/self/mountinfo") as f:
         out += [line.split()[4] for line in f if root in line]
     for pid in os.listdir("/proc"):
