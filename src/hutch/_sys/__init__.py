@@ -183,9 +183,16 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     _check(_libc.syscall(SYS_capset, ctypes.byref(hdr), ctypes.byref(data)), "capset")
 
 
+_last_cap: int | None = None
+
+
 def cap_last_cap() -> int:
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        return int(f.read())
+    """The kernel's highest capability; read once (a container's init may have no /proc)."""
+    global _last_cap
+    if _last_cap is None:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            _last_cap = int(f.read())
+    return _last_cap
 
 
 def capbset_drop(cap: int) -> None:

@@ -55,6 +55,10 @@ def _check_host_support(cfg: specconv.Config) -> None:
                 raise ConfigError(
                     f"process.rlimits: {name} hard limit {hard} is above this host's hard "
                     f"limit {current}, and raising it needs CAP_SYS_RESOURCE")
+    if "mount" not in cfg.namespace_types and (cfg.mounts or cfg.masked_paths or
+                                                cfg.readonly_paths or cfg.readonly_root):
+        _warn("no mount namespace in linux.namespaces: the container is only chrooted; "
+              "mounts, devices, read-only and masked paths are not set up")
     if cfg.seccomp:
         try:
             import seccomp  # noqa: F401

@@ -249,10 +249,13 @@ def init(a: InitArgs) -> None:
         except OSError as e:
             if e.errno != errno.ENOSYS:  # a kernel without keyrings: nothing to isolate
                 raise InitError(f"could not create session key: {describe(e)}") from None
-    try:
-        rootfs.prepare(_sys, cfg, a.cgroup_paths)
-    except OSError as e:
-        raise InitError(f"error preparing rootfs: {describe(e)}") from None
+    # Without a mount namespace of its own, mounts would land in the host's: none are made.
+    own_mounts = "mount" in cfg.namespace_types
+    if own_mounts:
+        try:
+            rootfs.prepare(_sys, cfg, a.cgroup_paths)
+        except OSError as e:
+            raise InitError(f"error preparing rootfs: {describe(e)}") from None
     program = None
     if cfg.seccomp:
         # Compiled (or read from the cache) while the parent's cgroup write is under way.
@@ -269,7 +272,10 @@ def init(a: InitArgs) -> None:
         sync.expect(a.sock, "resume")
         hooks.run_hooks(cfg.hooks.get("createContainer"), dict(state, status="created"),
                         "createContainer")
-    if a.no_pivot:
+    if not own_mounts:
+        rootfs.write_sysctls(cfg)  # the host's /proc, before the chroot hides it
+        rootfs.chroot(_sys, cfg.rootfs)
+    elif a.no_pivot:
         rootfs.move_root(_sys, cfg.rootfs)
     else:
         rootfs.pivot(_sys, cfg.rootfs)
@@ -281,7 +287,8 @@ def init(a: InitArgs) -> None:
     if cfg.domainname:
         trace.step("setdomainname", cfg.domainname)
         _sys.setdomainname(cfg.domainname)
-    rootfs.finish(_sys, cfg)
+    if own_mounts:
+        rootfs.finish(_sys, cfg)
     finish_process(proc, program, a.preserve_fds, a.proc_fd)
     path = look_path(proc.args[0], proc.path_env())
     env = process_env(proc)

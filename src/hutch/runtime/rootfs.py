@@ -259,13 +259,7 @@ def mask_path(sys, path: str) -> None:
         pass
 
 
-def finish(sys, cfg: Config) -> None:
-    """After pivot: root read-only, sysctl, read-only and masked paths (runc's order)."""
-    if cfg.rootfs_propagation:
-        trace.step("mount", "rootfsPropagation of /", flags=hex(cfg.rootfs_propagation))
-        sys.mount(None, "/", None, cfg.rootfs_propagation)
-    if cfg.readonly_root:
-        remount_root_readonly(sys)
+def write_sysctls(cfg: Config) -> None:
     for key, value in cfg.sysctl.items():
         trace.step("sysctl", key, value=value)
         try:
@@ -273,6 +267,23 @@ def finish(sys, cfg: Config) -> None:
                 f.write(value)
         except OSError as e:
             raise OSError(e.errno, f"setting sysctl {key}={value}: {e.strerror}") from None
+
+
+def chroot(sys, rootfs: str) -> None:
+    """No mount namespace of its own: the container only gets its root by chroot."""
+    trace.step("chroot", rootfs)
+    sys.chroot(rootfs)
+    os.chdir("/")
+
+
+def finish(sys, cfg: Config) -> None:
+    """After pivot: root read-only, sysctl, read-only and masked paths (runc's order)."""
+    if cfg.rootfs_propagation:
+        trace.step("mount", "rootfsPropagation of /", flags=hex(cfg.rootfs_propagation))
+        sys.mount(None, "/", None, cfg.rootfs_propagation)
+    if cfg.readonly_root:
+        remount_root_readonly(sys)
+    write_sysctls(cfg)
     for path in cfg.readonly_paths:
         readonly_path(sys, path)
     for path in cfg.masked_paths:

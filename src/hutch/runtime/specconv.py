@@ -279,8 +279,6 @@ def _convert_namespaces(linux: dict, cfg: Config) -> None:
             cfg.joined_namespaces.append((kind, path))
         else:
             cfg.new_namespaces |= NAMESPACE_FLAGS[kind]
-    if "mount" not in cfg.namespace_types:
-        _fail("linux.namespaces", "a mount namespace is required")
     for key, target in (("uidMappings", cfg.uid_mappings), ("gidMappings", cfg.gid_mappings)):
         for where, m in _objects(linux, key, f"linux.{key}"):
             target.append((_get(m, "containerID", int, f"{where}.containerID", 0),
@@ -345,8 +343,9 @@ def _device_rules(resources: dict, devices: list[Device]) -> list[dict]:
     settled = rules[denies[-1] + 1:] if denies else rules
     extra = [{"allow": True, "type": kind, "major": major, "minor": minor, "access": access}
              for kind, major, minor, access in ALLOWED_DEVICE_RULES]
+    # A fifo is no device to the devices cgroup: it needs no rule.
     extra += [{"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
-               "minor": d.minor, "access": "rwm"} for d in devices]
+               "minor": d.minor, "access": "rwm"} for d in devices if d.type != "p"]
     for rule in map(clean, extra):
         if rule not in settled:
             rules.append(rule)

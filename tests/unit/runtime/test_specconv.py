@@ -84,8 +84,6 @@ def test_default_device_rules_appended(bundle):
 @pytest.mark.parametrize("mutate,message", [
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
      "linux.namespaces[6].type: duplicate namespace 'pid'"),
-    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}]),
-     "linux.namespaces: a mount namespace is required"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 1}]),
      "process.rlimits[0]: soft limit 9 is above the hard limit 1"),
     (lambda c: c["mounts"].append({"destination": "rel", "type": "tmpfs"}),
