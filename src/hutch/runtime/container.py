@@ -234,7 +234,8 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         sync.send(sock, "cgroup")
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
-            hook_state = dict(base, pid=init_pid)
+            # runtime-tools (and crun) expect "created" in the prestart state.
+            hook_state = dict(base, pid=init_pid, status=status.CREATED)
             hooks.run_hooks(cfg.hooks.get("prestart"), hook_state, "prestart")
             hooks.run_hooks(cfg.hooks.get("createRuntime"), hook_state, "createRuntime")
             sync.send(sock, "resume")

@@ -205,7 +205,7 @@ def test_hooks_get_state_on_stdin(bundle, tmp_path):
     assert kinds == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
     states = [json.loads(l) for l in lines if l.startswith("{")]
     assert all(s["id"] == bundle.id and s["bundle"] == bundle.path for s in states)
-    assert states[0]["pid"] > 0 and states[0]["status"] == "creating"
+    assert states[0]["pid"] > 0 and states[0]["status"] == "created"
     assert states[-1]["status"] == "stopped"
 
 
