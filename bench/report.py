@@ -60,6 +60,11 @@ def _panels(report: dict) -> list[tuple[str, str, list[tuple[str, float, float, 
                 for c in row.get("contenders", []) if c["status"] == "ok"]
         if bars:
             panels.append((f"{row['id']}. {row.get('title', '')}", "ms (median, min-max)", bars))
+        sub = row.get("ps100") or {}
+        bars = [(c["name"], c["median_ms"], c["min_ms"], c["max_ms"], c.get("anchor", False))
+                for c in sub.get("contenders", []) if c["status"] == "ok"]
+        if bars:
+            panels.append((f"{row['id']}. `ps -a` with 100 containers", "ms (median, min-max)", bars))
         numeric = [(k, float(v)) for k, v in row.get("metrics", {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and k not in ("bytes", "lines", "host processes kept")]
@@ -116,7 +121,7 @@ def _png(report, panels, path) -> str:
     m = report["machine"]
     fig.suptitle(f"hutch {m['hutch']} ({m['hutch_commit']}) - {report['date'][:10]} - "
                  f"{m['cpus']} CPUs, kernel {m['kernel']}  (grey: anchors)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
