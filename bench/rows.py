@@ -274,7 +274,7 @@ def row_runtime_start(ctx: Context) -> dict:
             os.rmdir(p)
         except OSError:
             pass
-    return _result(1, title, "hutch-runtime <= runc (here runc ~60 ms, crun ~23 ms)", contenders,
+    return _result(1, title, "hutch-runtime <= runc", contenders,
                    leaks=leftovers)
 
 
@@ -359,7 +359,7 @@ def row_engine_start(ctx: Context) -> dict:
                   anchor=True, missing=pm, group="none"),
     ]
     alternate(contenders, ctx.runs)
-    return _result(2, title, "< 100 ms (here docker ~350 ms, podman ~500 ms)", contenders)
+    return _result(2, title, "< 100 ms", contenders)
 
 
 # -- row 3: exec ------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def row_exec(ctx: Context) -> dict:
                       anchor=True, missing=pm),
         ]
         alternate(contenders, ctx.runs)
-        return _result(3, title, "< 50 ms (here docker ~80 ms, podman ~215 ms)", contenders)
+        return _result(3, title, "< 50 ms", contenders)
     finally:
         _rm_containers([name])
         if not pm:
@@ -562,8 +562,7 @@ def row_density(ctx: Context, count: int = 50) -> dict:
             ratios_[f"hutch / {anchor}"] = round(total / count / kib, 3)
         else:
             metrics[f"{anchor} KiB per container"] = kib
-    return {"id": 4, "title": title, "goal": "< 1 MiB per idle container "
-            "(containerd shim ~2.9 MiB, conmon ~0.44 MiB)", "status": "ok",
+    return {"id": 4, "title": title, "goal": "< 1 MiB per idle container", "status": "ok",
             "metrics": metrics, "ratios": ratios_}
 
 
