@@ -191,6 +191,8 @@ class Monitor:
         self.sel = selectors.DefaultSelector()
         self.clients: list[Client] = []
         self.pending_attach = (attach_sock, attach_opts) if attach_sock else None
+        self.stdin_buf = b""      # client input the container has not taken yet
+        self.paused: list[Client] = []
         c = self.store.load(cid)
         self.record = c.record
         self.config = c.record["Config"]
@@ -271,8 +273,10 @@ class Monitor:
             "pending": {k: v.decode("latin-1") for k, v in self.log.pending.items()},
             "clients": [{"fd": c.sock.fileno(), "op": c.op, "stdin": c.stdin, "stdout": c.stdout,
                          "stderr": c.stderr, "until": c.until,
-                         "reading": c.sock in self._registered_socks()}
+                         "reading": c.sock in self._registered_socks(),
+                         "paused": c in self.paused}
                         for c in self.clients],
+            "stdin_buf": self.stdin_buf.decode("latin-1"),
             "path": [p for p in sys.path if p],
         }
         boot = ("import sys, json; s = json.loads(sys.argv[1]); sys.path[:0] = s['path']; "
@@ -361,6 +365,7 @@ class Monitor:
             return (null, null, null), [null], (lsock, public)
         if self.config.get("OpenStdin"):
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(in_w, False)
             self.stdin_fd = in_w
         else:
             in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -394,6 +399,8 @@ class Monitor:
         self.sel.register(self.master, selectors.EVENT_READ, "out")
 
     def _close_stdio(self) -> None:
+        self.stdin_buf = b""
+        self.paused = []
         for fd in list(self.out_fds):
             self._drop_out(fd)
         if self.stdin_fd is not None and self.stdin_fd != self.master:
@@ -413,7 +420,8 @@ class Monitor:
     def wait_exit(self) -> int:
         """Serve output and clients until the init exits; returns Docker's exit code."""
         while True:
-            for key, _ in self.sel.select():
+            # while the container does not take its stdin, retry it on a short tick
+            for key, _ in self.sel.select(0.05 if self.stdin_buf else None):
                 what = key.data
                 if what == "out":
                     self._read_output(key.fd)
@@ -423,6 +431,25 @@ class Monitor:
                     return self._reap()
                 elif isinstance(what, Client):
                     self._client_input(what)
+            if self.stdin_buf:
+                self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        """Write what clients sent to the container's stdin, never blocking the loop; the
+        clients are not read while some is pending (backpressure, as a pipe would)."""
+        while self.stdin_buf and self.stdin_fd is not None:
+            try:
+                n = os.write(self.stdin_fd, self.stdin_buf[:65536])
+            except BlockingIOError:
+                return
+            except OSError:      # the container closed its stdin
+                break
+            self.stdin_buf = self.stdin_buf[n:]
+        self.stdin_buf = b""
+        for c in self.paused:
+            if c in self.clients:
+                self.sel.register(c.sock, selectors.EVENT_READ, c)
+        self.paused = []
 
     def _read_output(self, fd: int) -> None:
         stream = self.out_fds.get(fd)
@@ -520,10 +547,11 @@ class Monitor:
             data = b""
         if data:
             if c.op == "attach" and c.stdin and self.stdin_fd is not None:
-                try:
-                    os.write(self.stdin_fd, data)
-                except OSError:
-                    pass
+                self.stdin_buf += data
+                self._flush_stdin()
+                if self.stdin_buf:
+                    self.sel.unregister(c.sock)
+                    self.paused.append(c)
             return
         # the client closed its side: its stdin ended (it may still read output)
         try:
@@ -713,12 +741,16 @@ def resume(state: dict) -> None:
     for fd, name in state["out"].items():
         m.out_fds[int(fd)] = name
         m.sel.register(int(fd), selectors.EVENT_READ, "out")
+    m.stdin_buf = state["stdin_buf"].encode("latin-1")
+    m.paused = []
     for cs in state["clients"]:
         client = Client(socket.socket(fileno=cs["fd"]), cs)
         client.sock.settimeout(5.0)
         m.clients.append(client)
         if cs["reading"]:
             m.sel.register(client.sock, selectors.EVENT_READ, client)
+        elif cs["paused"]:
+            m.paused.append(client)
     all_fds = [m.listener.fileno(), *m.out_fds, *(cl.sock.fileno() for cl in m.clients)]
     for fd in all_fds + ([m.stdin_fd] if m.stdin_fd is not None else []):
         os.set_inheritable(fd, False)
