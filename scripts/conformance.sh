@@ -97,19 +97,31 @@ build() {
   touch "$stamp"
 }
 
-# status of one TAP file: pass/fail, oks, asserts. A test that makes no assertion (the hook
-# tests only report) passes when it exited 0 and reported no error.
+# status of one TAP file: pass/fail, oks, asserts. The programs give their own verdict by
+# their exit code (util.Fatal exits 1) and "not ok" lines; one that makes no assertion (the
+# hook tests only report; the *_fail tests print nothing when the runtime rightly refused)
+# passes when it exited 0 and reported no error.
 classify() {
   local tap=$1 rc=$2 oks asserts notok
   oks=$(grep -cE '^ok [0-9]+' "$tap" || true)
   notok=$(grep -cE '^not ok [0-9]+' "$tap" || true)
   asserts=$((oks + notok))
   if [ "$rc" = 124 ]; then echo "timeout $oks $asserts"; return; fi
-  if [ "$rc" != 0 ] || [ "$notok" -gt 0 ] || ! grep -qE '^1\.\.[0-9]+' "$tap"; then
+  if [ "$rc" != 0 ] || [ "$notok" -gt 0 ]; then
     echo "fail $oks $asserts"; return
   fi
   if [ "$asserts" = 0 ] && grep -q '"error":' "$tap"; then echo "fail $oks $asserts"; return; fi
   echo "pass $oks $asserts"
+}
+
+# Tests with rootfsPropagation=shared can leave mounts (proc, sys) propagated back onto the
+# host under their bundle: detach those first, and never let rm cross a mount point.
+remove_tmp() {
+  local m
+  for m in $(awk -v p="$1/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+    say "detaching a mount the test left on the host: $m"; umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$1"
 }
 
 run_runtime() {
@@ -118,9 +130,14 @@ run_runtime() {
   : > "$RESULTS/$label.tsv"
   for t in "${TEST_LIST[@]}"; do
     name=$(basename "$t" .t)
-    # The tests read runtimetest and rootfs-amd64.tar.gz from the working directory.
+    # The tests read runtimetest and rootfs-amd64.tar.gz from the working directory. Their
+    # bundles go to a private TMPDIR, removed afterwards: some tests leave theirs behind
+    # when a step before the container fails (masked/readonly symlink cases).
     rc=0
-    (cd "$BIN" && RUNTIME=$rt timeout -k 10 "$TEST_TIMEOUT" "./$name.t") >"$out/$name.tap" 2>&1 || rc=$?
+    tmp=$(mktemp -d /tmp/hutch-conformance.XXXXXX)
+    (cd "$BIN" && TMPDIR=$tmp RUNTIME=$rt timeout -k 10 "$TEST_TIMEOUT" "./$name.t") \
+      >"$out/$name.tap" 2>&1 || rc=$?
+    remove_tmp "$tmp"
     printf '%s\t%s\t%s\n' "$name" "$(classify "$out/$name.tap" "$rc" | tr ' ' '\t')" "$rc" \
       >> "$RESULTS/$label.tsv"
     say "$label $name: $(classify "$out/$name.tap" "$rc")"
