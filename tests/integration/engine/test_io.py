@@ -127,6 +127,10 @@ def test_attach_detach_keys_and_pipes(hutch, name):
     # -i with pipes: stdin reaches the container, its EOF ends it
     r = hutch("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done", input="piped\n")
     assert (r.returncode, r.stdout) == (0, "piped\ndone\n")
+    # more input than a pipe holds, to a container that reads it late: nothing lost
+    big = "x" * 99 + "\n"
+    r = hutch("run", "-i", "--rm", "busybox", "sh", "-c", "sleep 0.5; wc -c", input=big * 3000)
+    assert (r.returncode, r.stdout.strip()) == (0, "300000")
 
 
 def test_exec(hutch, name):
