@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import leaks
+from rt_helpers import leaks
 
 
 def _read(bundle, controller, name):

@@ -152,7 +152,7 @@ def _on_a_pty(argv, stdin_data=b""):
 
 
 def test_foreground_run_with_a_terminal(bundle):
-    from conftest import RUNTIME
+    from rt_helpers import RUNTIME
     bundle.config["process"]["terminal"] = True
     bundle.config["process"]["args"] = ["sh", "-c", "tty; read line; echo got:$line; exit 6"]
     bundle.write()
@@ -163,7 +163,7 @@ def test_foreground_run_with_a_terminal(bundle):
 
 
 def test_foreground_exec_with_a_terminal(running):
-    from conftest import RUNTIME
+    from rt_helpers import RUNTIME
     code, output = _on_a_pty([RUNTIME, "--root", running.root, "exec", "-t", running.id,
                               "sh", "-c", "tty; exit 3"])
     assert code == 3, output

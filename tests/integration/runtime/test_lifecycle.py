@@ -3,7 +3,7 @@ import json
 import os
 import signal
 
-from conftest import leaks
+from rt_helpers import leaks
 
 
 def _status(bundle):
@@ -166,7 +166,7 @@ def test_run_detached(bundle, tmp_path):
 def test_signal_forwarded_by_foreground_run(bundle):
     import subprocess
     import time
-    from conftest import RUNTIME
+    from rt_helpers import RUNTIME
     bundle.config["process"]["args"] = ["sh", "-c", "trap 'exit 42' TERM; "
                                                     "mkfifo /tmp/ready; echo > /tmp/ready; "
                                                     "while :; do sleep 0.05; done"]
@@ -231,7 +231,7 @@ def test_hook_timeout(bundle):
 
 def test_racing_deletes(bundle):
     import subprocess
-    from conftest import RUNTIME
+    from rt_helpers import RUNTIME
     bundle.create(["sleep", "60"])
     bundle.runtime("start", bundle.id, check=True)
     procs = [subprocess.Popen([RUNTIME, "--root", bundle.root, "delete", "--force", bundle.id],

@@ -3,7 +3,7 @@ import json
 import resource
 import subprocess
 
-from conftest import RUNTIME
+from rt_helpers import RUNTIME
 
 
 def _caps(names):

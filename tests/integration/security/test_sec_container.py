@@ -288,7 +288,7 @@ def test_pid1_is_the_containers_program(bundle):
 def open_bundle(runtime, busybox_rootfs_template):
     """A bundle under a directory the remapped root can traverse (pytest's are 0700)."""
     import tempfile
-    from conftest import Bundle
+    from sec_helpers import Bundle
     base = tempfile.mkdtemp(prefix="hutch-sec-userns-", dir="/tmp")
     os.chmod(base, 0o711)
     b = Bundle(base, runtime, busybox_rootfs_template)
