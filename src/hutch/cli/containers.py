@@ -25,11 +25,6 @@ def _engine(ctx):
     return Engine(ctx.paths)
 
 
-def _parse(cmd: Command, argv):
-    """(opts, args) or raises CommandLineError (reported by the caller's wrapper)."""
-    return cmd.parse(argv)
-
-
 def _command(fn):
     """Report flag errors the way Docker does; keep the command function plain."""
     def wrapper(ctx, argv):
@@ -552,10 +547,16 @@ def cmd_stop(ctx, argv):
     opts, args = STOP_CMD.parse(argv)
     eng = _engine(ctx)
     timeout = opts["time"] if "time" in opts.changed else None
+    sig = None
     if opts["signal"]:
-        _err("hutch: --signal for stop is not supported; use --stop-signal at create")
-        return 125
-    return _each(args, lambda ref: eng.stop(ref, timeout))
+        from hutch.engine import errors
+        from hutch.engine.containers import parse_signal
+        try:
+            sig = parse_signal(opts["signal"])
+        except errors.EngineError as e:
+            _err(f"{DAEMON}{e}")
+            return 1
+    return _each(args, lambda ref: eng.stop(ref, timeout, sig))
 
 
 RESTART_CMD = Command("restart", "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", [
@@ -750,7 +751,6 @@ PS_FILTERS = ("status", "name", "id", "label", "label!", "exited", "ancestor", "
 
 @_command
 def cmd_ps(ctx, argv):
-    from hutch.cli import format as fmt
     from hutch.cli import gotemplate
     opts, _args = PS_CMD.parse(argv)
     filters = _parse_filters(opts["filter"], PS_FILTERS)
@@ -790,7 +790,6 @@ def cmd_ps(ctx, argv):
     except gotemplate.TemplateError as e:
         _err(f"template parsing error: {e}")
         return 64
-    del fmt
     return 0
 
 

@@ -346,7 +346,8 @@ class Engine:
             c.save()
 
     # --- stop / kill -------------------------------------------------------------------
-    def stop(self, ref: str, timeout: float | None = None) -> Container:
+    def stop(self, ref: str, timeout: float | None = None, sig: int | None = None) -> Container:
+        """The stop signal (--stop-signal, or sig), then SIGKILL after the timeout."""
         with self.store.locked(ref) as c:
             if states.check("stop", c.status, cid=c.id, ref=ref, name=c.name) == "noop":
                 return c
@@ -356,7 +357,8 @@ class Engine:
                 c.save()
                 return c
             c.save()
-            sig = parse_signal(c.record["Config"].get("StopSignal") or "TERM")
+            if sig is None:
+                sig = parse_signal(c.record["Config"].get("StopSignal") or "TERM")
             if timeout is None:
                 timeout = c.record["Config"].get("StopTimeout")
             if timeout is None:

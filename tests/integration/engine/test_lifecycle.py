@@ -135,6 +135,9 @@ def test_stop_signal_and_timeout(hutch, name):
                                "StopTimeout={{.Config.StopTimeout}}") == \
         "ExitCode=7 StopSignal=USR1 StopTimeout=3"
     assert hutch.ok("logs", name) == "got USR1\n"
+    hutch.ok("start", name)
+    hutch.ok("stop", "-s", "KILL", name)            # stop's own --signal
+    assert hutch.inspect(name, "{{.State.ExitCode}}") == "137"
     hutch.ok("rm", name)
 
 
