@@ -78,7 +78,7 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
     bundle = os.path.join(run_dir, "bundle")
     os.makedirs(bundle, exist_ok=True)
     with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(spec, f)
+        f.write(json.dumps(spec))   # dumps uses the C encoder; dump() does not
     return bundle
 
 

@@ -62,7 +62,7 @@ def atomic_write(path: str, data: dict) -> None:
     """write, fsync, rename: a reader sees the old file or the new one, never half."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))   # dumps uses the C encoder; dump() does not
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
