@@ -355,6 +355,7 @@ class Engine:
             if c.status == states.RESTARTING:
                 c.state.update(Status=states.EXITED, Running=False, Restarting=False)
                 c.save()
+                self._wake_monitor(c)
                 return c
             c.save()
             if sig is None:
@@ -463,6 +464,15 @@ class Engine:
         finally:
             os.close(fd)
 
+    def _wake_monitor(self, c: Container) -> None:
+        """A monitor in its restart back-off re-reads the state now (and finishes)."""
+        from hutch.engine.monitor import connect
+        try:
+            with connect(self.store.run_dir(c.id)) as s:
+                s.sendall(b'{"op": "wake"}\n')
+        except OSError:
+            pass
+
     def _exit_recorded(self, c: Container) -> bool:
         from hutch.engine.store import read_json
         ex = read_json(c.path("exit.json"))
@@ -523,6 +533,7 @@ class Engine:
             elif force and c.status == states.RESTARTING:
                 c.state.update(Status=states.EXITED, Running=False, Restarting=False,
                                ManuallyStopped=True)
+                self._wake_monitor(c)
             states.check("rm", c.status, cid=c.id, ref=ref, name=c.name)
             c.state.update(Status=states.REMOVING)
             c.save()

@@ -21,6 +21,7 @@ Exit record (no lock: a command holding the lock may be waiting for it):
 Socket protocol (ctl.sock in the container's run dir): the client sends one JSON line,
   {"op": "attach", "stdin": bool, "stdout": bool, "stderr": bool, "until": "exited"|"done"}
   {"op": "wait", "until": "exited"|"done"}     {"op": "resize", "h": rows, "w": cols}
+  {"op": "wake"}   (ends a restart back-off early: the state was changed under the lock)
 then the monitor sends frames: 8-byte header (type, 0, 0, 0, big-endian length) + payload;
 type 1 stdout, 2 stderr, 3 exit ({"ExitCode": n}). An attach client's bytes are the
 container's stdin; its EOF closes the container's stdin when the container is StdinOnce.
@@ -193,6 +194,7 @@ class Monitor:
         self.pending_attach = (attach_sock, attach_opts) if attach_sock else None
         self.stdin_buf = b""      # client input the container has not taken yet
         self.paused: list[Client] = []
+        self.woken = False
         c = self.store.load(cid)
         self.record = c.record
         self.config = c.record["Config"]
@@ -494,6 +496,10 @@ class Monitor:
         except (OSError, ValueError):
             conn.close()
             return
+        if req.get("op") == "wake":     # stop/rm of a restarting container: decide now
+            self.woken = True
+            conn.close()
+            return
         if req.get("op") == "resize":
             if self.master is not None:
                 from hutch import _sys
@@ -677,7 +683,8 @@ class Monitor:
     def _restart_after(self, delay: float) -> bool:
         """Wait out the back-off (serving clients), then start again if still wanted."""
         deadline = time.monotonic() + delay
-        while (left := deadline - time.monotonic()) > 0:
+        self.woken = False
+        while (left := deadline - time.monotonic()) > 0 and not self.woken:
             for key, _ in self.sel.select(left):
                 if key.data == "listen":
                     self._accept()
@@ -741,6 +748,7 @@ def resume(state: dict) -> None:
     for fd, name in state["out"].items():
         m.out_fds[int(fd)] = name
         m.sel.register(int(fd), selectors.EVENT_READ, "out")
+    m.woken = False
     m.stdin_buf = state["stdin_buf"].encode("latin-1")
     m.paused = []
     for cs in state["clients"]:
