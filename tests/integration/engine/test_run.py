@@ -136,3 +136,16 @@ def test_run_detached_prints_id_and_attached_sees_kill(hutch, name):
     assert hutch.inspect(name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
     hutch.ok("rm", name)
     assert not os.path.exists(os.path.join(hutch.root, "containers", cid))
+
+
+def test_failed_create_leaves_nothing(hutch, name):
+    r = hutch("create", "--name", name, "--cap-add", "BOGUS", "busybox", "true")
+    assert r.returncode == 125 and 'unknown capability: "CAP_BOGUS"' in r.stderr
+    r = hutch("create", "--name", name, "-w", "relative", "busybox", "true")
+    assert r.returncode == 125 and "it needs to be an absolute path" in r.stderr
+    cdir = os.path.join(hutch.root, "containers")
+    assert [d for d in os.listdir(cdir) if not d.startswith(".")] == []
+    assert os.listdir(os.path.join(cdir, ".names")) == []
+    assert os.listdir(os.path.join(hutch.root, "images", "snapshots")) == []
+    hutch.ok("create", "--name", name, "busybox", "true")     # the name is free again
+    hutch.ok("rm", name)
