@@ -18,6 +18,7 @@ from hutch import trace
 from hutch.engine.errors import InvalidParameter
 from hutch.oci import defaults
 from hutch.oci.seccomp_default import ProfileError, load_docker_json, profile_for
+from hutch.securejoin import fd_path, open_in_root
 
 ALL = "ALL"
 MAX_ID = 2147483647
@@ -147,47 +148,19 @@ def _parse_bool(value: str) -> bool | None:
 
 # --- users and groups -----------------------------------------------------------------
 
-def resolve_in_root(root: str, path: str) -> str:
-    """`path` inside `root` with every symlink resolved as if root were /.
-
-    A link in the image (/etc/passwd -> /../../host/file) cannot lead the engine out of
-    the container's root: ".." stops at root and absolute targets restart at root.
-    """
-    root = os.path.abspath(root)
-    pending = [p for p in path.split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
-        except OSError:
-            is_link = False
-        if not is_link:
-            resolved.append(part)
-            continue
-        links += 1
-        if links > 255:
-            raise OSError(40, "too many levels of symbolic links", path)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending = [p for p in target.split("/") if p] + pending
-    return os.path.join(root, *resolved)
-
-
 def _read_colon_file(rootfs: str, name: str) -> list[list[str]] | None:
     """Lines of /etc/passwd or /etc/group split on ':'; None if the file is missing."""
     try:
-        with open(resolve_in_root(rootfs, name), encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        # Opened through the fd securejoin resolved: a link in the image
+        # (/etc/passwd -> /../../host/file) cannot lead the engine out of the root.
+        fd = open_in_root(rootfs, name)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a fifo or device would block
+                return None
+            with open(fd_path(fd), encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        finally:
+            os.close(fd)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     entries = []

@@ -11,9 +11,8 @@ How the engine uses this module (see docs/contracts.md):
   exit:    after_exit(paths, cid, record)           # unmount option volumes (tmpfs...)
   rm:      release_container(paths, cid, record, remove_anonymous=rm_v)
   cp:      open_container_root, source_in_root, TarWriter/archive_entry, Extractor
-And the runtime, for every mount target: `fd = open_in_root(rootfs, destination,
-create=...)`, then mount onto `fd_path(fd)` (never a joined path string, which a racing
-symlink swap can send onto the host).
+In-root path resolution (open_in_root, resolve_in_root, secure_join, fd_path) lives in
+hutch.securejoin, shared with the runtime; the names are re-exported here for callers.
 
 Order of precedence is Docker's (daemon/volumes.go registerMountPoints): --volumes-from,
 then -v binds/named volumes, then --mount; anonymous volumes (-v /path and the image's
@@ -22,158 +21,14 @@ VOLUME entries) only where nothing else is mounted; --tmpfs beside them.
 from __future__ import annotations
 
 import collections
-import errno
 import os
 import posixpath
 import stat
 from dataclasses import asdict, dataclass, field
 
 from hutch import trace
-
-# ---------------------------------------------------------------------------------------
-# Resolving container paths inside a root, the way runc's securejoin does it.
-# ---------------------------------------------------------------------------------------
-_MAX_SYMLINKS = 40
-_O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _components(path: str) -> list[str]:
-    return [c for c in path.split("/") if c not in ("", ".")]
-
-
-def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o755,
-                 follow_final: bool = True) -> int:
-    """Return an O_PATH fd for `path` resolved inside `root` (a path or a directory fd)
-    as if `root` were "/": one component at a time with O_NOFOLLOW, symlinks read and
-    re-resolved inside the root (an absolute target restarts at the root, ".." never goes
-    above it). Nothing outside `root` can be reached, whatever the tree holds.
-
-    create: None (missing -> FileNotFoundError), "dir" (missing components become
-    directories) or "file" (parents become directories, the last an empty file).
-    follow_final=False returns the last component itself when it is a symlink.
-    The caller closes the fd.
-    """
-    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
-        if not isinstance(root, int) else os.dup(root)
-    stack = [rootfd]          # fds of the directories walked; stack[-1] is where we are
-    parts = collections.deque(_components(path))
-    links = 0
-    try:
-        while parts:
-            comp = parts.popleft()
-            if comp == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                continue
-            last = not parts
-            fd = _open_or_create(stack[-1], comp, create if last else ("dir" if create else None),
-                                 mode)
-            st = os.fstat(fd)
-            if stat.S_ISLNK(st.st_mode) and (follow_final or not last):
-                links += 1
-                if links > _MAX_SYMLINKS:
-                    os.close(fd)
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-                target = os.readlink("", dir_fd=fd)   # readlinkat on the O_PATH fd itself
-                os.close(fd)
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                parts.extendleft(reversed(_components(target)))
-                continue
-            if not last and not stat.S_ISDIR(st.st_mode):
-                os.close(fd)
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-            stack.append(fd)
-        return os.dup(stack[-1])
-    finally:
-        for fd in stack:
-            os.close(fd)
-
-
-def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int:
-    for _ in range(8):   # retry when a racing process creates or removes the name
-        try:
-            return os.open(name, _O_PATH, dir_fd=dirfd)
-        except FileNotFoundError:
-            if create is None:
-                raise
-        try:
-            if create == "file":
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
-            else:
-                os.mkdir(name, mode, dir_fd=dirfd)
-        except FileExistsError:
-            pass
-    raise OSError(errno.EAGAIN, "path keeps changing while it is resolved", name)
-
-
-def resolve_in_root(root, path: str) -> str:
-    """The container path that `path` names once every symlink is resolved inside `root`
-    (missing trailing components kept as they are): "/link/x" -> "/real/x"."""
-    names: list[str] = []
-    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
-        if not isinstance(root, int) else os.dup(root)
-    stack = [rootfd]
-    parts = collections.deque(_components(path))
-    links = 0
-    try:
-        while parts:
-            comp = parts.popleft()
-            if comp == "..":
-                if names:
-                    if len(stack) > len(names):   # the last name is a directory we hold
-                        os.close(stack.pop())
-                    names.pop()
-                continue
-            if len(stack) <= len(names):   # below a missing component: keep the rest as is
-                names.append(comp)
-                continue
-            try:
-                fd = os.open(comp, _O_PATH, dir_fd=stack[-1])
-            except (FileNotFoundError, NotADirectoryError):
-                names.append(comp)
-                continue
-            st = os.fstat(fd)
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAX_SYMLINKS:
-                    os.close(fd)
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-                target = os.readlink("", dir_fd=fd)
-                os.close(fd)
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                    names.clear()
-                parts.extendleft(reversed(_components(target)))
-                continue
-            names.append(comp)
-            stack.append(fd)
-        return "/" + "/".join(names)
-    finally:
-        for fd in stack:
-            os.close(fd)
-
-
-def secure_join(rootfs: str, path: str) -> str:
-    """Host path of container path `path` under `rootfs`, every symlink resolved inside
-    the root (filepath-securejoin's SecureJoin). A string is only as safe as the tree is
-    still when it is used: to mount or write, prefer `open_in_root` and /proc/self/fd."""
-    return os.path.join(rootfs, resolve_in_root(rootfs, path).lstrip("/"))
-
-
-def fd_path(fd: int) -> str:
-    """A path the kernel resolves to exactly the object `fd` holds (mount targets)."""
-    return f"/proc/self/fd/{fd}"
-
-
-def prepare_mount_target(rootfs, destination: str, source_is_dir: bool = True) -> int:
-    """The runtime's helper: an O_PATH fd for a mount target inside `rootfs`, created as a
-    directory (or, for a file source, an empty file) when missing, as runc does."""
-    return open_in_root(rootfs, destination, create="dir" if source_is_dir else "file")
-
+from hutch.securejoin import (components, fd_path, open_in_root,  # noqa: F401 - re-exported
+                              prepare_mount_target, resolve_in_root, secure_join)
 
 # ---------------------------------------------------------------------------------------
 # Parsing Docker's flags.
@@ -833,7 +688,7 @@ def prepare_start(paths, record: dict | None, rootfs: str) -> list[dict]:
             oci.append(_tmpfs(m.Destination, m.Data))
     for dest, data in plan.tmpfs.items():
         oci.append(_tmpfs(dest, data))
-    oci.sort(key=lambda x: len(_components(x["destination"])))   # Docker's sortMounts
+    oci.sort(key=lambda x: len(components(x["destination"])))   # Docker's sortMounts
     return oci
 
 
@@ -1201,8 +1056,8 @@ class _MappedWriter:
         self.w.add(info, data_fd)
 
 
-def _split_components(name: str) -> list[str]:
-    parts = _components(name)
+def _splitcomponents(name: str) -> list[str]:
+    parts = components(name)
     if ".." in parts:
         raise CopyError(f"invalid archive entry {name!r}: it climbs out of the destination")
     return parts
@@ -1226,7 +1081,7 @@ class Extractor:
         import tarfile
         with tarfile.open(fileobj=stream, mode="r|") as tf:
             for m in tf:
-                parts = _split_components(m.name)
+                parts = _splitcomponents(m.name)
                 if not parts:
                     continue   # the "./" entry of the destination itself
                 parent = self._parent(parts)
@@ -1277,7 +1132,7 @@ class Extractor:
             self._owner_at(parent, name, m)
             os.utime(name, (m.mtime, m.mtime), dir_fd=parent, follow_symlinks=False)
         elif m.islnk():
-            tparts = _split_components(m.linkname)
+            tparts = _splitcomponents(m.linkname)
             tparent = self._parent(tparts)
             try:
                 os.link(tparts[-1], name, src_dir_fd=tparent, dst_dir_fd=parent,
@@ -1365,7 +1220,7 @@ def open_container_root(paths, cid: str, state: dict, record: dict) -> int:
     rootfs = ImageStore(paths.images, paths.containers).mount_rootfs(cid)
     store = VolumeStore(paths)
     plan = MountPlan.from_record(record.get("HutchMounts"))
-    for m in sorted(plan.mounts, key=lambda m: len(_components(m.Destination))):
+    for m in sorted(plan.mounts, key=lambda m: len(components(m.Destination))):
         if m.Type == "tmpfs":
             continue   # empty until the container runs: nothing to copy to or from
         source = store.activate(m.Name) if m.Type == "volume" else m.Source

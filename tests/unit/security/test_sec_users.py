@@ -4,7 +4,8 @@ import os
 import pytest
 
 from hutch.engine.errors import InvalidParameter
-from hutch.engine.security import ExecUser, resolve_in_root, resolve_user
+from hutch.engine.security import ExecUser, resolve_user
+from hutch.securejoin import secure_join
 
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
@@ -89,15 +90,15 @@ def test_passwd_symlink_cannot_escape(tmp_path):
     assert resolve_user(str(root), "eve").uid == 3000
 
 
-def test_resolve_in_root(tmp_path):
+def test_secure_join(tmp_path):
     root = tmp_path / "r"
     (root / "a/b").mkdir(parents=True)
     os.symlink("/a", root / "abs")
     os.symlink("../../../..", root / "a/up")
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
-    assert resolve_in_root(str(root), "/abs/b") == str(root / "a/b")
-    assert resolve_in_root(str(root), "/a/up/etc") == str(root / "etc")
-    assert resolve_in_root(str(root), "../../x") == str(root / "x")
+    assert secure_join(str(root), "/abs/b") == str(root / "a/b")
+    assert secure_join(str(root), "/a/up/etc") == str(root / "etc")
+    assert secure_join(str(root), "../../x") == str(root / "x")
     with pytest.raises(OSError):
-        resolve_in_root(str(root), "/loop1")
+        secure_join(str(root), "/loop1")
