@@ -215,6 +215,10 @@ def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def set_dumpable(on: bool) -> None:
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
 def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 

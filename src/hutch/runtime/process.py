@@ -208,6 +208,10 @@ def join_namespaces(joined: list[tuple[str, str]]) -> None:
 
 def stage1(a: InitArgs) -> None:
     cfg = a.cfg
+    # Before entering any of the container's namespaces, and inherited by the init until
+    # its execve: nothing in the container may ptrace us or open /proc/<pid>/exe, the
+    # host's python (CVE-2019-5736).
+    _sys.set_dumpable(False)
     if cfg.process.oom_score_adj is not None:
         trace.step("oom_score_adj", str(cfg.process.oom_score_adj))
         try:
@@ -356,6 +360,8 @@ class ExecArgs:
 
 
 def exec_stage1(a: ExecArgs) -> None:
+    # Before joining the container (CVE-2019-5736): see stage1.
+    _sys.set_dumpable(False)
     sync.expect(a.sock, "cgroup")
     root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     join_namespaces(a.namespaces)
