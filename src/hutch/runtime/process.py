@@ -122,13 +122,13 @@ def set_user_and_caps(proc: Process) -> None:
         capabilities.apply_sets(_sys, proc.capabilities, last)
 
 
-def setup_terminal(proc: Process, console: socket.socket, dev_console: bool = False) -> None:
+def setup_terminal(proc: Process, console: socket.socket, proc_fd: int | None = None) -> None:
     """A pty from the container's devpts; the master goes to the console socket.
 
-    dev_console: the init also gets it bound on /dev/console, as the spec asks."""
+    proc_fd (the init only): it also gets the pty bound on /dev/console, as the spec asks."""
     master, slave = _sys.open_pty()
-    if dev_console:
-        rootfs.bind_console(_sys, os.ttyname(slave))
+    if proc_fd is not None:
+        rootfs.bind_console(_sys, os.ttyname(slave), proc_fd)
     trace.step("console", "send pty master over the console socket")
     socket.send_fds(console, [b"/dev/ptmx"], [master])
     os.close(master)
@@ -142,19 +142,36 @@ def setup_terminal(proc: Process, console: socket.socket, dev_console: bool = Fa
     os.close(slave)
 
 
-def mark_cloexec_above(first_free: int, proc_fd: int) -> None:
-    """Everything from first_free up is closed at execve (the sync socket included)."""
+def close_fds_above(first_free: int, proc_fd: int, keep: tuple[int, ...]) -> None:
+    """Close every fd from first_free up but `keep` (proc_fd too, unless kept): none of the
+    runtime's host fds (the host's /proc, the state dir's lock, the caller's files) may
+    still be open when the container's cwd is entered (CVE-2024-21626). The kept ones are
+    close-on-exec."""
     dir_fd = os.open("self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
     try:
-        for name in os.listdir(dir_fd):
-            fd = int(name)
-            if fd >= first_free and fd != dir_fd:
-                try:
-                    os.set_inheritable(fd, False)
-                except OSError:
-                    pass
+        fds = [int(name) for name in os.listdir(dir_fd)]
     finally:
         os.close(dir_fd)
+    for fd in fds:
+        if fd < first_free or fd == dir_fd or fd == proc_fd:
+            continue
+        try:
+            if fd in keep:
+                os.set_inheritable(fd, False)
+            else:
+                os.close(fd)
+        except OSError:
+            pass
+    if proc_fd not in keep:
+        os.close(proc_fd)
+
+
+def _trace_fd() -> tuple[int, ...]:
+    """The --debug stream's fd, when the caller (the engine) gave trace one of its own."""
+    try:
+        return (trace._out.fileno(),) if trace._out is not None else ()
+    except (AttributeError, OSError, ValueError):
+        return ()
 
 
 def dup_stdio(stdio) -> None:
@@ -258,7 +275,7 @@ def init(a: InitArgs) -> None:
     if own_mounts:
         try:
             rootfs.prepare(_sys, cfg, a.cgroup_paths)
-        except OSError as e:
+        except (OSError, rootfs.MountError) as e:
             raise InitError(f"error preparing rootfs: {describe(e)}") from None
     program = None
     if cfg.seccomp:
@@ -284,7 +301,7 @@ def init(a: InitArgs) -> None:
     else:
         rootfs.pivot(_sys, cfg.rootfs)
     if proc.terminal:
-        setup_terminal(proc, a.console, dev_console=True)
+        setup_terminal(proc, a.console, a.proc_fd)
     if cfg.hostname:
         trace.step("sethostname", cfg.hostname)
         _sys.sethostname(cfg.hostname)
@@ -292,18 +309,35 @@ def init(a: InitArgs) -> None:
         trace.step("setdomainname", cfg.domainname)
         _sys.setdomainname(cfg.domainname)
     if own_mounts:
-        rootfs.finish(_sys, cfg)
-    finish_process(proc, program, a.preserve_fds, a.proc_fd)
+        rootfs.finish(_sys, cfg, a.proc_fd)
+    # The exec fifo is re-opened for writing through the container's own /proc when it has
+    # one, so the host's /proc can be closed before the cwd is entered; without one, the
+    # getcwd() check in finish_process is what keeps the cwd inside.
+    fifo_path = f"/proc/self/fd/{a.fifo_fd}"
+    host_proc = () if _same_file(fifo_path, a.fifo_fd) else (a.proc_fd,)
+    finish_process(proc, program, a.preserve_fds, a.proc_fd,
+                   keep=(a.sock.fileno(), a.fifo_fd) + host_proc + _trace_fd())
     path = look_path(proc.args[0], proc.path_env())
     env = process_env(proc)
     sync.send(a.sock, "ready")
     trace.step("exec.fifo", "wait for start")
-    fifo = os.open(f"self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=a.proc_fd)
+    if host_proc:
+        fifo = os.open(f"self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=a.proc_fd)
+    else:
+        fifo = os.open(fifo_path, os.O_WRONLY | os.O_CLOEXEC)
     os.write(fifo, b"0")
     os.close(fifo)
     hooks.run_hooks(cfg.hooks.get("startContainer"), dict(state, status="created"),
                     "startContainer")
     exec_user_program(proc, program, path, env)
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _load_seccomp(program: bytes) -> None:
@@ -312,20 +346,37 @@ def _load_seccomp(program: bytes) -> None:
 
 
 def finish_process(proc: Process, seccomp_program: bytes | None, preserve_fds: int,
-                   proc_fd: int) -> None:
-    """Limits, user, capabilities, cwd: what the init and an exec'd process both do."""
+                   proc_fd: int, keep: tuple[int, ...]) -> None:
+    """Limits, user, capabilities, fds, cwd: what the init and an exec'd process both do.
+
+    Every fd from 3 + preserve_fds up is closed but `keep` (proc_fd included)."""
     set_rlimits(proc)
     if seccomp_program and not proc.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it.
         _load_seccomp(seccomp_program)
     set_user_and_caps(proc)
+    # A change of credentials may have made us dumpable again (fs.suid_dumpable).
+    _sys.set_dumpable(False)
+    close_fds_above(3 + preserve_fds, proc_fd, keep)
     try:
         os.chdir(proc.cwd)
     except OSError as e:
         raise InitError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed: "
                         f"{describe(e)}") from None
+    check_cwd_inside()
     os.umask(0o022 if proc.umask is None else proc.umask)
-    mark_cloexec_above(3 + preserve_fds, proc_fd)
+
+
+def check_cwd_inside() -> None:
+    """runc's check: a cwd reached through a leaked host fd is outside our root, and the
+    kernel reports it "(unreachable)" (glibc's getcwd: ENOENT)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    if not cwd.startswith("/"):
+        raise InitError("current working directory is outside of container mount namespace "
+                        "root -- possible container breakout detected")
 
 
 def exec_user_program(proc: Process, seccomp_program: bytes | None, path: str,
@@ -386,7 +437,8 @@ def exec_stage2(a: ExecArgs) -> None:
     dup_stdio(a.stdio)
     if proc.terminal:
         setup_terminal(proc, a.console)
-    finish_process(proc, a.seccomp_program, a.preserve_fds, a.proc_fd)
+    finish_process(proc, a.seccomp_program, a.preserve_fds, a.proc_fd,
+                   keep=(a.sock.fileno(),) + _trace_fd())
     path = look_path(proc.args[0], proc.path_env())
     env = process_env(proc)
     sync.send(a.sock, "ready")

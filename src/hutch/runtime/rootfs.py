@@ -2,11 +2,17 @@
 read-only paths.
 
 Functions take a syscalls object (`hutch._sys` in real use) so the policy can be tested
-against a recording fake. Paths inside the rootfs are resolved with `secure_join`, so a
-symlink in the image can never send a mount outside the rootfs.
+against a recording fake. Every path inside the rootfs is resolved by hutch.securejoin into
+an O_PATH fd, and mounts go onto that fd's /proc/self/fd path, never onto a joined path
+string: a symlink in the image, or one swapped in by a racing process (CVE-2021-30465),
+can never send a mount or a mkdir outside the rootfs.
+
+After pivot_root the container may have no /proc of its own: mounts there reach our fds as
+"self/fd/N" relative to the host's /proc, held open as `proc_fd` and made the cwd briefly.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -15,88 +21,97 @@ from hutch import trace
 from hutch._sys import (MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
                         MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE)
 from hutch.runtime.specconv import DEFAULT_DEVICES, Config, Device, Mount
+from hutch.securejoin import open_in_root
 
-DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
-                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
 # Flags a bind remount must repeat: in a user namespace the kernel locks them.
 _STATVFS_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
                   (os.ST_NOEXEC, MS_NOEXEC), (os.ST_RDONLY, MS_RDONLY))
+NULL_DEVICE = os.makedev(1, 3)
 
 
-def secure_join(root: str, path: str) -> str:
-    """root + path with every symlink resolved as if root were /: never escapes root."""
-    parts = [p for p in path.split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+class MountError(Exception):
+    """A mount the config asks for failed or could not be made safely; str() is the line."""
 
 
-def _locked_flags(path: str) -> int:
+@contextlib.contextmanager
+def _fd_paths(proc_fd: int | None):
+    """Within: _ref(fd, proc_fd) names fd for the kernel (see the module's docstring)."""
+    if proc_fd is None:
+        yield
+        return
+    os.fchdir(proc_fd)
     try:
-        f_flag = os.statvfs(path).f_flag
+        yield
+    finally:
+        os.chdir("/")
+
+
+def _ref(fd: int, proc_fd: int | None = None) -> str:
+    return f"self/fd/{fd}" if proc_fd is not None else f"/proc/self/fd/{fd}"
+
+
+def _locked_flags(fd: int) -> int:
+    try:
+        f_flag = os.fstatvfs(fd).f_flag
     except OSError:
         return 0
     return sum(ms for st_bit, ms in _STATVFS_FLAGS if f_flag & st_bit)
 
 
-def _make_target(dest: str, is_dir: bool) -> None:
-    if is_dir:
-        os.makedirs(dest, exist_ok=True)
-        return
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if not os.path.exists(dest):
-        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+def _open_target(root: str, dest: str, is_dir: bool = True) -> int:
+    """An O_PATH fd of dest inside root, created (a directory, or an empty file) if missing."""
+    return open_in_root(root, dest, create="dir" if is_dir else "file")
 
 
-def _bind(sys, source: str, dest: str, flags: int, in_userns: bool) -> None:
-    trace.step("mount", f"bind {source} on {dest}", flags=hex(flags))
-    sys.mount(source, dest, None, MS_BIND | (flags & MS_REC))
+def _bind(sys, source: str, root: str, dest: str, flags: int, in_userns: bool,
+          proc_fd: int | None = None) -> None:
+    """Bind source on dest (inside root), then remount it with the extra flags."""
+    fd = _open_target(root, dest, os.path.isdir(source))
+    try:
+        trace.step("mount", f"bind {source} on {os.path.join(root, dest.lstrip('/'))}",
+                   flags=hex(flags))
+        with _fd_paths(proc_fd):
+            sys.mount(source, _ref(fd, proc_fd), None, MS_BIND | (flags & MS_REC))
+    finally:
+        os.close(fd)
     extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
     if extra:
-        if in_userns:
-            extra |= _locked_flags(dest)
-        sys.mount(None, dest, None, extra | MS_REMOUNT | MS_BIND)
+        _remount(sys, root, dest, extra | MS_REMOUNT | MS_BIND, in_userns, proc_fd)
+
+
+def _remount(sys, root: str, dest: str, flags: int, in_userns: bool,
+             proc_fd: int | None = None) -> None:
+    """Change the flags (or propagation) of the mount now on top of dest: re-opened, so the
+    fd holds the new mount, not the directory under it."""
+    fd = open_in_root(root, dest)
+    try:
+        if in_userns and flags & MS_REMOUNT:
+            flags |= _locked_flags(fd)
+        with _fd_paths(proc_fd):
+            sys.mount(None, _ref(fd, proc_fd), None, flags)
+    finally:
+        os.close(fd)
 
 
 def mount_one(sys, rootfs: str, m: Mount, *, in_userns: bool,
               cgroup_paths: dict[str, str] | None = None) -> None:
-    dest = secure_join(rootfs, m.destination)
     if m.type == "cgroup" or m.type == "cgroup2":
-        _mount_cgroup(sys, dest, m, in_userns, cgroup_paths or {})
+        _mount_cgroup(sys, rootfs, m, in_userns, cgroup_paths or {})
     elif m.is_bind:
-        _make_target(dest, os.path.isdir(m.source))
-        _bind(sys, m.source, dest, m.flags, in_userns)
+        _bind(sys, m.source, rootfs, m.destination, m.flags, in_userns)
     else:
-        _make_target(dest, True)
-        trace.step("mount", f"{m.type} on {dest}", flags=hex(m.flags), data=m.data or "-")
-        sys.mount(m.source or m.type, dest, m.type, m.flags, m.data or None)
+        fd = _open_target(rootfs, m.destination)
+        try:
+            trace.step("mount", f"{m.type} on {os.path.join(rootfs, m.destination.lstrip('/'))}",
+                       flags=hex(m.flags), data=m.data or "-")
+            sys.mount(m.source or m.type, _ref(fd), m.type, m.flags, m.data or None)
+        finally:
+            os.close(fd)
     for prop in m.propagation:
-        trace.step("mount", f"propagation of {dest}", flags=hex(prop))
-        sys.mount(None, dest, None, prop)
+        trace.step("mount", f"propagation of {m.destination}", flags=hex(prop))
+        _remount(sys, rootfs, m.destination, prop, False)
 
 
 def _cgroup_hierarchies() -> list[tuple[str, str]]:
@@ -111,18 +126,22 @@ def _cgroup_hierarchies() -> list[tuple[str, str]]:
     return out
 
 
-def _mount_cgroup(sys, dest: str, m: Mount, in_userns: bool, paths: dict[str, str]) -> None:
-    """The container's own cgroups at dest: one bind per host hierarchy it belongs to.
+def _mount_cgroup(sys, rootfs: str, m: Mount, in_userns: bool, paths: dict[str, str]) -> None:
+    """The container's own cgroups at the destination: one bind per host hierarchy.
 
     cgroup v2 host: one bind of the container's directory. v1/hybrid: a tmpfs holding a
     bind of the container's directory in each controller hierarchy (as runc does)."""
-    _make_target(dest, True)
     hierarchies = _cgroup_hierarchies()
     if hierarchies and all(t == "cgroup2" for _, t in hierarchies) and paths:
-        _bind(sys, next(iter(paths.values())), dest, m.flags | MS_BIND, in_userns)
+        _bind(sys, next(iter(paths.values())), rootfs, m.destination, m.flags | MS_BIND,
+              in_userns)
         return
-    trace.step("mount", f"tmpfs on {dest} for the cgroup hierarchies")
-    sys.mount("tmpfs", dest, "tmpfs", m.flags & ~MS_RDONLY & ~MS_BIND, "mode=755")
+    fd = _open_target(rootfs, m.destination)
+    try:
+        trace.step("mount", f"tmpfs on {m.destination} for the cgroup hierarchies")
+        sys.mount("tmpfs", _ref(fd), "tmpfs", m.flags & ~MS_RDONLY & ~MS_BIND, "mode=755")
+    finally:
+        os.close(fd)
     # One bind per v1 hierarchy holding one of the container's directories, in the host's
     # mount order (as runc).
     by_dir = {}
@@ -131,33 +150,51 @@ def _mount_cgroup(sys, dest: str, m: Mount, in_userns: bool, paths: dict[str, st
             if fstype == "cgroup" and path.startswith(mountpoint + "/"):
                 by_dir[os.path.basename(mountpoint)] = path
     for name, path in by_dir.items():
-        sub = os.path.join(dest, name)
-        os.makedirs(sub, exist_ok=True)
-        _bind(sys, path, sub, (m.flags & ~MS_REC) | MS_BIND, in_userns)
+        _bind(sys, path, rootfs, f"{m.destination}/{name}", (m.flags & ~MS_REC) | MS_BIND,
+              in_userns)
         # Co-mounted controllers ("cpu,cpuacct") get a link per controller, as on the host.
         if "," in name:
-            for alias in name.split(","):
-                link = os.path.join(dest, alias)
-                if not os.path.lexists(link):
-                    os.symlink(name, link)
+            tmpfs = open_in_root(rootfs, m.destination)
+            try:
+                for alias in name.split(","):
+                    try:
+                        os.symlink(name, alias, dir_fd=tmpfs)
+                    except FileExistsError:
+                        pass
+            finally:
+                os.close(tmpfs)
     # The tmpfs itself stays writable, as under runc and Docker; each hierarchy is not.
 
 
 def create_device(sys, rootfs: str, dev: Device, in_userns: bool) -> None:
-    dest = secure_join(rootfs, dev.path)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
     if in_userns:
         # mknod is not allowed in a user namespace: bind the host's node instead.
-        _make_target(dest, False)
-        _bind(sys, dev.path, dest, 0, True)
+        fd = _open_target(rootfs, dev.path, is_dir=False)
+        try:
+            trace.step("mount", f"bind {dev.path} on {dev.path} in the rootfs")
+            sys.mount(dev.path, _ref(fd), None, MS_BIND)
+        finally:
+            os.close(fd)
         return
-    if os.path.lexists(dest):
-        os.unlink(dest)
-    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
-    trace.step("mknod", dest, type=dev.type, major=dev.major, minor=dev.minor)
-    os.mknod(dest, kinds[dev.type] | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor))
-    os.chmod(dest, dev.mode & 0o7777)
-    os.chown(dest, dev.uid, dev.gid)
+    parent = _open_target(rootfs, os.path.dirname(dev.path))
+    name = os.path.basename(dev.path)
+    try:
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+        trace.step("mknod", dev.path, type=dev.type, major=dev.major, minor=dev.minor)
+        os.mknod(name, kinds[dev.type] | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor),
+                 dir_fd=parent)
+        node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            os.chmod(_ref(node), dev.mode & 0o7777)
+            os.chown(_ref(node), dev.uid, dev.gid)
+        finally:
+            os.close(node)
+    finally:
+        os.close(parent)
 
 
 def setup_dev(sys, cfg: Config) -> None:
@@ -169,18 +206,22 @@ def setup_dev(sys, cfg: Config) -> None:
     wanted.update({d.path: d for d in cfg.devices})
     for dev in wanted.values():
         create_device(sys, cfg.rootfs, dev, in_userns)
-    dev_dir = secure_join(cfg.rootfs, "/dev")
-    ptmx = os.path.join(dev_dir, "ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
-    links = DEV_SYMLINKS + ((("/proc/kcore", "/dev/core"),) if os.path.exists("/proc/kcore")
-                            else ())
-    for target, link in links:
+    dev_dir = _open_target(cfg.rootfs, "/dev")
+    try:
         try:
-            os.symlink(target, os.path.join(cfg.rootfs, link.lstrip("/")))
-        except FileExistsError:
+            os.unlink("ptmx", dir_fd=dev_dir)
+        except FileNotFoundError:
             pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_dir)
+        links = DEV_SYMLINKS + ((("/proc/kcore", "core"),) if os.path.exists("/proc/kcore")
+                                else ())
+        for target, link in links:
+            try:
+                os.symlink(target, link, dir_fd=dev_dir)
+            except FileExistsError:
+                pass
+    finally:
+        os.close(dev_dir)
 
 
 def prepare(sys, cfg: Config, cgroup_paths: dict[str, str]) -> None:
@@ -194,10 +235,23 @@ def prepare(sys, cfg: Config, cgroup_paths: dict[str, str]) -> None:
     sys.mount(cfg.rootfs, cfg.rootfs, None, MS_BIND | MS_REC)
     in_userns = "user" in cfg.namespace_types
     for m in cfg.mounts:
-        mount_one(sys, cfg.rootfs, m, in_userns=in_userns, cgroup_paths=cgroup_paths)
+        try:
+            mount_one(sys, cfg.rootfs, m, in_userns=in_userns, cgroup_paths=cgroup_paths)
+        except OSError as e:
+            why = _reason(e)
+            if in_userns and m.is_bind and e.errno == errno.EACCES:
+                root = next((h for c, h, _ in cfg.uid_mappings if c == 0), None)
+                why += (f" (the container's root, host uid {root}, cannot reach the source: "
+                        "every directory above it must be searchable by that uid)")
+            raise MountError(f'error mounting "{m.source or m.type}" to rootfs at '
+                             f'"{m.destination}": {why}') from None
     setup_dev(sys, cfg)
-    cwd = secure_join(cfg.rootfs, cfg.process.cwd)
-    os.makedirs(cwd, exist_ok=True)
+    os.close(_open_target(cfg.rootfs, cfg.process.cwd))
+
+
+def _reason(e: OSError) -> str:
+    """The kernel's message alone: hutch._sys spells its errors "op: message"."""
+    return (e.strerror or str(e)).rpartition(": ")[2].lower()
 
 
 def pivot(sys, rootfs: str) -> None:
@@ -227,36 +281,68 @@ def move_root(sys, rootfs: str) -> None:
     os.chdir("/")
 
 
-def bind_console(sys, pts_path: str) -> None:
+def bind_console(sys, pts_path: str, proc_fd: int) -> None:
     """/dev/console is the container's own pty (after pivot_root)."""
     trace.step("mount", f"bind {pts_path} on /dev/console")
-    _make_target("/dev/console", False)
-    sys.mount(pts_path, "/dev/console", None, MS_BIND)
+    fd = _open_target("/", "/dev/console", is_dir=False)
+    try:
+        with _fd_paths(proc_fd):
+            sys.mount(pts_path, _ref(fd, proc_fd), None, MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def remount_root_readonly(sys) -> None:
     trace.step("mount", "remount / read-only")
-    sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags("/"))
-
-
-def readonly_path(sys, path: str) -> None:
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sys.mount(path, path, None, MS_BIND | MS_REC)
-    except FileNotFoundError:
+        flags = _locked_flags(root)
+    finally:
+        os.close(root)
+    sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+
+
+def readonly_path(sys, path: str, proc_fd: int) -> None:
+    try:
+        fd = open_in_root("/", path)
+    except (FileNotFoundError, NotADirectoryError):
         return
-    trace.step("mount", f"read-only {path}")
-    sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(path))
-
-
-def mask_path(sys, path: str) -> None:
-    trace.step("mount", f"mask {path}")
     try:
-        if os.path.isdir(path):
-            sys.mount("tmpfs", path, "tmpfs", MS_RDONLY, None)
-        else:
-            sys.mount("/dev/null", path, None, MS_BIND)
-    except FileNotFoundError:
-        pass
+        trace.step("mount", f"read-only {path}")
+        with _fd_paths(proc_fd):
+            sys.mount(_ref(fd, proc_fd), _ref(fd, proc_fd), None, MS_BIND | MS_REC)
+    finally:
+        os.close(fd)
+    _remount(sys, "/", path, MS_BIND | MS_REMOUNT | MS_RDONLY, True, proc_fd)
+
+
+def open_dev_null() -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the null device: a symlink
+    or another file in its place (CVE-2025-31133) would be bound over the masked paths."""
+    fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != NULL_DEVICE:
+        os.close(fd)
+        raise MountError("/dev/null in the container is not the null device (char 1:3): "
+                        "refusing to mask paths with it (possible container breakout attempt)")
+    return fd
+
+
+def mask_path(sys, path: str, proc_fd: int, null_fd: int | None = None) -> None:
+    """Hide path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+    try:
+        fd = open_in_root("/", path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        trace.step("mount", f"mask {path}")
+        with _fd_paths(proc_fd):
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                sys.mount("tmpfs", _ref(fd, proc_fd), "tmpfs", MS_RDONLY, None)
+            else:
+                sys.mount(_ref(null_fd, proc_fd), _ref(fd, proc_fd), None, MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def write_sysctls(cfg: Config) -> None:
@@ -276,7 +362,7 @@ def chroot(sys, rootfs: str) -> None:
     os.chdir("/")
 
 
-def finish(sys, cfg: Config) -> None:
+def finish(sys, cfg: Config, proc_fd: int) -> None:
     """After pivot: root read-only, sysctl, read-only and masked paths (runc's order)."""
     if cfg.rootfs_propagation:
         trace.step("mount", "rootfsPropagation of /", flags=hex(cfg.rootfs_propagation))
@@ -285,6 +371,11 @@ def finish(sys, cfg: Config) -> None:
         remount_root_readonly(sys)
     write_sysctls(cfg)
     for path in cfg.readonly_paths:
-        readonly_path(sys, path)
-    for path in cfg.masked_paths:
-        mask_path(sys, path)
+        readonly_path(sys, path, proc_fd)
+    if cfg.masked_paths:
+        null_fd = open_dev_null()
+        try:
+            for path in cfg.masked_paths:
+                mask_path(sys, path, proc_fd, null_fd)
+        finally:
+            os.close(null_fd)

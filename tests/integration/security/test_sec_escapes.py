@@ -34,10 +34,6 @@ def marker(tmp_path, name="host-secret"):
 
 # --- CVE-2024-21626: a leaked host fd as the working directory ---
 
-@pytest.mark.xfail(strict=False, reason="hutch-runtime fix pending: the init's host /proc fd "
-                   "(container.py) is open at chdir(cwd); close it and check getcwd() after "
-                   "chdir (runc: 'current working directory is outside of container mount "
-                   "namespace root')")
 @pytest.mark.parametrize("fd", [3, 4, 5, 6, 7, 8])
 def test_cwd_through_leaked_fd(bundle, tmp_path, fd):
     path, secret = marker(tmp_path)
@@ -69,9 +65,6 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-@pytest.mark.xfail(strict=False, reason="hutch-runtime fix pending: the init and exec "
-                   "processes (python) must prctl(PR_SET_DUMPABLE, 0) before joining the "
-                   "container's namespaces")
 def test_proc_exe_of_runtime_not_reachable(bundle):
     """Exec into a created (not yet started) container: its pid 1 is still the runtime's
     init. Nothing in the container may open a host executable through /proc/<pid>/exe."""
@@ -142,11 +135,84 @@ def test_symlinked_mount_target_stays_in_root(bundle, tmp_path):
     assert not os.path.ismount(host_dir)
 
 
+def test_racing_symlink_swap_never_redirects_a_runtime_mount(tmp_path):
+    """CVE-2021-30465: another process flips a path component between a directory and a
+    symlink to a host directory while the runtime makes the config's mounts (tmpfs and
+    bind): rootfs.mount_one mounts onto the fd it resolved, so nothing lands on the host."""
+    import time
+    from hutch import _sys
+    from hutch.runtime import rootfs, specconv
+    root = tmp_path / "rootfs"
+    (root / "t").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    mounts = [specconv.Mount("/t/sub", "tmpfs", "tmpfs", 0, [], "size=16k"),
+              specconv.Mount("/t/sub", str(src), "bind", _sys.MS_BIND | _sys.MS_RDONLY, [], "")]
+    flipper = os.fork()
+    if flipper == 0:
+        try:
+            t = str(root / "t")
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                for path in (t + "/sub", t):
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass
+                try:
+                    os.symlink(str(victim), t)
+                except OSError:
+                    pass
+                try:
+                    os.unlink(t)
+                    os.mkdir(t)
+                except OSError:
+                    pass
+        finally:
+            os._exit(0)
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            _sys.unshare(_sys.CLONE_NEWNS)
+            _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+            done = 0
+            for i in range(600):
+                try:
+                    rootfs.mount_one(_sys, str(root), mounts[i % 2], in_userns=False)
+                    done += 1
+                except OSError:
+                    continue
+                # (The mounts pile up in this private namespace; they go with it.)
+                if os.listdir(victim) or os.path.ismount(victim):
+                    os.write(w, b"host directory touched")
+                    break
+            else:
+                os.write(w, f"ok {done}".encode())
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, f"{type(e).__name__}: {e}".encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        with os.fdopen(r) as f:
+            msg = f.read()
+        os.waitpid(child, 0)
+    finally:
+        os.kill(flipper, 9)
+        os.waitpid(flipper, 0)
+    assert msg.startswith("ok"), msg
+    assert os.listdir(victim) == [] and not os.path.ismount(victim)
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
 # --- CVE-2025-31133: /dev/null replaced by a symlink before masking ---
 
-@pytest.mark.xfail(strict=False, reason="hutch-runtime (and Debian's runc 1.1.5) fix pending: "
-                   "mask with a verified /dev/null (char 1:3 opened O_PATH|O_NOFOLLOW, bound "
-                   "from its /proc/self/fd path), refuse otherwise")
 def test_dev_null_symlink_not_used_for_masking(bundle, tmp_path):
     dev = tmp_path / "fake-dev"
     dev.mkdir()
