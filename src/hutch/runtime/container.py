@@ -147,8 +147,11 @@ def _spawn(body, sock_child, sock_parent) -> int:
     return pid
 
 
-def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> int:
-    """Serve the intermediate until it reports the pid of its child, then reap it."""
+def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None,
+                 early: list | None = None) -> int:
+    """Serve the intermediate until it reports the pid of its child, then reap it.
+
+    early: where an exec'd process's "ready" goes when it overtakes its parent's "pid"."""
     while True:
         msg = sync.recv(sock)
         if msg is None:
@@ -159,6 +162,8 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) ->
         elif msg["type"] == "pid":
             _reap(intermediate)
             return msg["pid"]
+        elif msg["type"] == "ready" and early is not None:
+            early.append(msg)
         elif msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
         else:
@@ -692,9 +697,11 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
             console.close()
         cgroup.add_process(intermediate)
         sync.send(sock, "cgroup")
-        pid = _receive_pid(sock, intermediate)
+        early: list[dict] = []
+        pid = _receive_pid(sock, intermediate, early=early)
         intermediate = 0
-        sync.expect(sock, "ready")
+        if not early:
+            sync.expect(sock, "ready")
         msg = sync.recv(sock)  # EOF: the socket closed at a successful execve
         if msg and msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])

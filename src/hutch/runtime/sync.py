@@ -38,10 +38,22 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(sock: socket.socket, kind: str, **fields) -> None:
+    """Send one message. When the other side has already exited, its last message (an
+    "error") is still queued for us: that, not "broken pipe", is what is raised."""
     fields["type"] = kind
-    # write(2), not send(2): a seccomp profile loaded before the last messages is far more
-    # likely to allow write.
-    os.write(sock.fileno(), json.dumps(fields).encode())
+    try:
+        # write(2), not send(2): a seccomp profile loaded before the last messages is far
+        # more likely to allow write.
+        os.write(sock.fileno(), json.dumps(fields).encode())
+    except BrokenPipeError:
+        try:
+            data = sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+        except OSError:
+            data = b""
+        msg = json.loads(data) if data else {}
+        if msg.get("type") == "error":
+            raise ProtocolError(msg["msg"]) from None
+        raise ProtocolError("container init exited unexpectedly") from None
 
 
 def recv(sock: socket.socket) -> dict | None:

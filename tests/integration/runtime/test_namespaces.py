@@ -80,3 +80,23 @@ def test_shared_namespace_when_not_listed(bundle, kind):
         del bundle.config["hostname"]
     out = bundle.run(["readlink", f"/proc/self/ns/{kind}"])
     assert out.stdout.strip() == os.readlink(f"/proc/self/ns/{kind}"), out.stderr
+
+
+def test_userns_bind_source_out_of_reach_is_named(bundle, tmp_path):
+    """A bind source the remapped root cannot traverse (pytest's tmp dirs are 0700): one
+    clear line naming the mount, not a bare "broken pipe"."""
+    linux = bundle.config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    src = tmp_path / "private" / "data"
+    src.mkdir(parents=True)
+    os.chmod(tmp_path / "private", 0o700)
+    bundle.config["mounts"].append({"destination": "/data", "type": "bind",
+                                    "source": str(src), "options": ["rbind"]})
+    out = bundle.run(["true"])
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f'error mounting \\"{src}\\" to rootfs at \\"/data\\"' in lines[0], lines[0]
+    assert "host uid 200000, cannot reach the source" in lines[0]
