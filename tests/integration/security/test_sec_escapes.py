@@ -47,6 +47,29 @@ def test_cwd_through_leaked_fd(bundle, tmp_path, fd):
         assert "bundle" not in out.stdout and "pytest" not in out.stdout, out.stdout
 
 
+def test_cwd_through_host_proc_is_caught_by_getcwd(bundle, tmp_path):
+    """Without a /proc of its own at /proc, the init keeps the host's /proc open to reach
+    the exec fifo: a cwd through it (a procfs mounted elsewhere) must be caught after
+    chdir by the getcwd() check, with runc's error."""
+    if "hutch" not in os.path.basename(bundle.runtime):
+        pytest.skip("checks hutch-runtime's own fallback path")
+    path, secret = marker(tmp_path)
+    secure(bundle)
+    for m in bundle.spec["mounts"]:
+        if m["destination"] == "/proc":
+            m["destination"] = "/proc2"
+    errors = []
+    for fd in range(3, 9):
+        bundle.spec["process"]["cwd"] = f"/proc2/self/fd/{fd}"
+        out = bundle.sh(f"pwd; cat {'../' * 30}{path.lstrip('/')}")
+        assert secret not in out.stdout + out.stderr
+        if out.returncode == 0:
+            assert "bundle" not in out.stdout and "pytest" not in out.stdout, out.stdout
+        errors.append(out.stderr)
+    assert any("current working directory is outside of container mount namespace root -- "
+               "possible container breakout detected" in e for e in errors), errors
+
+
 # --- CVE-2019-5736: the runtime's executable reachable from inside ---
 
 def runtime_executables(runtime):
