@@ -117,7 +117,8 @@ CREATE_FLAGS = [
 def _resource_flags() -> list[Flag]:
     """The resource flags as hutch.engine.resources defines and parses them."""
     from hutch.engine import resources
-    return [Flag(name, short, "list" if repeatable else "string", help=help_text,
+    return [Flag(name, short, "bool", help=help_text) if shown == "bool" else
+            Flag(name, short, "list" if repeatable else "string", help=help_text,
                  metavar=shown, parse=None if parser is str else parser)
             for name, short, shown, parser, repeatable, help_text in resources.FLAGS]
 
