@@ -151,6 +151,11 @@ class Engine:
         labels.update(opts.labels)
         hostname, domainname = opts.hostname, opts.domainname
         attach = set(opts.attach)
+        if not hostname and opts.network == "host":
+            # Docker: a container on the host's network is named as the host (in its own
+            # UTS namespace, so `hostname x` inside changes nothing outside)
+            import socket as socketmod
+            hostname = socketmod.gethostname()
         config = {
             "Hostname": hostname or cid[:12], "Domainname": domainname,
             "User": opts.user or img_cfg.get("User", ""),

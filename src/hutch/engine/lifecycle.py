@@ -47,7 +47,7 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
     net = NetworkManager(paths)
     if mode == "host":
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
-                                       if n["type"] not in ("network", "uts")]
+                                       if n["type"] != "network"]
         settings = net.connect(cid, None, "host")
     elif mode.startswith("container:"):
         other = store.load(store.resolve(mode.split(":", 1)[1]))
