@@ -7,7 +7,6 @@ can send onto the host (CVE-2021-30465); the engine reads image files and copies
 """
 from __future__ import annotations
 
-import collections
 import errno
 import os
 import stat
@@ -35,11 +34,11 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
         if not isinstance(root, int) else os.dup(root)
     stack = [rootfd]          # fds of the directories walked; stack[-1] is where we are
-    parts = collections.deque(components(path))
+    parts = components(path)[::-1]   # a stack: the next component last
     links = 0
     try:
         while parts:
-            comp = parts.popleft()
+            comp = parts.pop()
             if comp == "..":
                 if len(stack) > 1:
                     os.close(stack.pop())
@@ -58,7 +57,7 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
                 if target.startswith("/"):
                     while len(stack) > 1:
                         os.close(stack.pop())
-                parts.extendleft(reversed(components(target)))
+                parts.extend(components(target)[::-1])
                 continue
             if not last and not stat.S_ISDIR(st.st_mode):
                 os.close(fd)
@@ -95,11 +94,11 @@ def resolve_in_root(root, path: str) -> str:
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
         if not isinstance(root, int) else os.dup(root)
     stack = [rootfd]
-    parts = collections.deque(components(path))
+    parts = components(path)[::-1]   # a stack: the next component last
     links = 0
     try:
         while parts:
-            comp = parts.popleft()
+            comp = parts.pop()
             if comp == "..":
                 if names:
                     if len(stack) > len(names):   # the last name is a directory we hold
@@ -126,7 +125,7 @@ def resolve_in_root(root, path: str) -> str:
                     while len(stack) > 1:
                         os.close(stack.pop())
                     names.clear()
-                parts.extendleft(reversed(components(target)))
+                parts.extend(components(target)[::-1])
                 continue
             names.append(comp)
             stack.append(fd)

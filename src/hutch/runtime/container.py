@@ -7,7 +7,6 @@ and saves the state atomically. No process of ours stays resident after create.
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import select
 import signal
@@ -291,7 +290,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
 def _exclusive(operation):
     """Hold the container's lock (flock on its state directory) for the whole operation,
     so two commands never act on one container at once (e.g. two racing deletes)."""
-    @functools.wraps(operation)
     def locked(state_root, cid, *args, **kwargs):
         try:
             fd = os.open(statefile.container_dir(state_root, cid),
@@ -303,6 +301,9 @@ def _exclusive(operation):
             return operation(state_root, cid, *args, **kwargs)
         finally:
             os.close(fd)
+    locked.__name__ = operation.__name__   # (functools.wraps: ~1.5 ms of import)
+    locked.__doc__ = operation.__doc__
+    locked.__wrapped__ = operation
     return locked
 
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
+# runc's ^[\w+-\.]+$ with Go's ASCII \w (a set: `re` costs ~1 ms of import per call).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def validate_id(cid: str) -> None:
     # A leading dot is refused (runc allows it): it is kept for the runtime's own entries.
-    if not cid or not _VALID_ID.match(cid) or cid.startswith("."):
+    if not cid or not _ID_CHARS.issuperset(cid) or cid.startswith("."):
         raise RuntimeFailure(f"invalid id format: {cid}")
 
 
