@@ -144,7 +144,7 @@ class Engine:
 
     def _build(self, cid, name, opts: CreateOptions, image, img_cfg, full, init_path):
         """The container's record (Docker's Config/HostConfig) and its OCI spec."""
-        from hutch.engine import spec as specmod
+        from hutch.engine import networking, spec as specmod
         warnings: list[str] = []
         env = specmod.merge_env(img_cfg.get("Env") or [], opts.env)
         labels = dict(img_cfg.get("Labels") or {})
@@ -215,6 +215,8 @@ class Engine:
             "HutchNetwork": {k: v for k, v in (("ip", f.get("ip")), ("mac", f.get("mac-address")),
                                                ("aliases", list(f.get("network-alias") or [])))
                              if v},
+            "HutchNetworks": networking.initial_networks(
+                opts.network, f.get("ip"), f.get("network-alias")),
         }
         cdir = self.store.dir(cid)
         record.update({
@@ -349,6 +351,8 @@ class Engine:
         if c.state.pop("Cleanup", False):
             lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
             c.save()
+            from hutch.engine import networking
+            networking.reconcile(self)
 
     # --- stop / kill -------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None = None, sig: int | None = None) -> Container:
@@ -492,6 +496,8 @@ class Engine:
         if c.status in (states.RUNNING, states.PAUSED) or c.state.get("Cleanup"):
             # the monitor is dead and left no record: clean up and record what we know
             lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
+            from hutch.engine import networking
+            networking.reconcile(self)
             from hutch.engine.store import apply_exit
             apply_exit(c.state, {"ExitCode": 128 + killed_by, "FinishedAt": now_iso(),
                                  "Error": ""})
@@ -609,6 +615,15 @@ class Engine:
             c.save_record()
             return c, list(res.warnings or []) if res is not None else []
 
+    # --- networks -------------------------------------------------------------------------
+    def network_connect(self, ref: str, network: str, aliases=(), ip: str | None = None) -> None:
+        from hutch.engine import networking
+        networking.connect(self, ref, network, aliases=aliases, ip=ip)
+
+    def network_disconnect(self, ref: str, network: str, force: bool = False) -> None:
+        from hutch.engine import networking
+        networking.disconnect(self, ref, network, force=force)
+
     # --- exec -----------------------------------------------------------------------------
     def check_exec(self, ref: str) -> Container:
         c = self.store.get(ref)
@@ -663,6 +678,8 @@ class Engine:
                     removed.append(c.id)
                 except errors.EngineError:
                     continue
+        from hutch.engine import networking
+        networking.reconcile(self)
         return removed
 
 

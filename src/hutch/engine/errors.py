@@ -25,6 +25,10 @@ class InvalidParameter(EngineError):
     status = 400
 
 
+class Forbidden(EngineError):
+    status = 403
+
+
 class NotRunning(Conflict):
     """The operation needs a running container."""
 

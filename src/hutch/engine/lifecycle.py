@@ -55,12 +55,9 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
         settings = net.connect(cid, netns, f"container:{other.id}")
         mode = f"container:{other.id}"
     else:
+        from hutch.engine import networking
         netns = make_netns(os.path.join(run_dir, "netns"))
-        settings = net.connect(cid, netns, mode, publish=hc.get("PortBindings") or {},
-                               publish_all=bool(hc.get("PublishAllPorts")),
-                               exposed=sorted(config.get("ExposedPorts") or {}),
-                               hostname=hostname, name=record["Name"].lstrip("/"),
-                               **(record.get("HutchNetwork") or {}))
+        settings = networking.connect_all(net, cid, netns, record, hostname)
     atomic_write(os.path.join(store.dir(cid), "network.json"), settings)
     etc = net.etc_files(cid, hostname, settings, dns=hc.get("Dns") or (),
                         dns_search=hc.get("DnsSearch") or (),
