@@ -47,6 +47,12 @@ def _str(long, short=None, help="", default=None):
     return Flag(long, short, "string", default, help=help)
 
 
+def _mount_flag(value: str) -> str:
+    """--mount's client-side checks (imported only when the flag is given)."""
+    from hutch.engine import volumes
+    return volumes.mount_flag(value)
+
+
 CREATE_FLAGS = [
     Flag("attach", "a", "list", help="Attach to STDIN, STDOUT or STDERR"),
     _list("add-host", help="Add a custom host-to-IP mapping (host:ip)"),
@@ -79,7 +85,8 @@ CREATE_FLAGS = [
     _str("log-driver", help="Logging driver for the container"),
     _list("log-opt", help="Log driver options"),
     _str("mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
-    _list("mount", help="Attach a filesystem mount to the container"),
+    Flag("mount", None, "list", help="Attach a filesystem mount to the container",
+         parse=_mount_flag),
     _str("name", help="Assign a name to the container"),
     _str("network", help="Connect a container to a network", default="default"),
     _str("net", default="", help="Connect a container to a network"),

@@ -315,7 +315,15 @@ class Engine:
         except ValueError as e:
             raise errors.InvalidParameter(str(e)) from None
         record["HutchMounts"] = plan.record
-        record["HostConfig"]["Binds"] = [v for v in f.get("volume") or []] or None
+        # Docker's CLI: `-v /path` (no source) is an anonymous volume in Config.Volumes,
+        # anything with a colon a bind in HostConfig.Binds
+        anonymous = [v for v in f.get("volume") or [] if ":" not in v]
+        if anonymous:
+            record["Config"]["Volumes"] = dict(record["Config"].get("Volumes") or {},
+                                               **{v: {} for v in anonymous})
+        record["HostConfig"]["Binds"] = [v for v in f.get("volume") or [] if ":" in v] or None
+        if f.get("mount"):
+            record["HostConfig"]["Mounts"] = volumes.host_config_mounts(f["mount"])
         record["HostConfig"]["VolumesFrom"] = f.get("volumes-from") or None
         if f.get("tmpfs"):
             record["HostConfig"]["Tmpfs"] = dict(plan.tmpfs)

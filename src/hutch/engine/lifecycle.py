@@ -152,6 +152,12 @@ def cleanup_after_exit(paths, cid: str, record: dict) -> None:
         ImageStore(paths.images, paths.containers).unmount_rootfs(cid)
     except OSError as e:
         trace.step("cleanup", f"unmount rootfs {cid[:12]}: {e}")
+    if record.get("HutchMounts"):
+        from hutch.engine import volumes
+        try:
+            volumes.after_exit(paths, cid, record["HutchMounts"])
+        except Exception as e:  # noqa: BLE001 - cleanup goes on
+            trace.step("cleanup", f"volumes {cid[:12]}: {e}")
 
 
 def _destroy_cgroup(cid: str) -> None:
