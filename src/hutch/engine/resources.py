@@ -637,26 +637,33 @@ def parse_resources(flags: dict, *, host: HostInfo | None = None) -> Resources:
     return Resources(_to_oci(hc), _rlimits(hc["Ulimits"]), hc, hc["ShmSize"], warnings)
 
 
-def update_resources(flags: dict, current: dict, *, host: HostInfo | None = None) -> Resources:
+def update_resources(flags: dict, current: dict, *, host: HostInfo | None = None,
+                     cid: str | None = None) -> Resources:
     """`docker update` flags on top of a container's HostConfig (`current`).
 
     Returns the merged resource fields in .host_config and the OCI linux.resources to apply
-    to the running container. Fields not given keep their value.
+    to the running container. Fields not given keep their value. With the container's full
+    id (`cid`), a conflict with its current limits reads as Docker's "Cannot update
+    container <id>: Conflicting options: ...".
     """
     host = host or host_info()
     opts = _convert(flags, UPDATE_FLAGS)
     hc = default_host_config()
     hc.update({k: v for k, v in current.items() if k in hc})
+    # Docker checks these against the stored config (container.UpdateContainer) after
+    # validation, and wraps them as a failed update of that container.
+    prefix = f"Cannot update container {cid}: " if cid else ""
     if opts.get("memory") and opts["memory"] > hc["MemorySwap"] > 0 \
             and not opts.get("memory-swap"):
-        raise ResourceError("Conflicting options: Memory limit should be smaller than already "
-                            "set memoryswap limit, update the memoryswap at the same time")
+        raise ResourceError(f"{prefix}Conflicting options: Memory limit should be smaller "
+                            "than already set memoryswap limit, update the memoryswap at the "
+                            "same time")
     if opts.get("cpus") and hc["CpuQuota"] > 0:
-        raise ResourceError("Conflicting options: Nano CPUs cannot be updated as CPU Quota "
-                            "has already been set")
+        raise ResourceError(f"{prefix}Conflicting options: Nano CPUs cannot be updated as CPU "
+                            "Quota has already been set")
     if opts.get("cpu-quota") and hc["NanoCpus"] > 0:
-        raise ResourceError("Conflicting options: CPU Quota cannot be updated as NanoCPUs has "
-                            "already been set")
+        raise ResourceError(f"{prefix}Conflicting options: CPU Quota cannot be updated as "
+                            "NanoCPUs has already been set")
     # Zero values mean "leave as is" in Docker's update, except for --pids-limit, where
     # any value given counts and 0 or -1 lift the limit.
     pids = opts.pop("pids-limit", None)
