@@ -72,11 +72,52 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
         prop = volumes.MountPlan.from_record(record["HutchMounts"]).rootfs_propagation()
         if prop:
             spec["linux"]["rootfsPropagation"] = prop
+    if spec["linux"].get("uidMappings"):
+        from hutch.engine import security
+        open_to_remapped_root(paths, spec, rootfs)
+        security.prepare_userns_rootfs(spec, rootfs)
+        if netns:
+            _sysfs_as_bind(spec)
     bundle = os.path.join(run_dir, "bundle")
     os.makedirs(bundle, exist_ok=True)
     with open(os.path.join(bundle, "config.json"), "w") as f:
         f.write(json.dumps(spec))   # dumps uses the C encoder; dump() does not
     return bundle
+
+
+def open_to_remapped_root(paths, spec: dict, rootfs: str) -> None:
+    """--userns-remap: the remapped root mounts the rootfs and the bind sources from inside
+    its user namespace, so it must traverse hutch's directories down to them. As Docker
+    does, those directories get the remap group with traverse-only rights (0710): other
+    users still see nothing."""
+    from hutch.engine import security
+    gid = security.host_id(spec["linux"].get("gidMappings") or [], 0)
+    if gid is None:
+        return
+    tops = [os.path.abspath(paths.root), os.path.abspath(paths.run)]
+    targets = [rootfs] + [m["source"] for m in spec.get("mounts", [])
+                          if m.get("type") == "bind" and m.get("source", "").startswith("/")]
+    done = set()
+    for target in targets:
+        path = os.path.dirname(os.path.abspath(target))
+        while path not in done and any(path == t or path.startswith(t + "/") for t in tops):
+            done.add(path)
+            st = os.stat(path)
+            if not st.st_mode & 0o001 and not (st.st_gid == gid and st.st_mode & 0o010):
+                trace.step("chown", f"{path}: group {gid}, mode 0710 (remapped root traverses)")
+                os.chown(path, -1, gid)
+                os.chmod(path, (st.st_mode & 0o700) | 0o010)
+            path = os.path.dirname(path)
+
+
+def _sysfs_as_bind(spec: dict) -> None:
+    """A user namespace cannot mount sysfs for a network namespace it does not own (ours is
+    made by the engine, outside it): bind the host's /sys read-only instead, as runc falls
+    back to on EPERM."""
+    for m in spec["mounts"]:
+        if m.get("type") == "sysfs":
+            m.update(type="bind", source="/sys",
+                     options=["rbind", "nosuid", "noexec", "nodev", "ro"])
 
 
 def make_netns(path: str) -> str:

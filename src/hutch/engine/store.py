@@ -68,6 +68,20 @@ def atomic_write(path: str, data: dict) -> None:
     os.rename(tmp, path)
 
 
+STATE_DIR_MODE = 0o710   # Docker's /var/lib/docker: no other user reads configs or state
+
+
+def private_dir(path: str) -> None:
+    """Make (if needed) a state directory other users cannot enter (root's, 0710)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        os.makedirs(path, mode=STATE_DIR_MODE, exist_ok=True)
+        st = os.stat(path)
+    if st.st_mode & 0o777 != STATE_DIR_MODE:
+        os.chmod(path, STATE_DIR_MODE)
+
+
 def read_json(path: str):
     try:
         with open(path) as f:
@@ -300,6 +314,8 @@ class Store:
     def begin(self, cid: str) -> None:
         """Start creating cid: a directory naming its creator (pid and start time), so a
         name it holds is never taken as stale while the creator lives."""
+        private_dir(self.paths.root)
+        private_dir(self.paths.run)
         os.makedirs(self.root, exist_ok=True)
         tmp = os.path.join(self.root, f".{cid}.creating")
         os.makedirs(tmp)

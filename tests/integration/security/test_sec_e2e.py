@@ -104,9 +104,6 @@ def test_refusals(hutch_root, flags, message):
     assert message in out.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="engine fix pending: hutch creates its state root and "
-                   "run dir 0755; Docker keeps /var/lib/docker 0710 so local users cannot read "
-                   "container configs (env, labels) or reach the state")
 def test_state_not_reachable_by_other_users(hutch_root, tmp_path):
     fresh = tmp_path / "fresh-root"
     env = dict(os.environ, HUTCH_ROOT=str(fresh), HUTCH=HUTCH)
