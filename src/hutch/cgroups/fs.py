@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
+from _signal import SIGKILL  # the signal module's enums: ~3 ms of import
 
 from hutch import trace
 
@@ -122,7 +122,7 @@ def mkdir(path: str) -> bool:
 def kill_all(directory: str) -> None:
     for pid in procs(directory):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, SIGKILL)
         except ProcessLookupError:
             pass
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 import fcntl
 import os
 import select
-import signal
-import socket
 import time
+
+# The C cores of signal and socket: their Python modules' enums cost ~4 ms of import on
+# every runtime call.
+import _signal as signal
+from _socket import AF_UNIX, SOCK_STREAM
+from _socket import socket as unix_socket
 
 from hutch import _sys, cgroups, trace
 from hutch.oci.runtime_spec import SPEC_VERSION, ConfigError, load_config
@@ -123,10 +127,10 @@ def _write_id_maps(pid: int, cfg: specconv.Config) -> None:
             f.write(text)
 
 
-def _connect_console(path: str | None) -> socket.socket | None:
+def _connect_console(path: str | None):
     if not path:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = unix_socket(AF_UNIX, SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as e:
@@ -229,6 +233,14 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
+        if _attach_early(cfg):
+            # The first move into a v1 (or v2) cgroup waits for an RCU grace period
+            # (10-15 ms here): start it now, with the intermediate; its init then forks
+            # into the cgroup or is moved below, quickly within the same grace period.
+            try:
+                cgroup.add_process(intermediate)
+            except cgroups.CgroupError:
+                pass  # it failed and exited: its own error follows
         init_pid = _receive_pid(sock, intermediate, cfg)
         intermediate = 0
         # While the init prepares its rootfs: moving a process between v1 cgroups waits
@@ -285,6 +297,13 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if sock is not None and not keep_sync:
             sock.close()
     return init_pid, sock
+
+
+def _attach_early(cfg: specconv.Config) -> bool:
+    """Whether the intermediate may join the cgroup too: not when it must wait for its
+    uid/gid maps (we would block it), nor when a pids limit might not allow it."""
+    pids = (cfg.resources.get("pids") or {}).get("limit")
+    return not cfg.has_new_userns and (pids is None or pids <= 0)
 
 
 def _exclusive(operation):

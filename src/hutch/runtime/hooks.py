@@ -1,9 +1,8 @@
 """OCI hooks: each gets the container's state JSON on stdin and may have a timeout."""
 from __future__ import annotations
 
-import json
-
 from hutch import trace
+from hutch.oci.runtime_spec import dump_json
 
 
 class HookError(Exception):
@@ -37,7 +36,7 @@ def _run_one(i: int, hook: dict, state: dict, kind: str) -> None:
         raise HookError(f"error running {kind} hook #{i}: fork/exec {hook['path']}: "
                         f"{e.strerror.lower()}") from None
     try:
-        out, err = proc.communicate(json.dumps(state).encode(), timeout=hook.get("timeout"))
+        out, err = proc.communicate(dump_json(state).encode(), timeout=hook.get("timeout"))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

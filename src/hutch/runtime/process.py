@@ -9,11 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import socket
 import stat
 
 from hutch import _sys, trace
-from hutch.runtime import capabilities, hooks, rootfs, sync
+from hutch.runtime import capabilities, hooks, rootfs, sync, terminal
 from hutch.runtime.specconv import NAMESPACE_FLAGS, Config, Process
 
 
@@ -32,7 +31,7 @@ def describe(e: BaseException) -> str:
     return str(e)
 
 
-def run_child(body, sock: socket.socket) -> None:
+def run_child(body, sock) -> None:
     """Run body() in a forked child; never return to the caller's code."""
     code = 1
     try:
@@ -122,7 +121,7 @@ def set_user_and_caps(proc: Process) -> None:
         capabilities.apply_sets(_sys, proc.capabilities, last)
 
 
-def setup_terminal(proc: Process, console: socket.socket, proc_fd: int | None = None) -> None:
+def setup_terminal(proc: Process, console, proc_fd: int | None = None) -> None:
     """A pty from the container's devpts; the master goes to the console socket.
 
     proc_fd (the init only): it also gets the pty bound on /dev/console, as the spec asks."""
@@ -130,7 +129,7 @@ def setup_terminal(proc: Process, console: socket.socket, proc_fd: int | None = 
     if proc_fd is not None:
         rootfs.bind_console(_sys, os.ttyname(slave), proc_fd)
     trace.step("console", "send pty master over the console socket")
-    socket.send_fds(console, [b"/dev/ptmx"], [master])
+    terminal.send_master(console, master)
     os.close(master)
     console.close()
     if proc.console_size and all(proc.console_size):

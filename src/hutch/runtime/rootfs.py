@@ -12,7 +12,6 @@ After pivot_root the container may have no /proc of its own: mounts there reach 
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -35,17 +34,20 @@ class MountError(Exception):
     """A mount the config asks for failed or could not be made safely; str() is the line."""
 
 
-@contextlib.contextmanager
-def _fd_paths(proc_fd: int | None):
-    """Within: _ref(fd, proc_fd) names fd for the kernel (see the module's docstring)."""
-    if proc_fd is None:
-        yield
-        return
-    os.fchdir(proc_fd)
-    try:
-        yield
-    finally:
-        os.chdir("/")
+class _fd_paths:
+    """Within: _ref(fd, proc_fd) names fd for the kernel (see the module's docstring).
+    (A class, not contextlib: ~2 ms of import on every runtime call.)"""
+
+    def __init__(self, proc_fd: int | None):
+        self.proc_fd = proc_fd
+
+    def __enter__(self):
+        if self.proc_fd is not None:
+            os.fchdir(self.proc_fd)
+
+    def __exit__(self, *exc):
+        if self.proc_fd is not None:
+            os.chdir("/")
 
 
 def _ref(fd: int, proc_fd: int | None = None) -> str:

@@ -9,9 +9,9 @@ reused pid is never mistaken for the container.
 """
 from __future__ import annotations
 
-import json
 import os
 
+from hutch.oci.runtime_spec import dump_json, parse_json
 from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
 
 STATE_FILE = "state.json"
@@ -44,8 +44,9 @@ def save(root: str, cid: str, data: dict) -> None:
     tmp = os.path.join(d, f".{STATE_FILE}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, json.dumps(data).encode())
-        os.fsync(fd)
+        # No fsync (as runc): the state lives on a tmpfs (/run) and, like the containers it
+        # describes, does not survive a crash anyway; rename keeps it atomic.
+        os.write(fd, dump_json(data).encode())
     finally:
         os.close(fd)
     os.rename(tmp, os.path.join(d, STATE_FILE))
@@ -54,7 +55,7 @@ def save(root: str, cid: str, data: dict) -> None:
 def load(root: str, cid: str) -> dict:
     try:
         with open(os.path.join(container_dir(root, cid), STATE_FILE), "rb") as f:
-            return json.loads(f.read())
+            return parse_json(f.read().decode())
     except FileNotFoundError:
         raise ContainerNotFound("container does not exist") from None
     except ValueError as e:

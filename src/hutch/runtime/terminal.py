@@ -5,21 +5,35 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-import socket
+import struct
+
+# The C cores of signal and socket (see runtime.container).
+import _signal as signal
+from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socketpair
 
 from hutch import _sys
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
+def pair():
     """(ours, the container's): the container end stands in for a console socket."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return socketpair(AF_UNIX, SOCK_STREAM)
 
 
-def receive_master(sock: socket.socket) -> int:
-    _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+def send_master(sock, master: int) -> None:
+    """The pty master over a console socket with SCM_RIGHTS, as runc sends it."""
+    sock.sendmsg([b"/dev/ptmx"], [(SOL_SOCKET, SCM_RIGHTS, struct.pack("i", master))])
+
+
+def receive_master(sock) -> int:
+    fds: list[int] = []
+    _msg, ancdata, _flags, _addr = sock.recvmsg(4096, CMSG_SPACE(4))
+    for level, kind, data in ancdata:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4])
     if not fds:
         raise OSError("no pty master received on the console socket")
+    for extra in fds[1:]:
+        os.close(extra)
     return fds[0]
 
 
