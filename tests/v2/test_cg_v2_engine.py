@@ -50,6 +50,7 @@ def hutch():
             if check:
                 assert p.returncode == 0, p.stderr
             return p
+        run.root = root
         yield run
     finally:
         # Dropping the tmpfs drops every container record; their cgroups must be gone.
@@ -58,25 +59,77 @@ def hutch():
     assert container_cgroups() <= before
 
 
-FILES = ["memory.max", "memory.swap.max", "memory.low", "cpu.weight", "cpu.max",
-         "cpuset.cpus", "pids.max"]
+def cgroup_dir(cid: str) -> str:
+    return f"/sys/fs/cgroup/hutch/{cid}"
 
 
-def test_run_flags_reach_the_v2_files(hutch):
-    p = hutch("run", "--rm", "--network", "none", "-m", "200M", "--memory-swap", "300M",
-              "--memory-reservation", "100M", "-c", "512", "--cpus", "1.5",
-              "--cpuset-cpus", "0", "--pids-limit", "50", "busybox",
-              "sh", "-c", "cd /sys/fs/cgroup && for f in " + " ".join(FILES) +
-              "; do echo $f=$(cat $f); done")
-    got = dict(line.split("=", 1) for line in p.stdout.splitlines())
-    assert got == {"memory.max": "209715200", "memory.swap.max": "104857600",
-                   "memory.low": "104857600", "cpu.weight": "59",
-                   "cpu.max": "150000 100000", "cpuset.cpus": "0", "pids.max": "50"}
+def read(cid: str, name: str) -> str:
+    with open(os.path.join(cgroup_dir(cid), name)) as f:
+        return f.read().strip()
+
+
+def monitor_log(root_of, name) -> str:
+    """The container's monitor.log, for a failure's message."""
+    import glob
+    logs = glob.glob(os.path.join(root_of, "**", "monitor.log"), recursive=True)
+    return "".join(open(p).read()[-2000:] for p in logs)
+
+
+def test_flags_files_inspect_stats_update(hutch):
+    """One container: the v2 files and inspect fields of Docker's flags, `stats` with the
+    limit, PIDs and the pressure (PSI) figures, then `update` and the files follow."""
+    cid = hutch("run", "-d", "--name", "lim_v2", "--network", "none", "-m", "200M",
+                "--memory-swap", "300M", "--memory-reservation", "100M", "-c", "512",
+                "--cpus", "1.5", "--cpuset-cpus", "0", "--cpuset-mems", "0",
+                "--pids-limit", "50", "busybox", "sleep", "1000").stdout.strip()
+    files = ["memory.max", "memory.swap.max", "memory.low", "cpu.weight", "cpu.max",
+             "cpuset.cpus", "cpuset.mems", "pids.max"]
+    assert {f: read(cid, f) for f in files} == {
+        "memory.max": "209715200", "memory.swap.max": "104857600",
+        "memory.low": "104857600", "cpu.weight": "59", "cpu.max": "150000 100000",
+        "cpuset.cpus": "0", "cpuset.mems": "0", "pids.max": "50"}
+    hc = hutch("inspect", "-f", "{{json .HostConfig}}", "lim_v2").stdout
+    import json
+    hc = json.loads(hc)
+    assert {k: hc[k] for k in ("Memory", "MemorySwap", "MemoryReservation", "CpuShares",
+                               "NanoCpus", "CpuQuota", "CpuPeriod", "CpusetCpus",
+                               "PidsLimit")} == {
+        "Memory": 209715200, "MemorySwap": 314572800, "MemoryReservation": 104857600,
+        "CpuShares": 512, "NanoCpus": 1500000000, "CpuQuota": 0, "CpuPeriod": 0,
+        "CpusetCpus": "0", "PidsLimit": 50}
+
+    out = hutch("stats", "--no-stream", "lim_v2").stdout.splitlines()
+    assert out[1].startswith(cid[:12]) and " / 200MiB " in out[1] and out[1].split()[-1] == "1"
+    # the pressure figures, read by the engine from the container's *.pressure files
+    from hutch.engine import stats
+    from hutch.engine.containers import Engine
+    from hutch.paths import Paths
+    paths = Paths.from_root(hutch.root)
+    raw = stats.Sampler(paths).rows([Engine(paths).get("lim_v2")])[0]
+    assert set(raw["pressure"]) == {"cpu", "memory", "io"}
+    assert all(isinstance(raw["pressure"][k]["some"]["avg10"], float) for k in raw["pressure"])
+    fields = stats.pressure_fields(raw)
+    assert all(v.endswith("%") and " / " in v for v in fields.values()), fields
+
+    hutch("update", "-m", "300M", "--memory-swap", "500M", "--cpus", "0.5", "-c", "256",
+          "--pids-limit", "80", "lim_v2")
+    assert {f: read(cid, f) for f in ("memory.max", "memory.swap.max", "cpu.max",
+                                      "cpu.weight", "pids.max")} == {
+        "memory.max": "314572800", "memory.swap.max": "209715200",
+        "cpu.max": "50000 100000", "cpu.weight": "35", "pids.max": "80"}
+    hutch("rm", "-f", "lim_v2")
+    assert not os.path.exists(cgroup_dir(cid))
+
+
+def test_io_max():
+    pytest.skip("the guest has no block device (shared/cgroupv2/README: io.max needs a "
+                "disk attached); io.max is proven by the cgroups layer's unit tests only")
 
 
 def test_oom_kill_is_reported(hutch):
-    p = hutch("run", "--name", "oom_v2", "--network", "none", "-m", "32M", "--memory-swap",
-              "32M", "busybox", "tail", "/dev/zero", check=False)
-    assert p.returncode == 137, p.stderr
+    """Transcript section 18 on v2: PID 1 OOM-killed → 137 and State.OOMKilled."""
+    p = hutch("run", "--name", "oom_v2", "--network", "none", "-m", "50M", "--memory-swap",
+              "50M", "busybox", "tail", "/dev/zero", check=False)
+    assert p.returncode == 137, p.stderr + monitor_log(hutch.root, "oom_v2")
     state = hutch("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom_v2")
     assert state.stdout.split() == ["true", "137"]

@@ -1,5 +1,11 @@
 """`stats`: CPU, memory, network, block I/O and pids of containers, from their cgroup files
-and their network namespace (never through the runtime), computed as Docker's CLI does."""
+and their network namespace (never through the runtime), computed as Docker's CLI does.
+
+On cgroup v2 each row also carries the pressure (PSI) figures of the container's cgroup,
+which Docker does not show: `pressure_fields(raw)` formats them as the template fields
+CPUPressure, MemPressure and IOPressure ("some avg10 / full avg10", e.g. "3.10% / 0.00%"),
+`PRESSURE_HEADERS` names their columns and `PRESSURE_COLUMNS` extends the default table.
+"""
 from __future__ import annotations
 
 import os
@@ -8,6 +14,10 @@ import time
 from hutch.engine import states
 
 SAMPLE_INTERVAL = 0.5   # between the two readings a CPU percentage needs
+
+PRESSURE_HEADERS = {"CPUPressure": "CPU PSI", "MemPressure": "MEM PSI", "IOPressure": "IO PSI"}
+PRESSURE_COLUMNS = "\t{{.CPUPressure}}\t{{.MemPressure}}\t{{.IOPressure}}"
+_PRESSURE_KEYS = (("CPUPressure", "cpu"), ("MemPressure", "memory"), ("IOPressure", "io"))
 
 
 def _system_ns() -> int:
@@ -87,4 +97,22 @@ class Sampler:
         return {"cpu_pct": cpu_pct, "mem_usage": max(usage, 0), "mem_limit": limit,
                 "net_rx": rx, "net_tx": tx, "blk_read": blk.get("read_bytes", 0),
                 "blk_write": blk.get("write_bytes", 0),
-                "pids": (r.get("pids") or {}).get("current") or 0}
+                "pids": (r.get("pids") or {}).get("current") or 0,
+                "pressure": r.get("pressure")}
+
+
+def pressure_fields(raw: dict | None) -> dict:
+    """The PSI template fields of a row: the share of the last 10 s in which some (and all)
+    of the container's tasks stalled on CPU, memory or I/O; "--" where the host has no PSI
+    (cgroup v1) or the container is not running."""
+    pressure = (raw or {}).get("pressure") or {}
+    out = {}
+    for field, resource in _PRESSURE_KEYS:
+        psi = pressure.get(resource)
+        if not psi:
+            out[field] = "--"
+            continue
+        some = (psi.get("some") or {}).get("avg10")
+        full = (psi.get("full") or {}).get("avg10")
+        out[field] = " / ".join("--" if v is None else f"{v:.2f}%" for v in (some, full))
+    return out
