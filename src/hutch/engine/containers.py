@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hutch import trace
@@ -363,6 +364,10 @@ class Engine:
             networking.reconcile(self)
 
     # --- stop / kill -------------------------------------------------------------------
+    # Lock order: never wait for an exit while holding the container's lock. Signals are
+    # sent under it; the wait (monitor socket, pidfd) runs without it, so the monitor can
+    # take it to record the exit and other commands on the container are not held up; the
+    # lock is taken again to settle, checking the start generation is still the same.
     def stop(self, ref: str, timeout: float | None = None, sig: int | None = None) -> Container:
         """The stop signal (--stop-signal, or sig), then SIGKILL after the timeout."""
         with self.store.locked(ref) as c:
@@ -382,11 +387,12 @@ class Engine:
             if timeout is None:
                 timeout = 10
             self._signal(c, sig)
-            if timeout < 0 or not self._wait_exit(c, timeout if timeout >= 0 else None):
-                self._signal(c, signal.SIGKILL)
-                self._wait_exit(c, None)
-            self._settle(c, killed_by=sig)
-            return c
+        if not self._wait_exit(c, None if timeout < 0 else timeout):
+            with self._same_start(c) as now:
+                if now is not None:
+                    self._signal(now, signal.SIGKILL)
+            self._wait_exit(c, None)
+        return self._settle_unlocked(c, killed_by=sig)
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
         with self.store.locked(ref) as c:
@@ -399,9 +405,30 @@ class Engine:
                 c.state["ManuallyStopped"] = True
                 c.save()
             self._signal(c, sig, thaw=stopping)
-            if sig == signal.SIGKILL:
-                self._wait_exit(c, None)
-                self._settle(c, killed_by=sig)
+        if sig == signal.SIGKILL:
+            self._wait_exit(c, None)
+            return self._settle_unlocked(c, killed_by=sig)
+        return c
+
+    @contextmanager
+    def _same_start(self, c: Container):
+        """The container locked again, if it is still in the start we signalled (else None:
+        removed, or already exited and started anew by someone else)."""
+        try:
+            with self.store.locked(c.id) as now:
+                same = now.state["Generation"] == c.state["Generation"] and \
+                    now.status in (states.RUNNING, states.PAUSED)
+                yield now if same else None
+        except errors.NotFound:
+            yield None
+
+    def _settle_unlocked(self, c: Container, killed_by: int) -> Container:
+        try:
+            with self.store.locked(c.id) as now:
+                if now.state["Generation"] == c.state["Generation"]:
+                    self._settle(now, killed_by=killed_by)
+                return now
+        except errors.NotFound:   # --rm: the monitor removed it after the exit
             return c
 
     def _signal(self, c: Container, sig: int, thaw: bool = True) -> None:
@@ -539,20 +566,45 @@ class Engine:
 
     # --- rm -------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        monitor = None
+        killed = None
+        if force:
+            # kill under the lock, wait for the exit without it (see stop)
+            with self.store.locked(ref) as c:
+                if c.status in (states.RUNNING, states.PAUSED):
+                    c.state["ManuallyStopped"] = True
+                    c.save()
+                    self._signal(c, signal.SIGKILL)
+                    killed = c
+            if killed is not None:
+                self._wait_exit(killed, None)
+                ref = killed.id
+        try:
+            monitor = self._remove_locked(ref, force, volumes, killed)
+        except errors.NotFound:
+            if killed is not None:
+                return      # --rm: its monitor removed it after the kill
+            raise
+        if monitor:
+            # it is waiting for the lock we just released, to find the container gone
+            _wait_process_gone(*monitor, timeout=5.0)
+
+    def _remove_locked(self, ref: str, force: bool, volumes: bool, killed) -> tuple | None:
+        """The removal proper, under the lock; the monitor to wait for, if one lives."""
         with self.store.locked(ref) as c:
-            if c.monitor_alive():
-                monitor = (c.state["MonitorPid"], c.state["MonitorStart"])
+            if killed is not None and c.state["Generation"] == killed.state["Generation"]:
+                self._settle(c, killed_by=signal.SIGKILL)
             if force and c.status in (states.RUNNING, states.PAUSED):
+                # started again between the kill and now (rare): kill it under the lock
                 c.state["ManuallyStopped"] = True
                 c.save()
                 self._signal(c, signal.SIGKILL)
-                self._wait_exit(c, None)
+                self._wait_exit(c, 10.0)
                 self._settle(c, killed_by=signal.SIGKILL)
             elif force and c.status == states.RESTARTING:
                 c.state.update(Status=states.EXITED, Running=False, Restarting=False,
                                ManuallyStopped=True)
                 self._wake_monitor(c)
+            monitor = (c.state["MonitorPid"], c.state["MonitorStart"]) if c.monitor_alive() else None
             states.check("rm", c.status, cid=c.id, ref=ref, name=c.name)
             c.state.update(Status=states.REMOVING)
             c.save()
@@ -560,9 +612,7 @@ class Engine:
                 lifecycle.cleanup_after_exit(self.paths, c.id, c.record)
             lifecycle.remove_files(self.paths, c, volumes=volumes)
             trace.step("rm", f"container {c.id}")
-        if monitor:
-            # it is waiting for the lock we just released, to find the container gone
-            _wait_process_gone(*monitor, timeout=5.0)
+        return monitor
 
     # --- wait / rename / update -----------------------------------------------------------
     def wait(self, ref: str) -> int:

@@ -44,6 +44,7 @@ FRAME_STDOUT, FRAME_STDERR, FRAME_EXIT = 1, 2, 3
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
+CONNECT_TIMEOUT = 5.0
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -62,11 +63,15 @@ def sock_path(run_dir: str, name: str) -> str:
 def connect(run_dir: str) -> socket.socket:
     """A connection to a container's monitor (OSError if there is none)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    # bounded: a connect to a monitor whose backlog is full (busy, or waiting for the
+    # container's lock) would otherwise block for ever
+    s.settimeout(CONNECT_TIMEOUT)
     try:
         s.connect(sock_path(run_dir, "ctl.sock"))
     except OSError:
         s.close()
         raise
+    s.settimeout(None)
     return s
 
 

@@ -10,8 +10,18 @@ Layout of containers/<id>/:
 Names live in containers/.names/<name> as symlinks to the id: os.symlink fails if the name
 exists, so two racing creates of one name can never both win.
 
-Lock order: a container's lock, then (briefly, inside it) nothing else. The monitor writes
-exit.json without the lock, so a command holding the lock can wait for an exit.
+Lock order (every hutch process, so no two can wait on each other in a cycle):
+  1. a container's lock (containers/<id>/lock) — at most one at a time, never two
+  2. inside it, briefly: the networks lock (NetworkManager), then the host-wide bridge
+     lock; the volumes lock (volumestore); the image store's lock
+  Never wait for another process while holding a container's lock: not for an exit, not
+  on a monitor's socket (stop, kill and rm -f signal under the lock, release it, wait on
+  the monitor or the init's pidfd, then lock again and check the start generation). The
+  one exception is `start`, which waits for the monitor it spawned to report: that monitor
+  takes only locks of level 2. The monitor writes exit.json without any lock and then
+  takes the container's lock for --rm / restart, so an exit is never held up by a command.
+  Socket connects to a monitor are bounded (monitor.CONNECT_TIMEOUT): a full backlog never
+  blocks a command for ever.
 """
 from __future__ import annotations
 

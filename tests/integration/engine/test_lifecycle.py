@@ -127,6 +127,32 @@ def test_stop_escalates_to_sigkill_137(hutch, name):
     hutch.ok("rm", name)
 
 
+def test_no_command_waits_for_an_exit_holding_the_lock(hutch, name):
+    """A `stop -t 300` of a process ignoring TERM is waiting: `kill`, `inspect` and
+    `rm -f` of the same container go ahead at once (they would wait 300 s for the lock)."""
+    import subprocess
+    hutch.ok("run", "-d", "--name", name, "busybox", "sh", "-c", 'trap "" TERM; sleep 1000')
+    stop = subprocess.Popen(hutch.argv("stop", "-t", "300", name), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        hutch.wait_for(name, lambda st: True)    # stop has signalled (or is about to)
+        hutch.ok("kill", name, timeout=60)
+        out, err = stop.communicate(timeout=60)
+        assert stop.returncode == 0, err
+        assert out == f"{name}\n"
+        assert hutch.inspect(name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+        hutch.ok("start", name)
+        stop = subprocess.Popen(hutch.argv("stop", "-t", "300", name), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        hutch.ok("rm", "-f", name, timeout=60)
+        stop.communicate(timeout=60)
+        assert name not in hutch.ok("ps", "-a", "--format", "{{.Names}}").split()
+    finally:
+        if stop.poll() is None:
+            stop.kill()
+            stop.wait()
+
+
 def test_stop_signal_and_timeout(hutch, name):
     hutch.ok("run", "-d", "--name", name, "--stop-signal", "USR1", "--stop-timeout", "3",
              "busybox", "sh", "-c", 'trap "echo got USR1; exit 7" USR1; while true; do sleep 0.1; done')
