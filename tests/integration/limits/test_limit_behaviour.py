@@ -257,3 +257,25 @@ def test_stats_pressure_template_fields(hutch, name):
                 "{{.CPUPressure}}|{{.MemPressure}}|{{.IOPressure}}", name)
     hutch.ok("rm", "-f", name)
     assert out.stdout == "--|--|--\n"     # no PSI on cgroup v1
+
+
+def test_update_of_a_stopped_container_holds_at_its_next_start(hutch, name):
+    hutch.ok("run", "--name", name, "-d", "--network", "none", "-m", "200M", "busybox",
+             "sleep", "1000")
+    hutch.ok("stop", "-t", "0", name)
+    hutch.ok("update", "-m", "300M", "--memory-swap", "600M", "--pids-limit", "40", name)
+    hutch.ok("start", name)
+    assert hutch.cgroup_file(name, "memory", "memory.limit_in_bytes") == "314572800"
+    assert hutch.cgroup_file(name, "memory", "memory.memsw.limit_in_bytes") == "629145600"
+    assert hutch.cgroup_file(name, "pids", "pids.max") == "40"
+    hutch.ok("rm", "-f", name)
+
+
+def test_cpu_shares_below_the_kernel_minimum(hutch, name):
+    """`-c 1`: Docker's daemon passes it on; the runtime refuses it (transcript section 3)."""
+    r = hutch("run", "--rm", "--name", name, "-c", "1", "busybox", "true")
+    assert r.returncode == 125
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("hutch: Error response from daemon: ") and \
+        first.endswith("the minimum allowed cpu-shares is 2: unknown"), first
+    assert hutch.ok("ps", "-a", "-q", "-f", f"name={name}") == ""
