@@ -49,11 +49,14 @@ write_launcher() {  # name module
 write_launcher hutch hutch.cli.main
 write_launcher hutch-runtime hutch.cli.runtime_main
 "$PY" -I -m compileall -q src >/dev/null || true
-for b in hutch hutch-runtime; do
-  ln -sfn "$PWD/.venv/bin/$b" "/usr/local/bin/$b"
-done
+# HUTCH_SETUP_NO_PATH=1 leaves /usr/local/bin alone (a second checkout's trial run).
+if [ "${HUTCH_SETUP_NO_PATH:-}" != 1 ]; then
+  for b in hutch hutch-runtime; do
+    ln -sfn "$PWD/.venv/bin/$b" "/usr/local/bin/$b"
+  done
+fi
 
 if [ -x scripts/make-images.sh ]; then
-  bash scripts/make-images.sh
+  HUTCH="$PWD/.venv/bin/hutch" bash scripts/make-images.sh
 fi
 say "ready"
