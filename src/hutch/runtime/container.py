@@ -70,9 +70,10 @@ def _check_host_support(cfg: specconv.Config) -> None:
                               "installed") from None
 
 
-def _load_bundle(bundle: str) -> tuple[dict, specconv.Config]:
+def _load_bundle(bundle: str, raw: dict | None = None) -> tuple[dict, specconv.Config]:
     try:
-        raw = load_config(bundle)
+        if raw is None:
+            raw = load_config(bundle)
         cfg = specconv.convert(raw, bundle)
         _check_host_support(cfg)
     except ConfigError as e:
@@ -186,12 +187,14 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
 
 
 def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-            preserve_fds=0, stdio=None, no_new_keyring=False, keep_sync=False, console=None):
+            preserve_fds=0, stdio=None, no_new_keyring=False, keep_sync=False, console=None,
+            raw=None):
     """create(); also returns the sync socket (keep_sync) for `run` to see exec errors, and
-    takes an already connected console socket (`console`) for a foreground terminal."""
+    takes an already connected console socket (`console`) for a foreground terminal, and
+    the config.json already read (`raw`)."""
     statefile.validate_id(cid)
     bundle = os.path.abspath(bundle)
-    raw, cfg = _load_bundle(bundle)
+    raw, cfg = _load_bundle(bundle, raw)
     if cfg.process.terminal and not console_socket and console is None:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
@@ -429,13 +432,15 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
     if not detach:
         _sys.set_child_subreaper()
     ours = theirs = None
-    if not detach and not console_socket and _wants_terminal(bundle):
+    raw = _read_config(bundle)
+    if not detach and not console_socket and raw and (raw.get("process") or {}).get("terminal"):
         ours, theirs = terminal.pair()
     try:
         pid, sock = _create(state_root, cid, bundle, pid_file=pid_file,
                             console_socket=console_socket, no_pivot=no_pivot,
                             preserve_fds=preserve_fds, stdio=stdio,
-                            no_new_keyring=no_new_keyring, keep_sync=True, console=theirs)
+                            no_new_keyring=no_new_keyring, keep_sync=True, console=theirs,
+                            raw=raw)
     except BaseException:
         if ours is not None:
             ours.close()
@@ -482,11 +487,11 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
             _force_delete(state_root, cid)
 
 
-def _wants_terminal(bundle: str) -> bool:
+def _read_config(bundle: str) -> dict | None:
     try:
-        return bool(load_config(os.path.abspath(bundle)).get("process", {}).get("terminal"))
+        return load_config(os.path.abspath(bundle))
     except ConfigError:
-        return False  # create() reports it
+        return None  # create() reports it
 
 
 def _force_delete(state_root: str, cid: str) -> None:
