@@ -133,3 +133,24 @@ def test_oom_kill_is_reported(hutch):
     assert p.returncode == 137, p.stderr + monitor_log(hutch.root, "oom_v2")
     state = hutch("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom_v2")
     assert state.stdout.split() == ["true", "137"]
+
+
+def test_oom_kill_of_a_worker_is_reported(hutch):
+    """Transcript section 3 on v2: stress's worker is killed, stress exits 1; OOMKilled."""
+    p = hutch("run", "--name", "oomw_v2", "--network", "none", "-m", "200M", "--memory-swap",
+              "200M", "progrium/stress", "--vm", "1", "--vm-bytes", "280M", check=False)
+    assert p.returncode == 1, p.stderr + monitor_log(hutch.root, "oomw_v2")
+    assert "got signal 9" in p.stdout + p.stderr
+    state = hutch("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oomw_v2")
+    assert state.stdout.split() == ["true", "1"]
+
+
+def test_defaults_and_cfs_period_quota(hutch):
+    cid = hutch("run", "-d", "--name", "def_v2", "--network", "none", "--cpu-period", "50000",
+                "--cpu-quota", "25000", "busybox", "sleep", "1000").stdout.strip()
+    got = {f: read(cid, f) for f in ("cpu.max", "cpu.weight", "memory.max",
+                                     "memory.swap.max", "memory.low", "pids.max")}
+    assert got == {"cpu.max": "25000 50000", "cpu.weight": "100", "memory.max": "max",
+                   "memory.swap.max": "max", "memory.low": "0", "pids.max": "max"}
+    hutch("rm", "-f", "def_v2")
+    assert not os.path.exists(cgroup_dir(cid))
