@@ -352,7 +352,7 @@ class Engine:
                       ExitCode=0, Error="", StartedAt=report["StartedAt"],
                       MonitorPid=report["MonitorPid"], MonitorStart=report["MonitorStart"],
                       ManuallyStopped=False, HasBeenStarted=True, Backoff=0.0)
-            c.save()
+            c.save(durable=False)
             return c
 
     def _reap_leftovers(self, c: Container) -> None:

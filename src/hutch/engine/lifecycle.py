@@ -58,7 +58,7 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
         from hutch.engine import networking
         netns = make_netns(os.path.join(run_dir, "netns"))
         settings = networking.connect_all(net, cid, netns, record, hostname)
-    atomic_write(os.path.join(store.dir(cid), "network.json"), settings)
+    atomic_write(os.path.join(store.dir(cid), "network.json"), settings, durable=False)
     etc = net.etc_files(cid, hostname, settings, dns=hc.get("Dns") or (),
                         dns_search=hc.get("DnsSearch") or (),
                         dns_options=hc.get("DnsOptions") or (),
@@ -168,8 +168,12 @@ def oom_killed(cid: str) -> bool:
         return False
 
 
-def cleanup_after_exit(paths, cid: str, record: dict) -> None:
-    """Runtime state and cgroup, network, rootfs mount: each step tolerates being done."""
+def cleanup_after_exit(paths, cid: str, record: dict, later: list | None = None) -> None:
+    """Runtime state and cgroup, network, rootfs mount: each step tolerates being done.
+
+    later: a list that takes the slow steps the container's waiters need not wait for (the
+    veth deletions: the netns is dropped here, and the kernel deletes its pairs with it
+    anyway); the caller runs finish_later(later) after answering them."""
     from hutch.runtime import container as rt
     from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
     try:
@@ -181,7 +185,7 @@ def cleanup_after_exit(paths, cid: str, record: dict) -> None:
     _destroy_cgroup(cid)
     try:
         from hutch.network import NetworkManager
-        NetworkManager(paths).disconnect(cid)
+        NetworkManager(paths).disconnect(cid, keep_links=later)
     except Exception as e:  # noqa: BLE001 - cleanup goes on
         trace.step("cleanup", f"network disconnect {cid[:12]}: {e}")
     try:
@@ -199,6 +203,18 @@ def cleanup_after_exit(paths, cid: str, record: dict) -> None:
             volumes.after_exit(paths, cid, record["HutchMounts"])
         except Exception as e:  # noqa: BLE001 - cleanup goes on
             trace.step("cleanup", f"volumes {cid[:12]}: {e}")
+
+
+def finish_later(later: list) -> None:
+    """The clean-up steps cleanup_after_exit(later=...) left (veths to delete)."""
+    if not later:
+        return
+    try:
+        from hutch.network.manager import NetworkManager
+        NetworkManager.delete_links(later)
+    except OSError as e:
+        trace.step("cleanup", f"veth delete: {e}")
+    later.clear()
 
 
 def _destroy_cgroup(cid: str) -> None:

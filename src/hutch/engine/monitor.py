@@ -45,6 +45,7 @@ BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
 CONNECT_TIMEOUT = 5.0
+WARM_GRACE = 0.25        # seconds the starting process keeps serving before it goes lean
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -241,7 +242,15 @@ class Monitor:
             self._report(report)
         except OSError:
             self._record_start(report)
-        self.become_idle()
+        # A container that ends at once (`run --rm busybox true`) is seen out by this warm
+        # process: the lean idle one would re-import everything for the clean-up.
+        while True:
+            code = self.wait_exit(until=time.monotonic() + WARM_GRACE)
+            if code is None:
+                self.become_idle()
+                return
+            if not self.after_exit(code):
+                return
 
     def _record_start(self, report: dict) -> None:
         """The command that spawned us died before reading our report (its lock is gone
@@ -424,11 +433,16 @@ class Monitor:
         os.close(fd)
 
     # --- the loop ----------------------------------------------------------------------
-    def wait_exit(self) -> int:
-        """Serve output and clients until the init exits; returns Docker's exit code."""
+    def wait_exit(self, until: float | None = None) -> int | None:
+        """Serve output and clients until the init exits; returns Docker's exit code
+        (None when the monotonic deadline `until` comes first)."""
         while True:
-            # while the container does not take its stdin, retry it on a short tick
-            for key, _ in self.sel.select(0.05 if self.stdin_buf else None):
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            if self.stdin_buf:   # the container does not take its stdin: retry on a tick
+                left = 0.05 if left is None else min(left, 0.05)
+            for key, _ in self.sel.select(left):
                 what = key.data
                 if what == "out":
                     self._read_output(key.fd)
@@ -636,14 +650,15 @@ class Monitor:
         from hutch.engine import lifecycle
         oom = lifecycle.oom_killed(self.cid)
         # after delete no process holds the pipes: everything written is readable now
-        lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
+        later: list = []
+        lifecycle.cleanup_after_exit(self.paths, self.cid, self.record, later)
         self._drain_output()
         self.log.flush_partial()
         self._close_stdio()
         ran_for = time.monotonic() - self.started_mono
         ex = {"ExitCode": code, "FinishedAt": now_iso(), "OOMKilled": oom, "Error": "",
               "Generation": self.generation}
-        atomic_write(os.path.join(self.store.dir(self.cid), "exit.json"), ex)
+        atomic_write(os.path.join(self.store.dir(self.cid), "exit.json"), ex, durable=False)
         trace.step("monitor", f"container {self.cid[:12]} exited", code=code, oom=oom)
         self.last_exit = {"ExitCode": code}
         self._accept_pending()
@@ -651,7 +666,9 @@ class Monitor:
         delay = self._decide(code, ran_for)
         if delay is None:
             self._close_clients(FRAME_EXIT, self.last_exit)
+            lifecycle.finish_later(later)
             return False
+        lifecycle.finish_later(later)
         return self._restart_after(delay)
 
     def _decide(self, code: int, ran_for: float) -> float | None:

@@ -57,7 +57,7 @@ def _now() -> str:
 def _write_json(path: str, data) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
+        f.write(json.dumps(data, indent=1))   # dumps uses the C encoder; dump() does not
     os.replace(tmp, path)
 
 
@@ -581,15 +581,18 @@ class NetworkManager:
             nl.wait_oper_up(ep["veth"])
             nl.wait_oper_up(bridge)
 
-    def _teardown(self, rec: dict, cid: str, ep: dict) -> None:
-        """Undo one endpoint; every step tolerates what a crash may have left half-done."""
+    def _teardown(self, rec: dict, cid: str, ep: dict, keep_links: list | None = None) -> None:
+        """Undo one endpoint; every step tolerates what a crash may have left half-done.
+        keep_links: a list that takes the veth instead of deleting it now (see disconnect)."""
         if ep.get("ports"):
             iptables.remove_tagged("hutch:" + cid)
             table = self._ports()
             for k in [k for k, v in table.items() if v == cid]:
                 del table[k]
             self._save_ports(table)
-        if ep.get("veth"):
+        if ep.get("veth") and keep_links is not None:
+            keep_links.append(ep["veth"])
+        elif ep.get("veth"):
             with Netlink() as nl:
                 nl.delete_link(ep["veth"])
         eps = self._endpoints(rec["Id"])
@@ -603,8 +606,15 @@ class NetworkManager:
             if not still_user:
                 dnsmod.unregister(self.paths, cid)
 
-    def disconnect(self, cid: str, network: str | None = None, force: bool = False) -> None:
-        """Detach from one network, or from all (network=None) when a container is removed."""
+    def disconnect(self, cid: str, network: str | None = None, force: bool = False, *,
+                   keep_links: list | None = None) -> None:
+        """Detach from one network, or from all (network=None) when a container is removed.
+
+        keep_links (all networks only): a list that receives the veth names instead of
+        deleting them here. Deleting a veth takes the kernel ~17 ms (unregister_netdevice);
+        an engine that is about to drop the netns lets the kernel delete the pairs with it,
+        and calls delete_links() after it has answered its waiters. The leases and rules
+        are gone at once either way."""
         if network is not None:
             rec = self.find(network)
             with self.lock():
@@ -619,7 +629,16 @@ class NetworkManager:
             for rec in self._records():
                 ep = self._endpoints(rec["Id"]).get(cid)
                 if ep is not None:
-                    self._teardown(rec, cid, ep)
+                    self._teardown(rec, cid, ep, keep_links)
+
+    @staticmethod
+    def delete_links(names) -> None:
+        """Delete host-side veths kept by disconnect(keep_links=...); gone ones are fine."""
+        if not names:
+            return
+        with Netlink() as nl:
+            for name in names:
+                nl.delete_link(name)
 
     def reconcile(self, living_ids) -> list[str]:
         """After a crash: tear down every endpoint whose container is not living (and a test
