@@ -5,6 +5,8 @@ processes ~40x slower) and passes its hutch root as HUTCH_V2_IMAGES; each test c
 into a tmpfs so the guest's overlay root never has to hold an overlay upper dir. Each hutch
 command costs seconds in the guest, so the module does the fewest that prove the point.
 """
+import glob
+import json
 import os
 import subprocess
 import tempfile
@@ -68,10 +70,9 @@ def read(cid: str, name: str) -> str:
         return f.read().strip()
 
 
-def monitor_log(root_of, name) -> str:
-    """The container's monitor.log, for a failure's message."""
-    import glob
-    logs = glob.glob(os.path.join(root_of, "**", "monitor.log"), recursive=True)
+def monitor_log(root: str) -> str:
+    """The tails of the root's monitor.log files, for a failure's message."""
+    logs = glob.glob(os.path.join(root, "**", "monitor.log"), recursive=True)
     return "".join(open(p).read()[-2000:] for p in logs)
 
 
@@ -88,9 +89,7 @@ def test_flags_files_inspect_stats_update(hutch):
         "memory.max": "209715200", "memory.swap.max": "104857600",
         "memory.low": "104857600", "cpu.weight": "59", "cpu.max": "150000 100000",
         "cpuset.cpus": "0", "cpuset.mems": "0", "pids.max": "50"}
-    hc = hutch("inspect", "-f", "{{json .HostConfig}}", "lim_v2").stdout
-    import json
-    hc = json.loads(hc)
+    hc = json.loads(hutch("inspect", "-f", "{{json .HostConfig}}", "lim_v2").stdout)
     assert {k: hc[k] for k in ("Memory", "MemorySwap", "MemoryReservation", "CpuShares",
                                "NanoCpus", "CpuQuota", "CpuPeriod", "CpusetCpus",
                                "PidsLimit")} == {
@@ -130,7 +129,7 @@ def test_oom_kill_is_reported(hutch):
     """Transcript section 18 on v2: PID 1 OOM-killed → 137 and State.OOMKilled."""
     p = hutch("run", "--name", "oom_v2", "--network", "none", "-m", "50M", "--memory-swap",
               "50M", "busybox", "tail", "/dev/zero", check=False)
-    assert p.returncode == 137, p.stderr + monitor_log(hutch.root, "oom_v2")
+    assert p.returncode == 137, p.stderr + monitor_log(hutch.root)
     state = hutch("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom_v2")
     assert state.stdout.split() == ["true", "137"]
 
@@ -139,7 +138,7 @@ def test_oom_kill_of_a_worker_is_reported(hutch):
     """Transcript section 3 on v2: stress's worker is killed, stress exits 1; OOMKilled."""
     p = hutch("run", "--name", "oomw_v2", "--network", "none", "-m", "200M", "--memory-swap",
               "200M", "progrium/stress", "--vm", "1", "--vm-bytes", "280M", check=False)
-    assert p.returncode == 1, p.stderr + monitor_log(hutch.root, "oomw_v2")
+    assert p.returncode == 1, p.stderr + monitor_log(hutch.root)
     assert "got signal 9" in p.stdout + p.stderr
     state = hutch("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oomw_v2")
     assert state.stdout.split() == ["true", "1"]
