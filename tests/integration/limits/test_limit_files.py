@@ -122,6 +122,19 @@ def test_blkio_weight(hutch, name):
                                                "blkio.weight"))
 
 
+def test_blkio_weight_device(hutch, name):
+    dev, majmin = _root_device(hutch)
+    r = run_d(hutch, name, "--blkio-weight-device", f"{dev}:300")
+    if os.path.exists(f"{lh.V1}/blkio/blkio.weight_device"):
+        assert hutch.cgroup_file(name, "blkio", "blkio.weight_device") == f"{majmin} 300"
+        assert json.loads(hutch.inspect(name, "{{json .HostConfig.BlkioWeightDevice}}")) == \
+            [{"Path": dev, "Weight": 300}]
+    else:
+        assert r.stderr == ("WARNING: Your kernel does not support Block I/O weight_device or "
+                            "the cgroup is not mounted. Weight-device discarded.\n")
+        assert hutch.inspect(name, "{{json .HostConfig.BlkioWeightDevice}}") == "[]"
+
+
 def test_defaults(hutch, name):
     run_d(hutch, name)
     with open(f"{lh.V1}/cpuset/cpuset.cpus") as f:
