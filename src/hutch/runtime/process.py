@@ -227,6 +227,7 @@ def stage1(a: InitArgs) -> None:
     # Before entering any of the container's namespaces, and inherited by the init until
     # its execve: nothing in the container may ptrace us or open /proc/<pid>/exe, the
     # host's python (CVE-2019-5736).
+    trace.step("prctl", "PR_SET_DUMPABLE 0")
     _sys.set_dumpable(False)
     if cfg.process.oom_score_adj is not None:
         trace.step("oom_score_adj", str(cfg.process.oom_score_adj))
@@ -356,7 +357,10 @@ def finish_process(proc: Process, seccomp_program: bytes | None, preserve_fds: i
     set_user_and_caps(proc)
     # A change of credentials may have made us dumpable again (fs.suid_dumpable).
     _sys.set_dumpable(False)
+    trace.step("fds", f"close all from {3 + preserve_fds} up",
+               kept=",".join(map(str, sorted(keep))))
     close_fds_above(3 + preserve_fds, proc_fd, keep)
+    trace.step("chdir", proc.cwd)
     try:
         os.chdir(proc.cwd)
     except OSError as e:
@@ -411,6 +415,7 @@ class ExecArgs:
 
 def exec_stage1(a: ExecArgs) -> None:
     # Before joining the container (CVE-2019-5736): see stage1.
+    trace.step("prctl", "PR_SET_DUMPABLE 0")
     _sys.set_dumpable(False)
     sync.expect(a.sock, "cgroup")
     root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
