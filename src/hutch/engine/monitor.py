@@ -339,7 +339,9 @@ class Monitor:
                                      console_socket=console[1] if console else None)
             except RuntimeFailure as e:
                 from hutch.engine.errors import exec_failure_code
-                msg = f"failed to create task: OCI runtime create failed: {e}: unknown"
+                # Docker 20.10's words (its HostConfig.Runtime is "runc", and so is ours)
+                msg = (f"failed to create shim task: OCI runtime create failed: runc create "
+                       f"failed: {e}: unknown")
                 raise StartFailure(msg, exec_failure_code(str(e))) from None
             finally:
                 for fd in child_ends:
@@ -689,8 +691,10 @@ class Monitor:
                     backoff = st.get("Backoff", 0.0)
                     backoff = BACKOFF_START if (not backoff or ran_for >= BACKOFF_RESET_AFTER) \
                         else min(backoff * 2, BACKOFF_MAX)
+                    # Docker counts a restart when it decides it (RestartCount includes
+                    # the pending one while the status is "restarting")
                     st.update(Status=states.RESTARTING, Restarting=True, Running=True,
-                              Backoff=backoff)
+                              Backoff=backoff, RestartCount=st["RestartCount"] + 1)
                     c.save()
                     return backoff
                 if c.record["HostConfig"].get("AutoRemove") and \
@@ -720,7 +724,6 @@ class Monitor:
                     return False
                 self.generation += 1
                 st["Generation"] = self.generation
-                st["RestartCount"] += 1
                 try:
                     report = self.start_container()
                 except StartFailure as e:
