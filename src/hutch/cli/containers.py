@@ -144,7 +144,7 @@ CREATE_CMD = Command("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a n
 # flags hutch refuses clearly rather than accept and ignore
 _UNSUPPORTED = {
     "cgroup-parent": "--cgroup-parent", "platform": "--platform", "storage-opt": "--storage-opt",
-    "ipc": "--ipc", "pid": "--pid", "uts": "--uts", "log-driver": "--log-driver",
+    "log-driver": "--log-driver",
     "cpu-rt-period": "--cpu-rt-period", "cpu-rt-runtime": "--cpu-rt-runtime",
     "device-cgroup-rule": "--device-cgroup-rule",
 }
@@ -191,6 +191,13 @@ def _create_options(opts, args, *, detach: bool, cmd: str):
     for flag, shown in _UNSUPPORTED.items():
         if flag in opts.changed and opts[flag] not in ("", "private", "json-file", "host" if flag == "cgroupns" else None):
             raise RunError(f"{shown} is not supported by hutch")
+    for flag, modes in (("pid", ("", "host")), ("uts", ("", "host")),
+                        ("ipc", ("", "private", "shareable", "host"))):
+        if (opts[flag] or "") not in modes:
+            raise RunError(f"--{flag}={opts[flag]} is not supported by hutch (only "
+                           f"{' or '.join(m for m in modes if m)})")
+    if opts["uts"] == "host" and opts["hostname"]:
+        raise RunError("Conflicting options: hostname and the UTS mode")
     if "cgroupns" in opts.changed and opts["cgroupns"] not in ("host", "private"):
         raise RunError(f"--cgroupns: invalid CGROUP mode {opts['cgroupns']!r}")
     if opts["rm"] and opts["restart"] not in ("", "no"):

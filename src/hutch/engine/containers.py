@@ -152,7 +152,8 @@ class Engine:
         labels.update(opts.labels)
         hostname, domainname = opts.hostname, opts.domainname
         attach = set(opts.attach)
-        if not hostname and opts.network == "host":
+        f = opts.flags
+        if not hostname and (opts.network == "host" or f.get("uts") == "host"):
             # Docker: a container on the host's network is named as the host (in its own
             # UTS namespace, so `hostname x` inside changes nothing outside)
             import socket as socketmod
@@ -191,7 +192,6 @@ class Engine:
         })
         if opts.init:
             host_config["Init"] = True
-        f = opts.flags
         host_config.update({
             "PortBindings": f.get("_bindings") or {}, "PublishAllPorts": bool(f.get("publish-all")),
             "Dns": list(f.get("dns") or []), "DnsOptions": list(f.get("dns-option") or []),
@@ -241,6 +241,8 @@ class Engine:
         unified = cgroups.detect_mode() == "unified"
         spec = default_spec(terminal=opts.tty, cgroup_ns=unified)
         hc["CgroupnsMode"] = "private" if unified else "host"
+        _host_namespaces(spec, hc, pid=f.get("pid") == "host", ipc=f.get("ipc") == "host",
+                         uts=f.get("uts") == "host")
         sysctls = {}
         for item in f.get("sysctl") or []:
             k, v = security.validate_sysctl(item)
@@ -778,6 +780,23 @@ def default_host_config() -> dict:
         "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
         "MaskedPaths": None, "ReadonlyPaths": None,
     }
+
+
+def _host_namespaces(spec: dict, hc: dict, *, pid: bool, ipc: bool, uts: bool) -> None:
+    """--pid=host, --ipc=host, --uts=host: the container stays in the host's namespace
+    (before the security flags, which refuse some of them with --userns-remap)."""
+    drop = {kind for kind, on in (("pid", pid), ("ipc", ipc), ("uts", uts)) if on}
+    if not drop:
+        return
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] not in drop]
+    if ipc:   # the host's IPC namespace and its /dev/shm, as Docker
+        for m in spec["mounts"]:
+            if m["destination"] == "/dev/shm":
+                m.update(type="bind", source="/dev/shm", options=["rbind", "rprivate"])
+    hc.update(PidMode="host" if pid else "", UTSMode="host" if uts else "")
+    if ipc:
+        hc["IpcMode"] = "host"
 
 
 def _merge_rlimits(base: list[dict], extra: list[dict]) -> list[dict]:

@@ -122,9 +122,12 @@ def build(cid: str, record: dict, *, base: dict, cgroups_path: str) -> dict:
     hostname = config.get("Hostname") or cid[:12]
     proc["env"] = container_env(config, hostname)
     proc["cwd"] = config.get("WorkingDir") or "/"
-    spec["hostname"] = hostname
-    if config.get("Domainname"):
-        spec["domainname"] = config["Domainname"]
+    if any(n["type"] == "uts" for n in spec["linux"]["namespaces"]):
+        spec["hostname"] = hostname          # --uts=host: the host's, left alone
+        if config.get("Domainname"):
+            spec["domainname"] = config["Domainname"]
+    else:
+        spec.pop("hostname", None)
     spec["linux"]["cgroupsPath"] = cgroups_path
     spec["annotations"] = {"org.hutch.container.id": cid}
     return spec

@@ -149,3 +149,19 @@ def test_failed_create_leaves_nothing(hutch, name):
     assert os.listdir(os.path.join(hutch.root, "images", "snapshots")) == []
     hutch.ok("create", "--name", name, "busybox", "true")     # the name is free again
     hutch.ok("rm", name)
+
+
+def test_host_pid_uts_ipc_namespaces(hutch, name):
+    import socket
+    out = hutch.ok("run", "--rm", "--pid=host", "busybox", "sh", "-c", "ps | head -3")
+    assert "[kthreadd]" in out                       # the host's processes (Docker's course)
+    assert hutch.ok("run", "--rm", "--uts=host", "busybox", "hostname") == socket.gethostname() + "\n"
+    host_ipc = os.readlink("/proc/self/ns/ipc")
+    assert hutch.ok("run", "--rm", "--ipc=host", "busybox", "readlink", "/proc/self/ns/ipc") == host_ipc + "\n"
+    hutch.ok("create", "--name", name, "--pid=host", "--ipc=host", "busybox", "true")
+    assert hutch.inspect(name, "{{.HostConfig.PidMode}} {{.HostConfig.IpcMode}}") == "host host"
+    hutch.ok("rm", name)
+    r = hutch("run", "--rm", "--uts=host", "-h", "x", "busybox", "true")
+    assert (r.returncode, r.stderr.splitlines()[0]) == (125, "hutch: Conflicting options: hostname and the UTS mode")
+    r = hutch("run", "--rm", "--pid=container:x", "busybox", "true")
+    assert r.returncode == 125 and "--pid=container:x is not supported" in r.stderr
