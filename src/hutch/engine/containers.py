@@ -711,9 +711,8 @@ class Engine:
             from hutch.images.store import ImageStore
             rootfs = ImageStore(self.paths.images, self.paths.containers).rootfs_path(c.id)
             u = security.resolve_user(rootfs, user)
-            proc["user"] = {"uid": u.uid, "gid": u.gid}
-            if u.additional_gids:
-                proc["user"]["additionalGids"] = u.additional_gids
+            proc["user"] = {"uid": u.uid, "gid": u.gid,
+                            "additionalGids": lifecycle.with_primary_gid(u.gid, u.additional_gids)}
         if privileged:
             from hutch.oci import defaults
             caps = defaults.host_bounding_caps()

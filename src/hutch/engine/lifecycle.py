@@ -157,7 +157,18 @@ def _apply_user(spec: dict, rootfs: str, record: dict) -> None:
     hc = record["HostConfig"]
     user = security.resolve_user(rootfs, record["Config"].get("User") or None,
                                  hc.get("GroupAdd") or ())
+    user.additional_gids = with_primary_gid(user.gid, user.additional_gids)
     security.set_user(spec, user)
+
+
+def with_primary_gid(gid: int, additional) -> list[int]:
+    """Docker's daemon (getUser) lists the primary gid first among the supplementary
+    groups: `id` shows groups=1000(labuser) for a user in no group of /etc/group."""
+    out = [gid]
+    for g in additional or ():
+        if g not in out:
+            out.append(g)
+    return out
 
 
 def oom_killed(cid: str) -> bool:

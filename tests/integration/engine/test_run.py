@@ -165,3 +165,15 @@ def test_host_pid_uts_ipc_namespaces(hutch, name):
     assert (r.returncode, r.stderr.splitlines()[0]) == (125, "hutch: Conflicting options: hostname and the UTS mode")
     r = hutch("run", "--rm", "--pid=container:x", "busybox", "true")
     assert r.returncode == 125 and "--pid=container:x is not supported" in r.stderr
+
+
+def test_user_primary_gid_among_groups(hutch, name):
+    """Docker's course: a user added to /etc/passwd and /etc/group, then `exec -u`."""
+    hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "100")
+    hutch.ok("exec", name, "sh", "-c", "echo labuser:x:1000:1000::/home/labuser:/bin/sh >> "
+             "/etc/passwd; echo labuser:x:1000: >> /etc/group")
+    want = "uid=1000(labuser) gid=1000(labuser) groups=1000(labuser)\n"
+    assert hutch.ok("exec", "-u", "labuser", name, "id") == want
+    assert hutch.ok("exec", name, "id", "labuser") == want
+    hutch.ok("rm", "-f", name)
+    assert hutch.ok("run", "--rm", "-u", "1000:1000", "busybox", "id") == "uid=1000 gid=1000 groups=1000\n"
