@@ -1136,7 +1136,8 @@ def _attach_running(eng, c, *, stdin: bool, detach_keys: bytes, proxy: bool) -> 
                 pass
     with sock:
         res = att.stream(sock, stdin=stdin, tty=c.record["Config"]["Tty"], run_dir=run_dir,
-                         detach_keys=detach_keys if stdin else b"", on_signal=on_signal)
+                         detach_keys=detach_keys if stdin else b"", on_signal=on_signal,
+                         redraw=True)
     if res.kind == "detached":
         _err("read escape sequence")
         return 1

@@ -60,10 +60,13 @@ class Result:
 
 
 def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
-           detach_keys: bytes = b"\x10\x11", on_signal=None) -> Result:
+           detach_keys: bytes = b"\x10\x11", on_signal=None, redraw: bool = False) -> Result:
     """Pump until the container's exit frame, the detach sequence, or the end of stream.
 
     on_signal(signum): called for SIGINT/SIGTERM/... when signals are proxied (no tty).
+    redraw: (attach to a running tty) the window is resized one row and column larger and
+    back, so the program gets a SIGWINCH and redraws its screen (a shell its prompt), as
+    users see on `docker attach`; a same-size resize sends no signal.
     """
     in_fd = 0 if stdin else None
     raw_saved = None
@@ -83,6 +86,8 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
     if tty and run_dir:
         size = terminal_size(1) or terminal_size(0)
         if size:
+            if redraw:
+                resize(run_dir, size[0] + 1, size[1] + 1)
             resize(run_dir, *size)
     buf = b""
     held = b""

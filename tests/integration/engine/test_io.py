@@ -98,7 +98,7 @@ def test_run_it_detach_and_attach_through_a_pty(hutch, name):
     assert hutch.inspect(name, "{{.State.Status}}") == "running"
     pid, fd = _spawn_pty(hutch.argv("attach", name))
     try:
-        os.write(fd, b"\n")
+        # attach makes the shell redraw its prompt (a SIGWINCH), as under Docker
         assert b"# " in _read_until(fd, b"# ")
         os.write(fd, b"echo re-attached\n")
         assert b"re-attached" in _read_until(fd, b"re-attached\r\n")
