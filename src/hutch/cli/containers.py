@@ -1411,3 +1411,23 @@ def cmd_export(ctx, argv):
         _err(f"{DAEMON}{e}")
         return 1
     return 0
+
+
+DIFF_CMD = Command("diff", "CONTAINER",
+                   "Inspect changes to files or directories on a container's filesystem", [],
+                   min_args=1, max_args=1)
+
+
+@_command
+def cmd_diff(ctx, argv):
+    from hutch.engine import diff, errors
+    _opts, args = DIFF_CMD.parse(argv)
+    eng = _engine(ctx)
+    try:
+        c = eng.get(args[0])
+        found = diff.changes(ctx.paths, c.id)
+    except errors.EngineError as e:
+        _err(f"{DAEMON}{e}")
+        return 1
+    _out("".join(f"{kind} {path}\n" for kind, path in found))
+    return 0

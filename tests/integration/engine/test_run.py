@@ -177,3 +177,24 @@ def test_user_primary_gid_among_groups(hutch, name):
     assert hutch.ok("exec", name, "id", "labuser") == want
     hutch.ok("rm", "-f", name)
     assert hutch.ok("run", "--rm", "-u", "1000:1000", "busybox", "id") == "uid=1000 gid=1000 groups=1000\n"
+
+
+def test_diff_lists_the_containers_changes(hutch, name, capsys):
+    """Docker's course: `diff` after adding a user (cmd_diff in-process until the command
+    table names it)."""
+    from hutch.cli import containers as cli
+    from hutch.paths import Paths
+
+    class Ctx:
+        paths = Paths.from_root(hutch.root)
+
+    hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "100")
+    hutch.ok("exec", name, "sh", "-c", "echo labuser:x:1000:1000::/home/labuser:/bin/sh >> "
+             "/etc/passwd; echo labuser:x:1000: >> /etc/group; mkdir -p /newd; touch /newd/f; "
+             "rm /bin/vi")
+    assert cli.cmd_diff(Ctx, [name]) == 0
+    assert capsys.readouterr().out == ("C /bin\nD /bin/vi\nC /etc\nC /etc/group\nC /etc/passwd\n"
+                                       "A /newd\nA /newd/f\n")
+    hutch.ok("rm", "-f", name)
+    assert cli.cmd_diff(Ctx, [name]) == 1
+    assert capsys.readouterr().err == f"Error response from daemon: No such container: {name}\n"
