@@ -40,9 +40,15 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"WARN: {message}\n")
 
 
-def _check_host_support(cfg: specconv.Config) -> None:
+def _check_host_support(cfg: specconv.Config, raw: dict) -> None:
     """What the host cannot do is refused before anything is created."""
     proc = cfg.process
+    if (raw.get("linux") or {}).get("mountLabel"):
+        # As crun: without SELinux a mount label means nothing; with it, hutch cannot
+        # apply one (context= on every mount) and says so.
+        if os.path.exists("/sys/fs/selinux/enforce"):
+            raise ConfigError("linux.mountLabel: SELinux mount labels are not supported")
+        _warn("linux.mountLabel ignored: SELinux is not enabled on this host")
     if proc.apparmor_profile and not os.path.exists("/sys/kernel/security/apparmor"):
         raise ConfigError(f"process.apparmorProfile: apparmor profile {proc.apparmor_profile!r} "
                           "specified but AppArmor is not enabled on this system")
@@ -75,7 +81,7 @@ def _load_bundle(bundle: str, raw: dict | None = None) -> tuple[dict, specconv.C
         if raw is None:
             raw = load_config(bundle)
         cfg = specconv.convert(raw, bundle)
-        _check_host_support(cfg)
+        _check_host_support(cfg, raw)
     except ConfigError as e:
         raise RuntimeFailure(f"invalid configuration: {e}") from None
     return raw, cfg
@@ -390,25 +396,28 @@ def start(state_root, cid) -> None:
 def _release(state_root: str, st: dict) -> None:
     """Let the init past the exec fifo, then run the poststart hooks."""
     fifo = statefile.fifo_path(state_root, st["id"])
-    # Opened non-blocking: a dead init must not leave `start` hanging on the fifo.
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # The pidfd first: once the fifo is open the init runs, and may exit and be reaped (by
+    # a subreaper such as Docker's shim) before we would look.
     try:
         pidfd = os.pidfd_open(st["pid"])
     except ProcessLookupError:
-        os.close(fd)
         raise RuntimeFailure("cannot start a container that has stopped") from None
+    try:
+        # Opened non-blocking: a dead init must not leave `start` hanging on the fifo.
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except BaseException:
+        os.close(pidfd)
+        raise
     try:
         trace.step("exec.fifo", "release the init")
         while True:
             ready, _, _ = select.select([fd, pidfd], [], [])
-            if fd in ready:
-                try:
-                    data = os.read(fd, 1)
-                except BlockingIOError:
-                    continue
-                if data:
-                    break
+            if _read_fifo(fd):
+                break
             if pidfd in ready:
+                # It exited: released (its "0" is there) and finished first, or died before.
+                if _read_fifo(fd):
+                    break
                 raise RuntimeFailure("cannot start a container that has stopped")
     finally:
         os.close(fd)
@@ -418,6 +427,14 @@ def _release(state_root: str, st: dict) -> None:
     if cfg_hooks:
         hooks.run_hooks_warn(cfg_hooks, dict(_hook_state(st), status=status.RUNNING),
                              "poststart", _warn)
+
+
+def _read_fifo(fd: int) -> bool:
+    """Whether the init's "0" is in the exec fifo (non-blocking)."""
+    try:
+        return bool(os.read(fd, 1))
+    except BlockingIOError:
+        return False
 
 
 def _hook_state(st: dict) -> dict:

@@ -375,8 +375,10 @@ def check_cwd_inside() -> None:
     kernel reports it "(unreachable)" (glibc's getcwd: ENOENT)."""
     try:
         cwd = os.getcwd()
-    except OSError:
+    except FileNotFoundError:
         cwd = ""
+    except OSError:
+        return  # e.g. getcwd denied by the container's own seccomp profile: not a breakout
     if not cwd.startswith("/"):
         raise InitError("current working directory is outside of container mount namespace "
                         "root -- possible container breakout detected")

@@ -457,9 +457,7 @@ def convert(config: dict, bundle: str) -> Config:
     for key in ("scheduler", "ioPriority", "execCPUAffinity"):
         if (config.get("process") or {}).get(key):
             _fail(f"process.{key}", "is not supported")
-    for key in ("mountLabel",):
-        if linux.get(key):
-            _fail(f"linux.{key}", "SELinux is not enabled on this host")
+    # linux.mountLabel: the host decides (runtime.container._check_host_support).
     return cfg
 
 

@@ -48,7 +48,7 @@ def send(sock, kind: str, **fields) -> None:
         # write(2), not send(2): a seccomp profile loaded before the last messages is far
         # more likely to allow write.
         os.write(sock.fileno(), dump_json(fields).encode())
-    except BrokenPipeError:
+    except (BrokenPipeError, ConnectionResetError):
         try:
             data = sock.recv(MAX_MESSAGE, MSG_DONTWAIT)
         except OSError:

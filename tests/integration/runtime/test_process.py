@@ -1,5 +1,6 @@
 """The container's process: capabilities, rlimits, user, env, cwd, seccomp, no_new_privs."""
 import json
+import os
 import resource
 import subprocess
 
@@ -175,3 +176,26 @@ def test_own_session_keyring_unless_no_new_keyring(bundle):
     bundle.write()
     out = bundle.runtime("run", "--no-new-keyring", "--bundle", bundle.path, bundle.id)
     assert "named" not in out.stdout, out.stderr
+
+
+def test_seccomp_denying_getcwd_is_not_a_breakout(bundle):
+    """runtime-tools linux_seccomp: a profile that denies getcwd, loaded before the user
+    switch (no noNewPrivileges), must not trip the cwd check (only ENOENT means the cwd is
+    outside the root)."""
+    bundle.config["process"]["noNewPrivileges"] = False
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}
+    out = bundle.run(["sh", "-c", "echo started"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "started\n"
+
+
+def test_mount_label_without_selinux_is_ignored_with_a_warning(bundle):
+    bundle.config["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0:c1,c2"
+    out = bundle.run(["true"])
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        assert out.returncode != 0 and "linux.mountLabel" in out.stderr
+        return
+    assert out.returncode == 0, out.stderr
+    assert "linux.mountLabel ignored: SELinux is not enabled on this host" in out.stderr
