@@ -135,9 +135,9 @@ def build(cid: str, record: dict, *, base: dict, cgroups_path: str) -> dict:
 
 def finalize(spec: dict, rootfs: str, *, etc_files: dict[str, str] | None = None,
              netns_path: str | None = None) -> dict:
-    """Per-start parts: root path, /etc/{hosts,resolv.conf,hostname} binds, netns.
+    """Per-start parts: root path, /etc/{hosts,resolv.conf,hostname} binds, netns; `spec`
+    (this start's fresh copy of oci.json) is changed in place and returned.
     (The user is resolved by hutch.engine.security in the mounted rootfs.)"""
-    spec = copy.deepcopy(spec)
     spec["root"] = {"path": rootfs, "readonly": spec.get("root", {}).get("readonly", False)}
     for dest, src in sorted((etc_files or {}).items()):
         spec["mounts"].append({"destination": dest, "type": "bind", "source": src,

@@ -24,7 +24,11 @@ NetworkNotFound / PortAllocated from hutch.network.errors, str() = Docker's one 
       Returns the container's whole NetworkSettings (every network), Docker's shape;
       top-level IPAddress/Gateway/MacAddress are the default bridge's, as Docker's.
       Call once per network; the first gets the default route (and the ports).
-  net.disconnect(cid, network=None, force=False)   None: every network (container removal)
+  net.disconnect(cid, network=None, force=False, *, keep_links=None)
+      None: every network (container removal). keep_links: a list that receives the
+      host-side veth names instead of deleting them (~17 ms each in the kernel): a caller
+      that drops the netns right after lets them die with it and calls
+      NetworkManager.delete_links(names) once its waiters are answered.
   net.settings(cid) -> dict                        NetworkSettings again, from disk
   net.etc_files(cid, hostname, settings=None, *, dns=(), dns_search=(), dns_options=(),
                 extra_hosts=(), network_mode="bridge", domainname="", directory=None)

@@ -87,7 +87,7 @@ def test_env_file(tmp_path):
 def test_build_spec():
     record = {"Path": "sh", "Args": ["-c", "true"], "HutchInit": None,
               "Config": {"Hostname": "", "Env": [], "Tty": False, "WorkingDir": "/tmp"}}
-    base = {"process": {"env": []}, "mounts": [], "linux": {"namespaces": []}}
+    base = {"process": {"env": []}, "mounts": [], "linux": {"namespaces": [{"type": "uts"}]}}
     cid = "f" * 64
     s = spec.build(cid, record, base=base, cgroups_path=f"/hutch/{cid}")
     assert s["process"]["args"] == ["sh", "-c", "true"]
@@ -98,7 +98,10 @@ def test_build_spec():
     assert f["root"]["path"] == "/r"
     assert {"destination": "/etc/hosts", "type": "bind", "source": "/h",
             "options": ["rbind", "rprivate"]} in f["mounts"]
-    assert s["root"] if "root" in s else True
+    # --uts=host: no UTS namespace, so no hostname for the runtime to set
+    host_uts = spec.build(cid, record, base=dict(base, linux={"namespaces": []}),
+                          cgroups_path=f"/hutch/{cid}")
+    assert "hostname" not in host_uts
 
 
 def test_split_hostname():
