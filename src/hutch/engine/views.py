@@ -30,12 +30,26 @@ def network_settings(c: Container) -> dict:
         "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
         "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {},
     }
-    if saved:   # a stopped container keeps its networks, without addresses
-        nets = {}
-        for name, n in (saved.get("Networks") or {}).items():
-            nets[name] = dict(n, EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0,
-                              MacAddress="")
-        empty["Networks"] = nets
+    # not running: the networks its next start connects (network connect/disconnect
+    # change them), without addresses
+    from hutch.engine import networking
+    names = [n["Name"] for n in networking.attached_networks(c.record)]
+    mode = networking.mode_of(c.record)
+    if not names and mode in ("none", "host"):
+        names = [mode]
+    known = (saved or {}).get("Networks") or {}
+    nets = {}
+    for entry in networking.attached_networks(c.record) or [{"Name": n} for n in names]:
+        name = entry["Name"]
+        base = known.get(name) or {}
+        nets[name] = {   # Docker's key order
+            "IPAMConfig": base.get("IPAMConfig") or (
+                {"IPv4Address": entry["IPAddress"]} if entry.get("IPAddress") else None),
+            "Links": None, "Aliases": base.get("Aliases") or entry.get("Aliases") or None,
+            "NetworkID": base.get("NetworkID", ""), "EndpointID": "", "Gateway": "",
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+    empty["Networks"] = nets
     return empty
 
 

@@ -164,6 +164,8 @@ def test_connect_disconnect_running_and_stopped(h):
         h("stop", "-t", "0", a)
         h("network", "connect", net, a)
         h("network", "disconnect", "bridge", a)
+        fmt = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}"
+        assert h("inspect", "-f", fmt, a).stdout == f"{net} \n"    # stopped: what start connects
         h("start", a)
         addrs = h("exec", a, "ip", "-4", "-o", "addr").stdout
         assert " eth0 " in addrs and " eth1 " not in addrs
