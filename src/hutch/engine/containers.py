@@ -456,9 +456,9 @@ class Engine:
     def _wait_exit(self, c: Container, timeout: float | None) -> bool:
         """Block until the init has exited (and the monitor recorded it); False on timeout.
 
-        The monitor answers a "wait" with a frame when it writes the exit record. While it
-        is blocked on this container's lock (which we hold) it cannot answer, so the exit
-        record itself is checked between short waits too.
+        The monitor answers a "wait" with an exit frame as soon as it has written the exit
+        record, before it takes the container's lock (see the lock order in store), so
+        this blocks on the socket alone, with no polling.
         """
         from hutch.engine.monitor import FRAME_EXIT, connect
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -471,16 +471,14 @@ class Engine:
                 with s:
                     s.sendall(json.dumps({"op": "wait", "until": "exited"}).encode() + b"\n")
                     while True:
-                        if self._exit_recorded(c):
-                            return True
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:
-                            return False
-                        s.settimeout(0.2 if left is None else min(0.2, left))
+                            return self._exit_recorded(c)
+                        s.settimeout(left)
                         try:
                             hdr = s.recv(8)
                         except socket.timeout:
-                            continue
+                            return self._exit_recorded(c)
                         except OSError:
                             hdr = b""
                         if hdr and hdr[0] == FRAME_EXIT:
