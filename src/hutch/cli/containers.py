@@ -1268,19 +1268,23 @@ def cmd_stats(ctx, argv):
     except errors.EngineError as e:
         _err(f"{DAEMON}{e}")
         return 1
-    template = opts["format"] or STATS_TABLE
+    headers = {**STATS_HEADERS, **stats.PRESSURE_HEADERS}
     sampler = stats.Sampler(ctx.paths)
     import time
     while True:
         rows = []
+        psi = False     # cgroup v2: the default table grows the PSI columns
         for i, (c, raw) in enumerate(zip(targets, sampler.rows(targets))):
             row = _stats_row(c, raw)
+            row.update(stats.pressure_fields(raw))
+            psi = psi or bool(raw and raw.get("pressure"))
             row["ID"] = c.id if opts["no-trunc"] else c.id[:12]
             row["Container"] = args[i] if args else row["ID"]
             rows.append(row)
+        table = STATS_TABLE + (stats.PRESSURE_COLUMNS if psi else "")
+        template = opts["format"] or table
         try:
-            text = gotemplate.render_rows(template, rows, STATS_HEADERS,
-                                          default_table=STATS_TABLE[6:])
+            text = gotemplate.render_rows(template, rows, headers, default_table=table[6:])
         except gotemplate.TemplateError as e:
             _err(f"template parsing error: {e}")
             return 64

@@ -251,9 +251,6 @@ def test_pressure_fields_format():
     assert stats.pressure_fields(None) == dict.fromkeys(stats.PRESSURE_HEADERS, "--")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.containers._stats_row does not add "
-                   "engine.stats.pressure_fields(raw) to the row, so --format cannot name "
-                   "the PSI fields")
 def test_stats_pressure_template_fields(hutch, name):
     hutch.ok("run", "--name", name, "-d", "--network", "none", "busybox", "sleep", "1000")
     out = hutch("stats", "--no-stream", "--format",
