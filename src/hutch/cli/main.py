@@ -35,6 +35,7 @@ COMMANDS = {
     "update": "hutch.cli.containers:cmd_update",
     "export": "hutch.cli.containers:cmd_export",
     "cp": "hutch.cli.volumes:cmd_cp",
+    "diff": "hutch.cli.containers:cmd_diff",
     # images
     "pull": "hutch.cli.images:cmd_pull",
     "push": "hutch.cli.images:cmd_push",

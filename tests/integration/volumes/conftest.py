@@ -9,30 +9,7 @@ import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-HUTCH = os.path.join(ROOT, ".venv", "bin", "hutch")
-
-
-def mounts_under(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
-
-
-class Hutch:
-    def __init__(self, root: str):
-        self.root = root
-        self.run_args: list[str] = []   # extra `run`/`create` flags while the runtime needs them
-
-    def __call__(self, *args, input=None, check=True, binary=False):
-        env = dict(os.environ, HUTCH_ROOT=self.root)
-        p = subprocess.run([HUTCH, *args], input=input, capture_output=True, env=env,
-                           timeout=60, text=not binary)
-        if check and p.returncode != 0:
-            raise AssertionError(f"hutch {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
-        return p
-
-    def name(self, prefix="vt") -> str:
-        return f"{prefix}_{uuid.uuid4().hex[:10]}"
+from vol_helpers import HUTCH, ROOT, Hutch, mounts_under  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="session")

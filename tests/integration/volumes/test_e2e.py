@@ -279,15 +279,20 @@ def test_cp_races_a_container_flipping_symlinks(run_ok, tmp_path):
     try:
         (tmp_path / "f").write_text("payload")
         ok = 0
-        for _ in range(8):
+        outs = tmp_path / "outs"
+        outs.mkdir()
+        for i in range(8):
             ok += h("cp", str(tmp_path / "f"), f"{name}:/x/f", check=False).returncode == 0
-            h("cp", f"{name}:/x/", str(tmp_path / "out"), check=False)
+            # A fresh destination each time: copying /x out may (rightly) make a local
+            # symlink to the victim's path, and a later cp into that symlink on the host
+            # side would follow it, as Docker's cp does — not an escape from the container.
+            h("cp", f"{name}:/x/", str(outs / f"out{i}"), check=False)
         assert os.listdir(victim) == []
         assert ok > 0
     finally:
         h("rm", "-f", name)
         import shutil
-        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        shutil.rmtree(tmp_path / "outs", ignore_errors=True)
 
 
 def test_cp_into_read_only_rootfs_is_refused(run_ok, tmp_path):

@@ -5,7 +5,7 @@ import subprocess
 import tempfile
 
 import pytest
-from conftest import HUTCH, ROOT, Hutch, mounts_under
+from vol_helpers import HUTCH, ROOT, Hutch, mounts_under
 
 pytestmark = pytest.mark.root
 
