@@ -62,24 +62,60 @@ def _num(n: int) -> str:
     return "*" if n < 0 else str(n)
 
 
+def _is_reset(r: Rule) -> bool:
+    return r.type == "a" and r.major < 0 and r.minor < 0 and r.access == "rwm"
+
+
+def _exceptions(rules: list[Rule]) -> tuple[str, str, dict]:
+    """The kernel's end state after writing `rules`, the first of which is a full "a":
+    the default file, the exception file and {(type, major, minor): access}.
+
+    Mirrors devcgroup_update_access: a line in the default's own direction removes access
+    from the exception with exactly that type:major:minor (no wildcard matching); a line
+    in the other direction adds an exception or merges its access into the same one.
+    """
+    default_allow = rules[0].allow
+    excs: dict[tuple, set] = {}
+    for r in rules[1:]:
+        for t in (("b", "c") if r.type == "a" else (r.type,)):
+            key = (t, r.major, r.minor)
+            if r.allow == default_allow:
+                if key in excs:
+                    excs[key] -= set(r.access)
+                    if not excs[key]:
+                        del excs[key]
+            else:
+                excs.setdefault(key, set()).update(r.access)
+    if default_allow:
+        return "devices.allow", "devices.deny", excs
+    return "devices.deny", "devices.allow", excs
+
+
 def v1_lines(rules: list[Rule]) -> list[tuple[str, str]]:
-    """(file, line) pairs for v1: ("devices.allow", "c 1:3 rwm"), in rule order.
+    """(file, line) pairs for v1: ("devices.deny", "a"), ("devices.allow", "c 1:3 rwm").
 
     The kernel treats any line starting with "a" as "all devices, all access" and resets
     its exception list, so only a full wildcard rule is written as "a"; a narrower "a"
     rule is spelled out as a block and a char rule.
+
+    From the last full "a" rule on, the end state is known, so hutch writes it directly,
+    as runc does: the default, then the exceptions sorted (b before c, then major and
+    minor, "*" first). The kernel lists exceptions in write order, so devices.list reads
+    as Docker's. Without such a rule the result depends on the parent's list, and the
+    rules are written one by one in their order.
     """
+    resets = [i for i, r in enumerate(rules) if _is_reset(r)]
+    if resets:
+        default_file, exc_file, excs = _exceptions(rules[resets[-1]:])
+        out = [(default_file, "a")]
+        for (t, major, minor), access in sorted(excs.items()):
+            out.append((exc_file, f"{t} {_num(major)}:{_num(minor)} "
+                                  + "".join(ch for ch in "rwm" if ch in access)))
+        return out
     out = []
     for r in rules:
         target = "devices.allow" if r.allow else "devices.deny"
-        if r.type == "a":
-            if r.major < 0 and r.minor < 0 and r.access == "rwm":
-                out.append((target, "a"))
-                continue
-            types = ("b", "c")
-        else:
-            types = (r.type,)
-        for t in types:
+        for t in (("b", "c") if r.type == "a" else (r.type,)):
             out.append((target, f"{t} {_num(r.major)}:{_num(r.minor)} {r.access}"))
     return out
 

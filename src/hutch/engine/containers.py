@@ -651,7 +651,7 @@ class Engine:
         with self.store.locked(ref) as c:
             hc = c.record["HostConfig"]
             try:
-                res = update_resources(flags, hc) if flags else None
+                res = update_resources(flags, hc, cid=c.id) if flags else None
             except ValueError as e:
                 raise errors.InvalidParameter(str(e)) from None
             if restart is not None:

@@ -144,9 +144,6 @@ def test_update_conflict_keeps_the_limits(hutch, name):
     hutch.ok("rm", "-f", name)
 
 
-@pytest.mark.xfail(strict=True, reason="engine.containers.Engine.update calls "
-                   "update_resources(flags, hc) without cid=c.id, so Docker's 'Cannot update "
-                   "container <full id>: ' prefix is missing")
 def test_update_conflict_wording(hutch, name):
     hutch.ok("run", "--name", name, "-d", "--network", "none", "-m", "200M",
              "--memory-swap", "300M", "busybox", "sleep", "1000")

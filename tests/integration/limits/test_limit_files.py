@@ -162,9 +162,6 @@ def test_defaults(hutch, name):
         "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 10:200 rwm", "c 136:* rwm"])
 
 
-@pytest.mark.xfail(reason="devices.list order: hutch.cgroups.devices writes the spec's order; "
-                   "runc (Docker) writes the rules sorted (b *:* m, c *:* m, c 1:3, ...)",
-                   strict=True)
 def test_default_devices_list_order(hutch, name):
     run_d(hutch, name)
     assert hutch.cgroup_file(name, "devices", "devices.list").splitlines() == [

@@ -17,17 +17,51 @@ DOCKER_DEFAULT = [
 ]
 
 
-def test_v1_lines_in_order():
+def test_v1_lines_write_the_end_state_sorted():
+    # c 1:5 loses w (the deny matches that exception exactly); the exceptions come sorted,
+    # b before c, "*" first, so the kernel's devices.list reads as Docker's.
     lines = devices.v1_lines(devices.parse_rules(DOCKER_DEFAULT))
     assert lines == [
         ("devices.deny", "a"),
-        ("devices.allow", "c 1:3 rwm"),
-        ("devices.allow", "c 1:5 rwm"),
-        ("devices.allow", "c 136:* rwm"),
-        ("devices.allow", "c 5:1 r"),
-        ("devices.deny", "c 1:5 w"),
         ("devices.allow", "b *:* m"),
+        ("devices.allow", "c 1:3 rwm"),
+        ("devices.allow", "c 1:5 rm"),
+        ("devices.allow", "c 5:1 r"),
+        ("devices.allow", "c 136:* rwm"),
     ]
+
+
+def test_v1_lines_deny_without_exact_exception_is_a_no_op():
+    # As in the kernel: "deny c 10:229" does not cut into "allow c *:* m".
+    rules = devices.parse_rules([
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "access": "m"},
+        {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "m"},
+    ])
+    assert devices.v1_lines(rules) == [("devices.deny", "a"), ("devices.allow", "c *:* m"),
+                                       ("devices.allow", "c 1:3 rwm")]
+
+
+def test_v1_lines_allow_all_default_lists_denies():
+    rules = devices.parse_rules([
+        {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": True, "access": "rwm"},
+        {"allow": False, "type": "c", "major": 5, "minor": 1, "access": "w"},
+        {"allow": False, "type": "b", "major": 8, "access": "rwm"},
+    ])
+    assert devices.v1_lines(rules) == [("devices.allow", "a"), ("devices.deny", "b 8:* rwm"),
+                                       ("devices.deny", "c 5:1 w")]
+
+
+def test_v1_lines_without_a_default_keep_rule_order():
+    rules = devices.parse_rules([
+        {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "r"},
+        {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"},
+    ])
+    assert devices.v1_lines(rules) == [("devices.allow", "c 5:1 r"),
+                                       ("devices.deny", "c 1:3 w")]
 
 
 def test_v1_narrow_a_rule_is_spelled_out():
