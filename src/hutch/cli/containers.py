@@ -1021,54 +1021,64 @@ def cmd_logs(ctx, argv):
     else:
         tail_n = -1
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    filtered = since is not None or until is not None
+    prefixed = opts["timestamps"] or opts["details"]
+    from hutch.engine.store import parse_iso
 
-    def emit(e):
-        t = logs.entry_time(e)
-        if since is not None and t < since:
-            return
-        if until is not None and t > until:
-            return
-        line = e["log"].encode()
-        prefix = b""
-        if opts["timestamps"]:
-            prefix += logs.fixed_time(e["time"]).encode() + b" "
-        if opts["details"]:
-            prefix += b" "
-        stream = out.get(e.get("stream"), out["stdout"])
-        stream.write(prefix + line)
-        stream.flush()
+    def emit(entries) -> None:
+        """Write entries, each stream's consecutive run in one write (order kept)."""
+        run, run_stream, size = [], None, 0
+        for stream, text, t in entries:
+            if filtered:
+                at = parse_iso(t)
+                if (since is not None and at < since) or (until is not None and at > until):
+                    continue
+            if prefixed:
+                text = ((logs.fixed_time(t).encode() + b" ") if opts["timestamps"] else b"") \
+                    + (b" " if opts["details"] else b"") + text
+            if stream != run_stream and run:
+                out.get(run_stream, out["stdout"]).write(b"".join(run))
+                out.get(run_stream, out["stdout"]).flush()
+                run, size = [], 0
+            run_stream = stream
+            run.append(text)
+            size += len(text)
+            if size >= 1 << 20:
+                out.get(stream, out["stdout"]).write(b"".join(run))
+                out.get(stream, out["stdout"]).flush()
+                run, size = [], 0
+        if run:
+            out.get(run_stream, out["stdout"]).write(b"".join(run))
+            out.get(run_stream, out["stdout"]).flush()
 
     if opts["follow"]:
         # the live file is read by the follower from its start, so nothing written while
         # the history is read is shown twice or lost
         follower = logs.Follower(c.log_path, start_at_end=False)
-        entries = list(logs.read_entries(c.log_path, rotated_only=True)) + follower.read()
+        import itertools
+        entries = itertools.chain(logs.read_raw(c.log_path, rotated_only=True), follower.read_raw())
     else:
         follower = None
-        entries = list(logs.read_entries(c.log_path))
+        entries = logs.read_raw(c.log_path)
     if tail_n >= 0:
-        entries = entries[-tail_n:] if tail_n else []
-    for e in entries:
-        emit(e)
+        import collections
+        entries = collections.deque(entries, maxlen=tail_n)
+    emit(entries)
     if follower is None:
         return 0
-    import time
     try:
-        while True:
-            for e in follower.read():
-                emit(e)
-            try:
-                c = eng.get(c.id)
-            except errors.NotFound:
-                break
-            if c.status not in (states.RUNNING, states.PAUSED, states.RESTARTING):
-                for e in follower.read():
-                    emit(e)
-                break
-            time.sleep(0.1)   # the json-file follower polls, as Docker's does without inotify
+        follower.follow(lambda: _still_running(eng, c.id), emit)
     finally:
         follower.close()
     return 0
+
+
+def _still_running(eng, cid: str) -> bool:
+    from hutch.engine import errors, states
+    try:
+        return eng.get(cid).status in (states.RUNNING, states.PAUSED, states.RESTARTING)
+    except errors.NotFound:
+        return False
 
 
 # --- attach / exec --------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import os
 import time
 
 PARTIAL_MAX = 16 * 1024
+READ_BLOCK = 1 << 20
+FOLLOW_RECHECK = 1.0    # seconds: logs -f rechecks the container's state at least this often
 
 
 def _time(ns: int) -> str:
@@ -21,7 +23,33 @@ def _time(ns: int) -> str:
     return f"{base}.{f}Z" if f else f"{base}Z"
 
 
+# Docker's jsonlog escapes, beyond JSON's own: the HTML characters and the JS line separators;
+# other control characters (but \n, \r, \t) as \u00XX
+_ESCAPES = {chr(c): f"\\u{c:04x}" for c in range(0x20)}
+_ESCAPES.update({"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\",
+                 "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# bytes that keep a chunk off the fast path (every byte >= 0x80 too, by isascii)
+_SPECIAL = bytes(c for c in range(0x20) if c != 0x0A) + b'"\\<>&'
+_ESCAPE_RE = None
+
+
+def _escape(data: bytes) -> bytes:
+    """The JSON string body of `data` as Docker writes it (invalid UTF-8 as U+FFFD)."""
+    if _plain(data):
+        return data
+    global _ESCAPE_RE
+    if _ESCAPE_RE is None:
+        import re
+        _ESCAPE_RE = re.compile("[\x00-\x1f\"\\\\<>&\u2028\u2029]")
+    text = data.decode("utf-8", "replace")
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text).encode()
+
+
 class LogWriter:
+    """Appends a stream's output as json-file entries: each read's complete lines are
+    escaped and framed in one pass and written with one write (one timestamp per read)."""
+
     def __init__(self, path: str, max_size: int = -1, max_file: int = 1):
         self.path = path
         self.max_size = max_size
@@ -31,36 +59,63 @@ class LogWriter:
         self.pending = {"stdout": b"", "stderr": b""}
 
     def write(self, stream: str, data: bytes) -> None:
-        buf = self.pending[stream] + data
-        lines = buf.split(b"\n")
-        self.pending[stream] = lines.pop()
-        now = time.time_ns()
-        out = [self._entry(stream, line + b"\n", now) for line in lines]
-        while len(self.pending[stream]) >= PARTIAL_MAX:
-            out.append(self._entry(stream, self.pending[stream][:PARTIAL_MAX], now))
-            self.pending[stream] = self.pending[stream][PARTIAL_MAX:]
-        for entry in out:
-            self._append(entry)
+        rest = self.pending[stream]
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            rest += data
+            complete = b""
+        else:
+            complete, rest = rest + data[:nl], data[nl + 1:]   # complete: its last \n cut
+        suffix = self._suffix(stream, time.time_ns())
+        out = []
+        if nl >= 0:
+            lines = complete.split(b"\n")
+            if max(map(len, lines)) <= PARTIAL_MAX:
+                sep = b"\\n" + suffix + b'{"log":"'
+                out.append(b'{"log":"' + sep.join(lines) + b"\\n" + suffix
+                           if _plain(complete) else
+                           b"".join(self._entry(line, b"\\n", suffix) for line in lines))
+            else:
+                for line in lines:
+                    while len(line) > PARTIAL_MAX:
+                        out.append(self._entry(line[:PARTIAL_MAX], b"", suffix))
+                        line = line[PARTIAL_MAX:]
+                    out.append(self._entry(line, b"\\n", suffix))
+        while len(rest) >= PARTIAL_MAX:
+            out.append(self._entry(rest[:PARTIAL_MAX], b"", suffix))
+            rest = rest[PARTIAL_MAX:]
+        self.pending[stream] = rest
+        for chunk in out:
+            self._append(chunk)
 
     def flush_partial(self) -> None:
         """Write what is left without a newline (at exit: never lose the last line)."""
         now = time.time_ns()
         for stream, rest in self.pending.items():
             if rest:
-                self._append(self._entry(stream, rest, now))
+                self._append(self._entry(rest, b"", self._suffix(stream, now)))
                 self.pending[stream] = b""
 
     @staticmethod
-    def _entry(stream: str, data: bytes, ns: int) -> bytes:
-        return (json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream,
-                            "time": _time(ns)}, ensure_ascii=False, separators=(",", ":"))
-                + "\n").encode()
+    def _suffix(stream: str, ns: int) -> bytes:
+        return f'","stream":"{stream}","time":"{_time(ns)}"}}\n'.encode()
 
-    def _append(self, entry: bytes) -> None:
-        if self.max_size > 0 and self.size > 0 and self.size + len(entry) > self.max_size:
-            self._rotate()
-        os.write(self.fd, entry)
-        self.size += len(entry)
+    @staticmethod
+    def _entry(data: bytes, end: bytes, suffix: bytes) -> bytes:
+        return b'{"log":"' + _escape(data) + end + suffix
+
+    def _append(self, entries: bytes) -> None:
+        if self.max_size > 0 and self.size + len(entries) > self.max_size:
+            if entries.count(b"\n") > 1:     # rotation is decided entry by entry
+                for entry in entries.split(b"\n")[:-1]:
+                    self._append(entry + b"\n")
+                return
+            if self.size > 0:
+                self._rotate()
+        view = memoryview(entries)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.size += len(entries)
 
     def _rotate(self) -> None:
         os.close(self.fd)
@@ -78,6 +133,10 @@ class LogWriter:
     def close(self) -> None:
         self.flush_partial()
         os.close(self.fd)
+
+
+def _plain(data: bytes) -> bool:
+    return data.isascii() and len(data.translate(None, _SPECIAL)) == len(data)
 
 
 def parse_size(value: str) -> int:
@@ -142,21 +201,55 @@ def fixed_time(t: str) -> str:
     return f"{main}.{frac.ljust(9, '0')}Z"
 
 
-def read_entries(path: str, rotated_only: bool = False):
-    """Every entry of every log file (or of the rotated ones only), oldest first."""
+def parse_line(line: bytes) -> tuple[str, bytes, str] | None:
+    """One json-file entry as (stream, text bytes, time): entries this writer framed are
+    sliced without a JSON decode when their text holds no escape; None if unreadable."""
+    if line.startswith(b'{"log":"'):
+        end = line.find(b'","stream":"', 8)
+        if end > 0:
+            text = line[8:end]
+            stream_end = line.find(b'"', end + 12)
+            t = line.find(b'","time":"', stream_end)
+            if stream_end > 0 and t == stream_end and line.endswith(b'"}'):
+                if text.endswith(b"\\n") and text.find(b"\\", 0, len(text) - 2) < 0:
+                    text = text[:-2] + b"\n"
+                elif b"\\" in text:
+                    text = None
+                if text is not None:
+                    return line[end + 12:stream_end].decode(), text, line[t + 10:-2].decode()
+    try:
+        e = json.loads(line)
+        return e.get("stream", "stdout"), e["log"].encode(), e["time"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _parse_lines(lines) -> list:
+    return [r for r in map(parse_line, lines) if r is not None]
+
+
+def read_raw(path: str, rotated_only: bool = False):
+    """Every entry of every log file (or of the rotated ones only), oldest first, as
+    parse_line's tuples, read in big blocks."""
     for f in log_files(path):
         if rotated_only and f == path:
             continue
         try:
-            with open(f, "rb") as fh:
-                for line in fh:
-                    if line.endswith(b"\n"):
-                        try:
-                            yield json.loads(line)
-                        except ValueError:
-                            continue
+            fh = open(f, "rb")
         except FileNotFoundError:
             continue
+        with fh:
+            rest = b""
+            while block := fh.read(READ_BLOCK):
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()          # an entry still being written is not shown
+                yield from _parse_lines(lines)
+
+
+def read_entries(path: str, rotated_only: bool = False):
+    """Every entry of every log file (or of the rotated ones only), oldest first, as dicts."""
+    for stream, text, t in read_raw(path, rotated_only):
+        yield {"log": text.decode("utf-8", "replace"), "stream": stream, "time": t}
 
 
 class Follower:
@@ -182,6 +275,11 @@ class Follower:
             self.fh.seek(0, os.SEEK_END)
 
     def read(self) -> list[dict]:
+        return [{"log": text.decode("utf-8", "replace"), "stream": stream, "time": t}
+                for stream, text, t in self.read_raw()]
+
+    def read_raw(self) -> list[tuple[str, bytes, str]]:
+        """New entries since the last call, as parse_line's tuples."""
         out = []
         if self.fh is None:
             self._open(False)
@@ -202,20 +300,40 @@ class Follower:
             if self.fh is None:
                 return out
 
-    def _drain(self) -> list[dict]:
-        data = self.fh.read()
-        if not data:
-            return []
-        self.buf += data
-        lines = self.buf.split(b"\n")
-        self.buf = lines.pop()
+    def _drain(self) -> list:
         out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
+        while data := self.fh.read(READ_BLOCK):
+            lines = (self.buf + data).split(b"\n")
+            self.buf = lines.pop()
+            out.extend(_parse_lines(lines))
         return out
+
+    def follow(self, still_running, emit) -> None:
+        """emit() every new batch until still_running() is false, then the last ones.
+        Sleeps on inotify of the log's directory (the exit record lands there too); the
+        timeout only bounds a missed event."""
+        import select
+        from hutch import trace
+        from hutch._sys import inotify
+        fd = inotify.inotify_init1()
+        try:
+            inotify.inotify_add_watch(fd, os.path.dirname(self.path) or ".",
+                                      inotify.IN_MODIFY | inotify.IN_CLOSE_WRITE
+                                      | inotify.IN_MOVED_TO | inotify.IN_CREATE)
+            trace.step("inotify", f"watch {os.path.dirname(self.path)}")
+            while True:
+                emit(self.read_raw())
+                if not still_running():
+                    emit(self.read_raw())
+                    return
+                if select.select([fd], [], [], FOLLOW_RECHECK)[0]:
+                    try:
+                        while os.read(fd, 65536):
+                            pass
+                    except BlockingIOError:
+                        pass
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self.fh:

@@ -45,6 +45,9 @@ BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
 CONNECT_TIMEOUT = 5.0
+READ_SIZE = 256 * 1024   # per read of the container's output: few syscalls per MiB
+PIPE_SIZE = 1 << 20      # the output pipes' capacity (fs.pipe-max-size): a fast writer
+#                          fills bigger reads instead of waking us per 64 KiB
 WARM_GRACE = 0.25        # seconds the starting process keeps serving before it goes lean
 
 
@@ -389,7 +392,12 @@ class Monitor:
             in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        import fcntl
         for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:      # a lower pipe-max-size: the default capacity still works
+                pass
             os.set_blocking(fd, False)
             self.out_fds[fd] = name
             self.sel.register(fd, selectors.EVENT_READ, "out")
@@ -479,7 +487,7 @@ class Monitor:
         if stream is None:
             return
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
         except OSError:   # EIO: the pty's last slave closed
@@ -629,7 +637,7 @@ class Monitor:
             while fd in self.out_fds:
                 before = len(self.out_fds)
                 try:
-                    data = os.read(fd, 65536)
+                    data = os.read(fd, READ_SIZE)
                 except BlockingIOError:
                     break
                 except OSError:
