@@ -7,7 +7,6 @@ Rotation (max-size/max-file): <log> -> <log>.1 -> ... -> <log>.<max-file - 1>.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -217,6 +216,7 @@ def parse_line(line: bytes) -> tuple[str, bytes, str] | None:
                     text = None
                 if text is not None:
                     return line[end + 12:stream_end].decode(), text, line[t + 10:-2].decode()
+    import json     # here: the idle monitor imports this module, and json brings re and enum
     try:
         e = json.loads(line)
         return e.get("stream", "stdout"), e["log"].encode(), e["time"]

@@ -28,17 +28,17 @@ container's stdin; its EOF closes the container's stdin when the container is St
 """
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import selectors
-import signal
-import socket
-import struct
+import select
 import time
 
 from hutch import trace
-from hutch.engine import states
-from hutch.engine.store import Store, atomic_write, now_iso, proc_start_time
+
+# The idle loop (after become_idle's exec) imports only the modules above, logs' writer and
+# the C halves of socket and json: `socket`, `signal`, `json`, `re`, `selectors` and
+# `contextlib` pull in enum/collections and cost ~1 MiB per container each.  The warm
+# process and the exit path import what they need inside the functions.
 
 FRAME_STDOUT, FRAME_STDERR, FRAME_EXIT = 1, 2, 3
 BACKOFF_START = 0.1
@@ -52,7 +52,79 @@ WARM_GRACE = 0.25        # seconds the starting process keeps serving before it 
 
 
 def frame(kind: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxI", kind, len(payload)) + payload
+    return bytes((kind, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
+def _dumps(obj) -> bytes:
+    import json
+    return json.dumps(obj).encode()
+
+
+class _JSONContext:
+    """What _json's C scanner reads from json.JSONDecoder (json itself imports re)."""
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+
+    @staticmethod
+    def parse_constant(name):
+        return float(name)
+
+
+def _loads(text: str):
+    """json.loads for the idle loop's own messages (a request line, the exec'd state)."""
+    import _json
+    obj, end = _json.make_scanner(_JSONContext)(text.strip(), 0)
+    if end != len(text.strip()):
+        raise ValueError("extra data")
+    return obj
+
+
+EVENT_READ = select.EPOLLIN
+
+
+class _Key:
+    __slots__ = ("fileobj", "fd", "data")
+
+    def __init__(self, fileobj, fd, data):
+        self.fileobj, self.fd, self.data = fileobj, fd, data
+
+
+class _Selector:
+    """The part of selectors.EpollSelector the loop uses, on select.epoll directly."""
+
+    def __init__(self):
+        self._ep = select.epoll()
+        self._keys: dict[int, _Key] = {}
+
+    def register(self, fileobj, events, data=None) -> None:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd in self._keys:
+            raise KeyError(f"{fileobj!r} is already registered")
+        self._ep.register(fd, events)
+        self._keys[fd] = _Key(fileobj, fd, data)
+
+    def unregister(self, fileobj) -> _Key:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd < 0:                      # a closed socket: found by identity
+            fd = next((k.fd for k in self._keys.values() if k.fileobj is fileobj), -1)
+        key = self._keys.pop(fd)        # KeyError as selectors raises it
+        try:
+            self._ep.unregister(fd)
+        except OSError:                 # closed meanwhile: epoll forgot it already
+            pass
+        return key
+
+    def get_map(self) -> dict:
+        return self._keys
+
+    def select(self, timeout=None) -> list:
+        timeout = -1 if timeout is None else max(timeout, 0)
+        try:
+            ready = self._ep.poll(timeout, max(len(self._keys), 1))
+        except InterruptedError:
+            return []
+        return [(self._keys[fd], ev) for fd, ev in ready if fd in self._keys]
 
 
 def sock_path(run_dir: str, name: str) -> str:
@@ -66,6 +138,7 @@ def sock_path(run_dir: str, name: str) -> str:
 
 def connect(run_dir: str) -> socket.socket:
     """A connection to a container's monitor (OSError if there is none)."""
+    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     # bounded: a connect to a monitor whose backlog is full (busy, or waiting for the
     # container's lock) would otherwise block for ever
@@ -85,6 +158,7 @@ def connect(run_dir: str) -> socket.socket:
 def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None = None,
           attach_opts: dict | None = None, console_size: tuple[int, int] | None = None) -> dict:
     """Start a monitor for cid's generation; return its report (Pid, ... or Error)."""
+    from hutch.engine.store import Store
     r, w = os.pipe()
     keep = [w] + ([attach_sock.fileno()] if attach_sock else [])
     # --debug: the kernel steps of the start (runtime create, mounts, cgroup writes) go to
@@ -126,12 +200,14 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
     data = b"".join(chunks)
     if not data:
         return {"Error": "container monitor failed to start (see monitor.log)", "ExitCode": 125}
+    import json
     return json.loads(data)
 
 
 def _detach_stdio(run_dir: str, keep: list[int]) -> None:
     """Close everything inherited from the command except `keep`; stdio to /dev/null and
     stderr to monitor.log, so the monitor never writes to the user's terminal."""
+    import signal
     os.makedirs(run_dir, exist_ok=True)
     null = os.open("/dev/null", os.O_RDWR)
     logfd = os.open(os.path.join(run_dir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -155,7 +231,7 @@ def _detach_stdio(run_dir: str, keep: list[int]) -> None:
 # ---------------------------------------------------------------------------------------
 
 class Client:
-    def __init__(self, sock: socket.socket, req: dict):
+    def __init__(self, sock, req: dict):
         self.sock = sock
         self.op = req.get("op", "wait")
         self.stdin = bool(req.get("stdin"))
@@ -172,8 +248,8 @@ class Client:
 
 
 class _Dirs:
-    """The two directories the idle loop's Store reads (as hutch.paths.Paths names them),
-    without importing hutch.paths and its dataclasses machinery into the idle process."""
+    """The two directories the exit path's Store reads (as hutch.paths.Paths names them),
+    without importing hutch.paths into the idle process."""
 
     def __init__(self, root: str, run: str):
         self.containers = os.path.join(root, "containers")
@@ -188,26 +264,40 @@ class Monitor:
             self._paths = Paths(root=self._root, run=self._run)
         return self._paths
 
+    @property
+    def store(self):
+        if self._store is None:      # the idle loop loads the store's code at exit only
+            from hutch.engine.store import Store
+            self._store = Store(self._paths or _Dirs(self._root, self._run))
+        return self._store
+
+    @property
+    def record(self):
+        if self._record is None:
+            self._record = self.store.load(self.cid).record
+        return self._record
+
     def __init__(self, paths, cid, generation, *, report_fd=None, attach_sock=None,
                  attach_opts=None, console_size=None):
         self._paths = paths
         self._root, self._run = paths.root, paths.run
-        self.store = Store(paths)
+        self._store = None
         self.cid = cid
         self.generation = generation
         self.report_fd = report_fd
         self.console_size = console_size
         self.run_dir = self.store.run_dir(cid)
-        self.sel = selectors.DefaultSelector()
+        self.sel = _Selector()
         self.clients: list[Client] = []
         self.pending_attach = (attach_sock, attach_opts) if attach_sock else None
         self.stdin_buf = b""      # client input the container has not taken yet
         self.paused: list[Client] = []
         self.woken = False
-        c = self.store.load(cid)
-        self.record = c.record
-        self.config = c.record["Config"]
-        self.tty = bool(self.config.get("Tty"))
+        self._record = None
+        config = self.record["Config"]
+        self.tty = bool(config.get("Tty"))
+        self.open_stdin = bool(config.get("OpenStdin"))
+        self.stdin_once = bool(config.get("StdinOnce"))
         self.stdin_fd = None      # our end of the container's stdin (pipe or pty master)
         self.out_fds: dict[int, str] = {}   # fd -> stream name
         self.master = None
@@ -222,6 +312,7 @@ class Monitor:
         from hutch import _sys
         _sys.set_child_subreaper()
         os.makedirs(self.run_dir, exist_ok=True)
+        import socket
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         path = os.path.join(self.run_dir, "ctl.sock")
         try:
@@ -230,7 +321,7 @@ class Monitor:
             pass
         self.listener.bind(sock_path(self.run_dir, "ctl.sock"))
         self.listener.listen(16)
-        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        self.sel.register(self.listener, EVENT_READ, "listen")
         if self.pending_attach:
             sock, opts = self.pending_attach
             self._add_client(sock, dict(opts, op="attach"))
@@ -258,6 +349,7 @@ class Monitor:
     def _record_start(self, report: dict) -> None:
         """The command that spawned us died before reading our report (its lock is gone
         with it): record the start ourselves, so the container is shown truthfully."""
+        from hutch.engine import states
         with self.store.locked(self.cid) as c:
             if c.state["Generation"] >= self.generation:
                 return
@@ -285,7 +377,9 @@ class Monitor:
         for fd in fds:
             os.set_inheritable(fd, True)
         state = {
-            "root": self.paths.root, "run": self.paths.run, "cid": self.cid,
+            "root": self._root, "run": self._run, "cid": self.cid, "run_dir": self.run_dir,
+            "tty": self.tty, "open_stdin": self.open_stdin, "stdin_once": self.stdin_once,
+            "log": [self.log.path, self.log.max_size, self.log.max_file],
             "generation": self.generation, "pid": self.pid, "started": self.started_mono,
             "listener": self.listener.fileno(), "stdin": self.stdin_fd, "master": self.master,
             "out": {str(fd): name for fd, name in self.out_fds.items()},
@@ -296,12 +390,12 @@ class Monitor:
                          "paused": c in self.paused}
                         for c in self.clients],
             "stdin_buf": self.stdin_buf.decode("latin-1"),
-            "path": [p for p in sys.path if p],
         }
-        boot = ("import sys, json; s = json.loads(sys.argv[1]); sys.path[:0] = s['path']; "
-                "from hutch.engine.monitor import resume; resume(s)")
+        boot = ("import sys; sys.path[:0] = sys.argv[2:]; "
+                "from hutch.engine.monitor import resume, _loads; resume(_loads(sys.argv[1]))")
         try:
-            os.execv(sys.executable, [sys.executable, "-S", "-c", boot, json.dumps(state)])
+            os.execv(sys.executable, [sys.executable, "-S", "-c", boot, _dumps(state).decode(),
+                                      *(p for p in sys.path if p)])
         except OSError as e:   # keep monitoring in this process rather than orphan the init
             trace.step("monitor", f"exec of the idle loop failed: {e}")
             self.run_loop()
@@ -312,7 +406,7 @@ class Monitor:
     def _report(self, data: dict) -> None:
         if self.report_fd is None:
             return
-        os.write(self.report_fd, json.dumps(data).encode())
+        os.write(self.report_fd, _dumps(data))
         os.close(self.report_fd)
         self.report_fd = None
         if trace.enabled and trace._out is not None:   # back to monitor.log from here on
@@ -362,14 +456,16 @@ class Monitor:
             raise StartFailure(str(e) or type(e).__name__, 125) from None
         trace.step("monitor", f"container {self.cid[:12]} started", pid=self.pid)
         self.pidfd = os.pidfd_open(self.pid)
-        self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+        self.sel.register(self.pidfd, EVENT_READ, "exit")
         self.started_mono = time.monotonic()
+        from hutch.engine.store import now_iso, proc_start_time
         return {"Pid": self.pid, "PidStart": proc_start_time(self.pid),
                 "MonitorPid": os.getpid(), "MonitorStart": proc_start_time(os.getpid()),
                 "StartedAt": now_iso(), "Generation": self.generation}
 
     def _make_stdio(self):
         """Pipes for the init's stdio (ours: the read ends), or a console socket for -t."""
+        import socket
         if self.tty:
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             path = os.path.join(self.run_dir, "console.sock")
@@ -384,7 +480,7 @@ class Monitor:
                 f"/proc/{os.getpid()}/fd/{os.open(self.run_dir, os.O_PATH)}/console.sock"
             null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             return (null, null, null), [null], (lsock, public)
-        if self.config.get("OpenStdin"):
+        if self.open_stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(in_w, False)
             self.stdin_fd = in_w
@@ -400,10 +496,11 @@ class Monitor:
                 pass
             os.set_blocking(fd, False)
             self.out_fds[fd] = name
-            self.sel.register(fd, selectors.EVENT_READ, "out")
+            self.sel.register(fd, EVENT_READ, "out")
         return (in_r, out_w, err_w), [in_r, out_w, err_w], None
 
-    def _receive_console(self, lsock: socket.socket) -> None:
+    def _receive_console(self, lsock) -> None:
+        import socket
         conn, _ = lsock.accept()
         with conn:
             _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
@@ -422,7 +519,7 @@ class Monitor:
         self.stdin_fd = self.master
         os.set_blocking(self.master, False)
         self.out_fds[self.master] = "stdout"
-        self.sel.register(self.master, selectors.EVENT_READ, "out")
+        self.sel.register(self.master, EVENT_READ, "out")
 
     def _close_stdio(self) -> None:
         self.stdin_buf = b""
@@ -479,7 +576,7 @@ class Monitor:
         self.stdin_buf = b""
         for c in self.paused:
             if c in self.clients:
-                self.sel.register(c.sock, selectors.EVENT_READ, c)
+                self.sel.register(c.sock, EVENT_READ, c)
         self.paused = []
 
     def _read_output(self, fd: int) -> None:
@@ -507,12 +604,13 @@ class Monitor:
 
     def _accept(self) -> None:
         try:
-            conn, _ = self.listener.accept()
+            # _accept: the C socket's call (the idle loop has no `socket` module); CLOEXEC
+            fd, _ = self.listener._accept()
         except OSError:
             return
-        self._serve_new(conn)
+        self._serve_new(_socket.socket(fileno=fd))
 
-    def _serve_new(self, conn: socket.socket) -> None:
+    def _serve_new(self, conn) -> None:
         conn.settimeout(2.0)
         line = b""
         try:
@@ -521,8 +619,10 @@ class Monitor:
                 if not b:
                     break
                 line += b
-            req = json.loads(line or b"{}")
-        except (OSError, ValueError):
+            req = _loads(line.decode() or "{}")
+            if not isinstance(req, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError, StopIteration):
             conn.close()
             return
         if req.get("op") == "wake":     # stop/rm of a restarting container: decide now
@@ -539,7 +639,7 @@ class Monitor:
             conn.close()
             return
         if req.get("op") == "wait" and self.last_exit is not None and req.get("until") != "done":
-            conn.sendall(frame(FRAME_EXIT, json.dumps(self.last_exit).encode()))
+            conn.sendall(frame(FRAME_EXIT, _dumps(self.last_exit)))
             conn.close()
             return
         self._add_client(conn, req)
@@ -550,9 +650,10 @@ class Monitor:
         try:
             while True:
                 try:
-                    conn, _ = self.listener.accept()
+                    fd, _ = self.listener._accept()
                 except (BlockingIOError, OSError):
                     return
+                conn = _socket.socket(fileno=fd)
                 conn.setblocking(True)
                 self.listener.setblocking(True)
                 self._serve_new(conn)
@@ -560,11 +661,11 @@ class Monitor:
         finally:
             self.listener.setblocking(True)
 
-    def _add_client(self, sock: socket.socket, req: dict) -> None:
+    def _add_client(self, sock, req: dict) -> None:
         sock.settimeout(5.0)   # a client that stops reading is dropped, never blocks us long
         c = Client(sock, req)
         self.clients.append(c)
-        self.sel.register(sock, selectors.EVENT_READ, c)
+        self.sel.register(sock, EVENT_READ, c)
 
     def _drop_client(self, c: Client) -> None:
         if c in self.clients:
@@ -593,7 +694,7 @@ class Monitor:
             self.sel.unregister(c.sock)
         except (KeyError, ValueError):
             pass
-        if c.op == "attach" and c.stdin and not self.tty and self.config.get("StdinOnce") \
+        if c.op == "attach" and c.stdin and not self.tty and self.stdin_once \
                 and self.stdin_fd is not None:
             os.close(self.stdin_fd)
             self.stdin_fd = None
@@ -602,7 +703,7 @@ class Monitor:
             c.sock.close()
 
     def _close_clients(self, kind: int, payload: dict, until: str | None = None) -> None:
-        data = frame(kind, json.dumps(payload).encode())
+        data = frame(kind, _dumps(payload))
         for c in list(self.clients):
             if until is None or c.until == until:
                 c.send(data)
@@ -658,6 +759,7 @@ class Monitor:
     def after_exit(self, code: int) -> bool:
         """Record the exit, clean up, apply --rm / restart. True: the container restarted."""
         from hutch.engine import lifecycle
+        from hutch.engine.store import atomic_write, now_iso
         oom = lifecycle.oom_killed(self.cid)
         # after delete no process holds the pipes: everything written is readable now
         later: list = []
@@ -683,6 +785,7 @@ class Monitor:
 
     def _decide(self, code: int, ran_for: float) -> float | None:
         """Under the lock: remove (--rm), schedule a restart (its delay), or nothing (None)."""
+        from hutch.engine import states
         try:
             with self.store.locked(self.cid) as c:
                 st = c.state
@@ -716,6 +819,8 @@ class Monitor:
 
     def _restart_after(self, delay: float) -> bool:
         """Wait out the back-off (serving clients), then start again if still wanted."""
+        from hutch.engine import states
+        from hutch.engine.store import now_iso
         deadline = time.monotonic() + delay
         self.woken = False
         while (left := deadline - time.monotonic()) > 0 and not self.woken:
@@ -754,55 +859,55 @@ class Monitor:
 
 def resume(state: dict) -> None:
     """The idle monitor after become_idle()'s exec: rebuild the loop from `state`."""
+    from hutch.engine.logs import LogWriter
     m = Monitor.__new__(Monitor)
-    m._paths = None
+    m._paths = m._store = m._record = None
     m._root, m._run = state["root"], state["run"]
-    m.store = Store(_Dirs(state["root"], state["run"]))
     m.cid = state["cid"]
     m.generation = state["generation"]
     m.report_fd = None
     m.console_size = None
-    m.run_dir = m.store.run_dir(m.cid)
-    m.sel = selectors.DefaultSelector()
+    m.run_dir = state["run_dir"]
+    m.sel = _Selector()
     m.clients = []
     m.pending_attach = None
-    c = m.store.load(m.cid)
-    m.record = c.record
-    m.config = c.record["Config"]
-    m.tty = bool(m.config.get("Tty"))
+    m.tty, m.open_stdin, m.stdin_once = state["tty"], state["open_stdin"], state["stdin_once"]
     m.stdin_fd = state["stdin"]
     m.master = state["master"]
     m.out_fds = {}
     m.pid = state["pid"]
     m.started_mono = state["started"]
     m.last_exit = None
-    m.listener = socket.socket(fileno=state["listener"])
-    m.sel.register(m.listener, selectors.EVENT_READ, "listen")
+    m.listener = _socket.socket(fileno=state["listener"])
+    m.sel.register(m.listener, EVENT_READ, "listen")
     for fd, name in state["out"].items():
         m.out_fds[int(fd)] = name
-        m.sel.register(int(fd), selectors.EVENT_READ, "out")
+        m.sel.register(int(fd), EVENT_READ, "out")
     m.woken = False
     m.stdin_buf = state["stdin_buf"].encode("latin-1")
     m.paused = []
     for cs in state["clients"]:
-        client = Client(socket.socket(fileno=cs["fd"]), cs)
+        client = Client(_socket.socket(fileno=cs["fd"]), cs)
         client.sock.settimeout(5.0)
         m.clients.append(client)
         if cs["reading"]:
-            m.sel.register(client.sock, selectors.EVENT_READ, client)
+            m.sel.register(client.sock, EVENT_READ, client)
         elif cs["paused"]:
             m.paused.append(client)
     all_fds = [m.listener.fileno(), *m.out_fds, *(cl.sock.fileno() for cl in m.clients)]
     for fd in all_fds + ([m.stdin_fd] if m.stdin_fd is not None else []):
         os.set_inheritable(fd, False)
-    m.log = m._open_log()
+    m.log = LogWriter(*state["log"])
     m.log.pending = {k: v.encode("latin-1") for k, v in state["pending"].items()}
+    del state
     try:
         m.pidfd = os.pidfd_open(m.pid)
     except ProcessLookupError:   # exited (and is a zombie we reap) between exec and here
         m.pidfd = None
     if m.pidfd is not None:
-        m.sel.register(m.pidfd, selectors.EVENT_READ, "exit")
+        m.sel.register(m.pidfd, EVENT_READ, "exit")
+        import gc
+        gc.collect()     # the start-up's garbage, before the long idle wait
         m.run_loop()
     else:
         if m.after_exit(m._reap()):
