@@ -5,6 +5,7 @@
     m.create(); m.apply(oci_linux_resources); m.add_process(pid)
     m.freeze(); m.thaw(); m.is_frozen(); m.pids(); m.stats(); m.oom_kill_count()
     m.destroy(); m.paths(); m.exists()
+    prime_attach(); ...; m.add_process(pid); reap_primer()
 
 Errors are CgroupError, one line naming the path and value.
 """
@@ -16,7 +17,8 @@ from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import Mounts, fake_mounts, host_mounts, own_cgroup
 
-__all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager"]
+__all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager",
+           "prime_attach", "reap_primer"]
 
 
 def cgroup_mounts(root: str | None = None, mode: str | None = None) -> Mounts:
@@ -56,3 +58,48 @@ def manager(cgroups_path: str, *, root: str | None = None,
         else:
             cgroups_path = "/" + cgroups_path
     return V1Manager(os.path.normpath(cgroups_path), m, inner)
+
+
+_primer = 0
+
+
+def prime_attach() -> None:
+    """Start, in the background, the wait that makes a first cgroup move slow.
+
+    Every write to a cgroup.procs file takes the kernel's global cgroup_threadgroup_rwsem
+    for writing, and a writer after a quiet spell waits for an RCU grace period first
+    (10-15 ms here; every later hierarchy, and every writer within about one more grace
+    period, takes microseconds). A forked helper pays that wait by moving itself into the
+    cgroup it is already in (a no-op) while the caller goes on preparing, so the caller's
+    real moves, made soon after, are quick. One helper at a time; reap_primer() reaps it.
+    It never fails: without it, moves are only slower.
+    """
+    global _primer
+    if _primer:
+        return
+    pid = os.fork()
+    if pid:
+        _primer = pid
+        return
+    try:
+        m = host_mounts()
+        if m.unified:
+            path = os.path.join(m.unified, own_cgroup(None).lstrip("/"), "cgroup.procs")
+        else:
+            controller = next(iter(m.v1))
+            path = os.path.join(m.v1[controller], own_cgroup(controller).lstrip("/"),
+                                "cgroup.procs")
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")  # "0": the writer itself
+    finally:
+        os._exit(0)
+
+
+def reap_primer() -> None:
+    global _primer
+    if _primer:
+        try:
+            os.waitpid(_primer, 0)
+        except ChildProcessError:
+            pass
+        _primer = 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -332,7 +331,7 @@ class Engine:
             record["HostConfig"]["Tmpfs"] = dict(plan.tmpfs)
 
     # --- start -------------------------------------------------------------------------
-    def start(self, ref: str, *, attach_sock: socket.socket | None = None,
+    def start(self, ref: str, *, attach_sock=None,
               attach_opts: dict | None = None, console_size=None) -> Container:
         """Start (created/exited) → running; a no-op if running. Raises on failure."""
         from hutch.engine import monitor
@@ -477,7 +476,7 @@ class Engine:
                         s.settimeout(left)
                         try:
                             hdr = s.recv(8)
-                        except socket.timeout:
+                        except TimeoutError:
                             return self._exit_recorded(c)
                         except OSError:
                             hdr = b""
@@ -686,6 +685,10 @@ class Engine:
     def check_exec(self, ref: str) -> Container:
         c = self.store.get(ref)
         states.check("exec", c.status, cid=c.id, ref=ref, name=c.name)
+        # The exec'd process will join the container's cgroup: the kernel's slow part of
+        # that runs while the process is prepared.
+        from hutch import cgroups
+        cgroups.prime_attach()
         return c
 
     def exec_spec(self, c: Container, args: list[str], *, tty=False, user="", workdir="",

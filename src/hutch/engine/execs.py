@@ -7,9 +7,6 @@ is the command's exit code.
 from __future__ import annotations
 
 import os
-import select
-import socket
-import tempfile
 
 from hutch import trace
 
@@ -48,6 +45,9 @@ def run(paths, c, proc: dict, *, detach: bool, tty: bool, interactive: bool) -> 
 
 def _run_tty(state_root: str, cid: str, proc: dict, interactive: bool) -> int:
     """A pty for the exec'd process: its master comes over a console socket."""
+    import select
+    import socket
+    import tempfile
     from hutch import _sys
     from hutch.runtime import container as rt
     _sys.set_child_subreaper()

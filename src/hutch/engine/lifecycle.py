@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 from hutch import trace
 from hutch.engine.store import Store, atomic_write, read_json
@@ -241,6 +240,7 @@ def _destroy_cgroup(cid: str) -> None:
 
 def remove_files(paths, c, volumes: bool = False) -> None:
     """Everything a removed container leaves: snapshot, run dir, record, name, volumes."""
+    import shutil
     from hutch.images.store import ImageStore
     try:
         ImageStore(paths.images, paths.containers).remove_snapshot(c.id)

@@ -8,9 +8,7 @@ Two steps, because some inputs exist only when the container starts:
 """
 from __future__ import annotations
 
-import copy
 import os
-import shutil
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_BINARIES = ("docker-init", "tini", "tini-static", "catatonit")
@@ -19,6 +17,7 @@ INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
 
 def find_init() -> str | None:
     """The host's init for --init (Docker ships docker-init, a tini)."""
+    import shutil
     for name in INIT_BINARIES:
         path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/libexec/docker:/usr/sbin:/sbin")
         if path:
@@ -108,6 +107,7 @@ def build(cid: str, record: dict, *, base: dict, cgroups_path: str) -> dict:
 
     base: the spec from hutch.oci.defaults (and the security module's changes).
     """
+    import copy
     config = record["Config"]
     spec = copy.deepcopy(base)
     proc = spec["process"]

@@ -157,11 +157,8 @@ def _spawn(body, sock_child, sock_parent) -> int:
     return pid
 
 
-def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None,
-                 early: list | None = None) -> int:
-    """Serve the intermediate until it reports the pid of its child, then reap it.
-
-    early: where an exec'd process's "ready" goes when it overtakes its parent's "pid"."""
+def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> int:
+    """Serve the intermediate until it reports the pid of its child, then reap it."""
     while True:
         msg = sync.recv(sock)
         if msg is None:
@@ -172,8 +169,6 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None,
         elif msg["type"] == "pid":
             _reap(intermediate)
             return msg["pid"]
-        elif msg["type"] == "ready" and early is not None:
-            early.append(msg)
         elif msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
         else:
@@ -215,6 +210,9 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
     init_pid = 0
     intermediate = 0
     try:
+        # The init joins its cgroup once, after its fork; the kernel's slow part of that
+        # move runs meanwhile (see prime_attach).
+        cgroups.prime_attach()
         fifo = statefile.fifo_path(state_root, cid)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo is subject to the umask
@@ -242,20 +240,12 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
-        if _attach_early(cfg):
-            # The first move into a v1 (or v2) cgroup waits for an RCU grace period
-            # (10-15 ms here): start it now, with the intermediate; its init then forks
-            # into the cgroup or is moved below, quickly within the same grace period.
-            try:
-                cgroup.add_process(intermediate)
-            except cgroups.CgroupError:
-                pass  # it failed and exited: its own error follows
         init_pid = _receive_pid(sock, intermediate, cfg)
         intermediate = 0
-        # While the init prepares its rootfs: moving a process between v1 cgroups waits
-        # for an RCU grace period (~10 ms), so it is done in parallel with that work.
+        # While the init prepares its rootfs; quick, as the primer started the wait.
         trace.step("cgroup", f"add pid {init_pid}")
         cgroup.add_process(init_pid)
+        cgroups.reap_primer()
         sync.send(sock, "cgroup")
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
@@ -280,6 +270,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if pid_file:
             statefile.write_pid_file(pid_file, init_pid)
     except BaseException as e:
+        cgroups.reap_primer()
         if intermediate:
             _kill_and_wait(intermediate)
             _reap(intermediate)
@@ -306,13 +297,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if sock is not None and not keep_sync:
             sock.close()
     return init_pid, sock
-
-
-def _attach_early(cfg: specconv.Config) -> bool:
-    """Whether the intermediate may join the cgroup too: not when it must wait for its
-    uid/gid maps (we would block it), nor when a pids limit might not allow it."""
-    pids = (cfg.resources.get("pids") or {}).get("limit")
-    return not cfg.has_new_userns and (pids is None or pids <= 0)
 
 
 def _exclusive(operation):
@@ -715,6 +699,9 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     if not detach:
         _sys.set_child_subreaper()
     cgroup = _cgroup_manager(st["cgroups_path"])
+    # The process joins the cgroup once, before it may run anything of the user's; the
+    # kernel's slow part of that move runs while we prepare (see prime_attach).
+    cgroups.prime_attach()
     seccomp_spec = (st["config"].get("linux") or {}).get("seccomp")
     program = None
     if seccomp_spec:
@@ -737,17 +724,24 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         intermediate = _spawn(lambda: process.exec_stage1(args), child_sock, sock)
         if console:
             console.close()
-        cgroup.add_process(intermediate)
-        sync.send(sock, "cgroup")
-        early: list[dict] = []
-        pid = _receive_pid(sock, intermediate, early=early)
+        pid = _receive_pid(sock, intermediate)
         intermediate = 0
-        if not early:
-            sync.expect(sock, "ready")
+        try:
+            cgroup.add_process(pid)
+        except cgroups.CgroupError as e:
+            # It may have failed and exited first: its own error is the one to report.
+            _kill_and_wait(pid)
+            msg = sync.recv(sock)
+            raise RuntimeFailure(msg["msg"] if msg and msg["type"] == "error" else str(e)
+                                 ) from None
+        cgroups.reap_primer()
+        sync.send(sock, "cgroup")
+        sync.expect(sock, "ready")
         msg = sync.recv(sock)  # EOF: the socket closed at a successful execve
         if msg and msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
     except BaseException as e:
+        cgroups.reap_primer()
         if ours is not None:
             ours.close()
         if intermediate:

@@ -419,7 +419,6 @@ def exec_stage1(a: ExecArgs) -> None:
     # Before joining the container (CVE-2019-5736): see stage1.
     trace.step("prctl", "PR_SET_DUMPABLE 0")
     _sys.set_dumpable(False)
-    sync.expect(a.sock, "cgroup")
     root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     join_namespaces(a.namespaces)
     # setns(CLONE_NEWNS) puts us at the namespace's bottom root, which is not the init's
@@ -439,6 +438,9 @@ def exec_stage1(a: ExecArgs) -> None:
 
 def exec_stage2(a: ExecArgs) -> None:
     proc = a.proc
+    # Nothing is done for the container until the parent has moved us into its cgroup
+    # (we are not there yet: see exec_process).
+    sync.expect(a.sock, "cgroup")
     os.setsid()
     dup_stdio(a.stdio)
     if proc.terminal:

@@ -5,7 +5,6 @@ under the runtime's state root, keyed by the profile, the kernel and libseccomp.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -76,7 +75,9 @@ def compile_program(spec: dict) -> bytes:
 
 def _cache_key(spec: dict) -> str:
     import seccomp
-    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    # _sha256 directly: hashlib loads OpenSSL (~2 ms) on every exec.
+    from _sha256 import sha256
+    h = sha256(json.dumps(spec, sort_keys=True).encode())
     h.update(os.uname().release.encode())
     h.update(str(os.stat(seccomp.__file__).st_mtime_ns).encode())
     return h.hexdigest()

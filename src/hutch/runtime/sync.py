@@ -21,6 +21,10 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
     writes the state file, returns                                   blocks on exec.fifo
                                                                      until `start`, execve
 
+`exec` is shorter: the intermediate joins the namespaces, forks and sends "pid"; the parent
+moves that process into the cgroup and sends "cgroup"; it sets itself up, sends "ready" and
+execs.
+
 Any stage may send "error" {msg} instead; the parent prints that one line. The socket is
 close-on-exec in the init, so for `exec` a clean EOF after "ready" means execve succeeded.
 """
