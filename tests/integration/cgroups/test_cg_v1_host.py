@@ -289,3 +289,19 @@ def test_cpu_shares_split_cpu_time_two_to_one():
             m.destroy()
         cgtest.remove_parent(parent)
     assert cgtest.leftover_dirs(parent) == []
+
+
+def test_prime_attach_is_a_reaped_no_op():
+    # The helper moves itself into its own cgroup and exits; one at a time; reaped.
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    cgroups.prime_attach()
+    helper = cgroups._primer
+    cgroups.prime_attach()
+    assert helper > 0 and cgroups._primer == helper
+    cgroups.reap_primer()
+    assert cgroups._primer == 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper, os.WNOHANG)
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before

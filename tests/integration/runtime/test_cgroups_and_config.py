@@ -37,6 +37,22 @@ def test_resources_written_to_v1_files(bundle):
         bundle.runtime("delete", "--force", bundle.id, check=True)
 
 
+def test_exec_joins_the_cgroup_before_the_program_runs(bundle):
+    # The exec'd process is moved in alone (its intermediate never is), before execve: the
+    # program sees its own cgroup, and afterwards only the init is left there.
+    bundle.create(["sleep", "60"])
+    try:
+        bundle.runtime("start", bundle.id, check=True)
+        out = bundle.runtime("exec", bundle.id, "cat", "/proc/self/cgroup", check=True).stdout
+        init = bundle.state()["pid"]
+        with open(f"/proc/{init}/cgroup") as f:
+            assert out == f.read()
+        for controller in ("memory", "cpu", "pids", "devices", "freezer"):
+            assert _read(bundle, controller, "cgroup.procs").split() == [str(init)]
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
 def test_pids_limit_enforced(bundle):
     bundle.config["linux"]["resources"] = {"pids": {"limit": 3}}
     out = bundle.run(["sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done 2>&1; wait"])
