@@ -58,28 +58,25 @@ class LogWriter:
         self.pending = {"stdout": b"", "stderr": b""}
 
     def write(self, stream: str, data: bytes) -> None:
-        rest = self.pending[stream]
-        nl = data.rfind(b"\n")
-        if nl < 0:
-            rest += data
-            complete = b""
-        else:
-            complete, rest = rest + data[:nl], data[nl + 1:]   # complete: its last \n cut
+        lines = data.split(b"\n")
+        rest = lines.pop()                  # after the last newline: not a line yet
         suffix = self._suffix(stream, time.time_ns())
         out = []
-        if nl >= 0:
-            lines = complete.split(b"\n")
-            if max(map(len, lines)) <= PARTIAL_MAX:
-                sep = b"\\n" + suffix + b'{"log":"'
-                out.append(b'{"log":"' + sep.join(lines) + b"\\n" + suffix
-                           if _plain(complete) else
-                           b"".join(self._entry(line, b"\\n", suffix) for line in lines))
+        if lines:
+            lines[0] = self.pending[stream] + lines[0]
+            if max(map(len, lines)) <= PARTIAL_MAX and _plain(data) and _plain(lines[0]):
+                # the whole batch in one join: the framing between lines is the separator
+                lines[0] = b'{"log":"' + lines[0]
+                lines[-1] += b"\\n" + suffix
+                out.append((b"\\n" + suffix + b'{"log":"').join(lines))
             else:
                 for line in lines:
                     while len(line) > PARTIAL_MAX:
                         out.append(self._entry(line[:PARTIAL_MAX], b"", suffix))
                         line = line[PARTIAL_MAX:]
                     out.append(self._entry(line, b"\\n", suffix))
+        else:
+            rest = self.pending[stream] + rest
         while len(rest) >= PARTIAL_MAX:
             out.append(self._entry(rest[:PARTIAL_MAX], b"", suffix))
             rest = rest[PARTIAL_MAX:]

@@ -595,10 +595,16 @@ class Monitor:
                 self.master = self.stdin_fd = None
             return
         self.log.write(stream, data)
+        if self.clients:
+            self._send_output(stream, data)
+
+    def _send_output(self, stream: str, data: bytes) -> None:
+        """The output to the attach clients that asked for its stream."""
         kind = FRAME_STDERR if stream == "stderr" else FRAME_STDOUT
-        msg = frame(kind, data)
+        msg = None
         for c in list(self.clients):
             if c.op == "attach" and (c.stdout if kind == FRAME_STDOUT else c.stderr):
+                msg = msg or frame(kind, data)
                 if not c.send(msg):
                     self._drop_client(c)
 
@@ -748,11 +754,7 @@ class Monitor:
                     break
                 os.set_blocking(fd, False)
                 self.log.write(self.out_fds[fd], data)
-                kind = FRAME_STDERR if self.out_fds[fd] == "stderr" else FRAME_STDOUT
-                for c in list(self.clients):
-                    if c.op == "attach" and (c.stdout if kind == FRAME_STDOUT else c.stderr):
-                        if not c.send(frame(kind, data)):
-                            self._drop_client(c)
+                self._send_output(self.out_fds[fd], data)
                 if len(self.out_fds) != before:
                     break
 
