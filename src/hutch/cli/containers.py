@@ -998,7 +998,7 @@ LOGS_CMD = Command("logs", "[OPTIONS] CONTAINER", "Fetch the logs of a container
 
 @_command
 def cmd_logs(ctx, argv):
-    from hutch.engine import errors, logs, states
+    from hutch.engine import errors, logs
     opts, args = LOGS_CMD.parse(argv)
     eng = _engine(ctx)
     try:
