@@ -71,7 +71,9 @@ def prime_attach() -> None:
     (10-15 ms here; every later hierarchy, and every writer within about one more grace
     period, takes microseconds). A forked helper pays that wait by moving itself into the
     cgroup it is already in (a no-op) while the caller goes on preparing, so the caller's
-    real moves, made soon after, are quick. One helper at a time; reap_primer() reaps it.
+    real moves, made soon after, are quick. The kernel holds the cgroup_mutex during that
+    wait, so a cgroup mkdir or rmdir meanwhile waits too: prime after creating the cgroup.
+    One helper at a time; reap_primer() reaps it.
     It never fails: without it, moves are only slower.
     """
     global _primer

@@ -210,9 +210,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
     init_pid = 0
     intermediate = 0
     try:
-        # The init joins its cgroup once, after its fork; the kernel's slow part of that
-        # move runs meanwhile (see prime_attach).
-        cgroups.prime_attach()
         fifo = statefile.fifo_path(state_root, cid)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo is subject to the umask
@@ -222,6 +219,10 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
         trace.step("cgroup", "create", path=cgroup.path)
         cgroup.create()
+        # The init joins its cgroup once, after its fork; the kernel's slow part of that
+        # move runs meanwhile (see prime_attach). Not before create(): the wait holds the
+        # cgroup_mutex that mkdir needs.
+        cgroups.prime_attach()
         cgroup.apply(cfg.resources)
         if console is None:
             console = _connect_console(console_socket)
