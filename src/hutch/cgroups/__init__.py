@@ -72,13 +72,21 @@ def prime_attach() -> None:
     period, takes microseconds). A forked helper pays that wait by moving itself into the
     cgroup it is already in (a no-op) while the caller goes on preparing, so the caller's
     real moves, made soon after, are quick. The kernel holds the cgroup_mutex during that
-    wait, so a cgroup mkdir or rmdir meanwhile waits too: prime after creating the cgroup.
-    One helper at a time; reap_primer() reaps it.
-    It never fails: without it, moves are only slower.
+    wait, so a cgroup mkdir or rmdir meanwhile waits too.
+
+    One helper at a time: while one waits, this does nothing; once it is done, a new one is
+    started (a quick no-op that keeps the fast spell going, or a new early wait once it has
+    ended). reap_primer() reaps it. It never fails: without it, moves are only slower.
     """
     global _primer
     if _primer:
-        return
+        try:
+            done, _ = os.waitpid(_primer, os.WNOHANG)
+        except ChildProcessError:
+            done = _primer
+        if not done:
+            return
+        _primer = 0
     pid = os.fork()
     if pid:
         _primer = pid

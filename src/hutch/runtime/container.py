@@ -220,8 +220,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         trace.step("cgroup", "create", path=cgroup.path)
         cgroup.create()
         # The init joins its cgroup once, after its fork; the kernel's slow part of that
-        # move runs meanwhile (see prime_attach). Not before create(): the wait holds the
-        # cgroup_mutex that mkdir needs.
+        # move runs meanwhile (see prime_attach; a caller may have started it earlier).
         cgroups.prime_attach()
         cgroup.apply(cfg.resources)
         if console is None:
