@@ -12,6 +12,7 @@ Errors are CgroupError, one line naming the path and value.
 from __future__ import annotations
 
 import os
+from _signal import SIGKILL  # not the signal module: its enums cost ~1 ms of import
 
 from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
@@ -61,6 +62,8 @@ def manager(cgroups_path: str, *, root: str | None = None,
 
 
 _primer = 0
+PRIMER_LIFETIME = 1.0   # seconds: a helper whose caller died stops by itself
+PRIMER_INTERVAL = 0.002  # seconds between its no-op moves: well within a grace period
 
 
 def prime_attach() -> None:
@@ -68,30 +71,23 @@ def prime_attach() -> None:
 
     Every write to a cgroup.procs file takes the kernel's global cgroup_threadgroup_rwsem
     for writing, and a writer after a quiet spell waits for an RCU grace period first
-    (10-15 ms here; every later hierarchy, and every writer within about one more grace
-    period, takes microseconds). A forked helper pays that wait by moving itself into the
-    cgroup it is already in (a no-op) while the caller goes on preparing, so the caller's
-    real moves, made soon after, are quick. The kernel holds the cgroup_mutex during that
-    wait, so a cgroup mkdir or rmdir meanwhile waits too.
-
-    One helper at a time: while one waits, this does nothing; once it is done, a new one is
-    started (a quick no-op that keeps the fast spell going, or a new early wait once it has
-    ended). reap_primer() reaps it. It never fails: without it, moves are only slower.
+    (10-15 ms here); a writer within about one grace period of the last one does not wait
+    (microseconds). A forked helper pays that wait by moving itself into the cgroup it is
+    already in (a no-op), and repeats the no-op every 2 ms to keep the fast spell going,
+    while the caller prepares; the caller's real moves are then quick, whenever they
+    come. reap_primer() stops it. The kernel holds the cgroup_mutex during the first wait,
+    so a cgroup mkdir or rmdir meanwhile waits too. One helper at a time; it never fails:
+    without it, moves are only slower.
     """
     global _primer
     if _primer:
-        try:
-            done, _ = os.waitpid(_primer, os.WNOHANG)
-        except ChildProcessError:
-            done = _primer
-        if not done:
-            return
-        _primer = 0
+        return
     pid = os.fork()
     if pid:
         _primer = pid
         return
     try:
+        import time
         m = host_mounts()
         if m.unified:
             path = os.path.join(m.unified, own_cgroup(None).lstrip("/"), "cgroup.procs")
@@ -100,16 +96,21 @@ def prime_attach() -> None:
             path = os.path.join(m.v1[controller], own_cgroup(controller).lstrip("/"),
                                 "cgroup.procs")
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        os.write(fd, b"0")  # "0": the writer itself
+        deadline = time.monotonic() + PRIMER_LIFETIME
+        while time.monotonic() < deadline:
+            os.write(fd, b"0")  # "0": the writer itself
+            time.sleep(PRIMER_INTERVAL)
     finally:
         os._exit(0)
 
 
 def reap_primer() -> None:
+    """Stop and reap the helper of prime_attach(), once the caller's moves are done."""
     global _primer
     if _primer:
         try:
+            os.kill(_primer, SIGKILL)
             os.waitpid(_primer, 0)
-        except ChildProcessError:
+        except (ProcessLookupError, ChildProcessError):
             pass
         _primer = 0

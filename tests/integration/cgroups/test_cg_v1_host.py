@@ -292,19 +292,17 @@ def test_cpu_shares_split_cpu_time_two_to_one():
 
 
 def test_prime_attach_is_a_reaped_no_op():
-    # The helper moves itself into its own cgroup and exits; a second call either finds it
-    # still waiting or starts a new one; reap_primer() leaves no child behind.
+    # The helper keeps moving itself into its own cgroup until reaped; one at a time.
     with open("/proc/self/cgroup") as f:
         before = f.read()
     cgroups.prime_attach()
-    first = cgroups._primer
+    helper = cgroups._primer
     cgroups.prime_attach()
-    second = cgroups._primer
-    assert first > 0 and second > 0
+    assert helper > 0 and cgroups._primer == helper
+    assert os.waitpid(helper, os.WNOHANG) == (0, 0)     # still running
     cgroups.reap_primer()
     assert cgroups._primer == 0
-    for pid in {first, second}:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper, os.WNOHANG)
     with open("/proc/self/cgroup") as f:
         assert f.read() == before
