@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from _signal import SIGKILL  # not the signal module: its enums cost ~1 ms of import
 
+from hutch import trace
 from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import Mounts, fake_mounts, host_mounts, own_cgroup
@@ -62,7 +63,7 @@ def manager(cgroups_path: str, *, root: str | None = None,
 
 
 _primer = 0
-PRIMER_LIFETIME = 1.0   # seconds: a helper whose caller died stops by itself
+PRIMER_LIFETIME = 1.0   # seconds: a helper never reaped (its caller failed) stops by itself
 PRIMER_INTERVAL = 0.002  # seconds between its no-op moves: well within a grace period
 
 
@@ -82,11 +83,16 @@ def prime_attach() -> None:
     global _primer
     if _primer:
         return
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         _primer = pid
+        trace.step("cgroup", f"primer {pid}: no-op moves into its own cgroup until reaped")
         return
     try:
+        # Nothing of the caller's may be held open here: a pipe or socket whose reader
+        # waits for EOF (a command's stdout, a monitor's report) would wait for us.
+        os.closerange(0, 1 << 20)
         import time
         m = host_mounts()
         if m.unified:
@@ -97,7 +103,7 @@ def prime_attach() -> None:
                                 "cgroup.procs")
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         deadline = time.monotonic() + PRIMER_LIFETIME
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and os.getppid() == parent:
             os.write(fd, b"0")  # "0": the writer itself
             time.sleep(PRIMER_INTERVAL)
     finally:
