@@ -98,7 +98,11 @@ def test_flags_files_inspect_stats_update(hutch):
         "CpusetCpus": "0", "PidsLimit": 50}
 
     out = hutch("stats", "--no-stream", "lim_v2").stdout.splitlines()
-    assert out[1].startswith(cid[:12]) and " / 200MiB " in out[1] and out[1].split()[-1] == "1"
+    # on v2 the table ends with the PSI columns (CPU PSI, MEM PSI, IO PSI): read PIDS by header
+    pids_at = out[0].index("PIDS")
+    assert out[1].startswith(cid[:12]) and " / 200MiB " in out[1]
+    assert out[1][pids_at:].split()[0] == "1"
+    assert "CPU PSI" in out[0] and "MEM PSI" in out[0] and "IO PSI" in out[0]
     # the pressure figures, read by the engine from the container's *.pressure files
     from hutch.engine import stats
     from hutch.engine.containers import Engine
