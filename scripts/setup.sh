@@ -39,15 +39,15 @@ fi
 # bytecode cache is used; the launcher puts hutch's source, the venv's packages and Debian's
 # dist-packages (for the libseccomp binding) on sys.path itself. Every call is on the user's clock.
 SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-write_launcher() {  # name module
-  printf '#!%s -IS\nimport sys\nsys.path += [%s, %s, %s]\nfrom %s import main\nsys.exit(main())\n' \
-    "$PWD/.venv/bin/python" "'$PWD/src'" "'$SITE'" "'/usr/lib/python3/dist-packages'" "$2" \
+write_launcher() {  # name module function
+  printf '#!%s -IS\nimport sys\nsys.path += [%s, %s, %s]\nfrom %s import %s\nsys.exit(%s())\n' \
+    "$PWD/.venv/bin/python" "'$PWD/src'" "'$SITE'" "'/usr/lib/python3/dist-packages'" "$2" "$3" "$3" \
     > ".venv/bin/$1.tmp"
   chmod 755 ".venv/bin/$1.tmp"
   mv -f ".venv/bin/$1.tmp" ".venv/bin/$1"
 }
-write_launcher hutch hutch.cli.main
-write_launcher hutch-runtime hutch.cli.runtime_main
+write_launcher hutch hutch.cli.main entry
+write_launcher hutch-runtime hutch.cli.runtime_main main
 "$PY" -I -m compileall -q src >/dev/null || true
 # HUTCH_SETUP_NO_PATH=1 leaves /usr/local/bin alone (a second checkout's trial run).
 if [ "${HUTCH_SETUP_NO_PATH:-}" != 1 ]; then
