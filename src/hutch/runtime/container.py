@@ -219,9 +219,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
         trace.step("cgroup", "create", path=cgroup.path)
         cgroup.create()
-        # The init joins its cgroup once, after its fork; the kernel's slow part of that
-        # move runs meanwhile (see prime_attach; a caller may have started it earlier).
-        cgroups.prime_attach()
         cgroup.apply(cfg.resources)
         if console is None:
             console = _connect_console(console_socket)
