@@ -6,6 +6,7 @@
     m.freeze(); m.thaw(); m.is_frozen(); m.pids(); m.stats(); m.oom_kill_count()
     m.destroy(); m.paths(); m.exists()
     prime_attach(); ...; m.add_process(pid); reap_primer()
+    prime_attach_in_thread()          # the same, once, for a short-lived caller
 
 Errors are CgroupError, one line naming the path and value.
 """
@@ -20,7 +21,7 @@ from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import Mounts, fake_mounts, host_mounts, own_cgroup
 
 __all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager",
-           "prime_attach", "reap_primer"]
+           "prime_attach", "prime_attach_in_thread", "reap_primer"]
 
 
 def cgroup_mounts(root: str | None = None, mode: str | None = None) -> Mounts:
@@ -108,6 +109,39 @@ def prime_attach() -> None:
             time.sleep(PRIMER_INTERVAL)
     finally:
         os._exit(0)
+
+
+def prime_attach_in_thread() -> None:
+    """Pay the slow part of the first cgroup move (see prime_attach) in a thread, now.
+
+    One no-op move of ourselves into the cgroup we are in; the GIL is released while the
+    kernel waits, so the caller goes on (imports, config). A move within about a grace
+    period after it is quick. Cheaper than prime_attach's fork for a caller whose real
+    move comes within ~20 ms (hutch-runtime run/create). The kernel holds the cgroup_mutex
+    during the wait, so a cgroup mkdir meanwhile waits for it. Never fails: without it,
+    the real move is only slower."""
+    import _thread
+    try:
+        m = host_mounts()
+        if m.unified:
+            path = os.path.join(m.unified, own_cgroup(None).lstrip("/"), "cgroup.procs")
+        else:
+            controller = next(iter(m.v1))
+            path = os.path.join(m.v1[controller], own_cgroup(controller).lstrip("/"),
+                                "cgroup.procs")
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, StopIteration):
+        return
+    _thread.start_new_thread(_noop_move, (fd,))
+
+
+def _noop_move(fd: int) -> None:
+    try:
+        os.write(fd, b"0")  # "0": the writer's own process
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def reap_primer() -> None:

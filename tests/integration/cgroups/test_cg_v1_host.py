@@ -6,6 +6,7 @@ nothing is left in any hierarchy afterwards.
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -304,5 +305,19 @@ def test_prime_attach_is_a_reaped_no_op():
     assert cgroups._primer == 0
     with pytest.raises(ChildProcessError):
         os.waitpid(helper, os.WNOHANG)
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before
+
+
+def test_prime_attach_in_thread_is_a_no_op_that_closes_its_fd():
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    fds = set(os.listdir("/proc/self/fd"))
+    cgroups.prime_attach_in_thread()
+    for _ in range(500):    # the thread closes its fd once its write returns
+        if set(os.listdir("/proc/self/fd")) <= fds:
+            break
+        time.sleep(0.01)
+    assert set(os.listdir("/proc/self/fd")) <= fds
     with open("/proc/self/cgroup") as f:
         assert f.read() == before
