@@ -132,10 +132,16 @@ def prime_attach_in_thread() -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except (OSError, StopIteration):
         return
-    _thread.start_new_thread(_noop_move, (fd,))
+    # Wait until the thread is about to write: else, as we keep the GIL busy (imports),
+    # it would start only at our next switch interval (5 ms).
+    started = _thread.allocate_lock()
+    started.acquire()
+    _thread.start_new_thread(_noop_move, (fd, started))
+    started.acquire()
 
 
-def _noop_move(fd: int) -> None:
+def _noop_move(fd: int, started) -> None:
+    started.release()
     try:
         os.write(fd, b"0")  # "0": the writer's own process
     except OSError:
