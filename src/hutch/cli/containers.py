@@ -53,7 +53,7 @@ def _mount_flag(value: str) -> str:
     return volumes.mount_flag(value)
 
 
-CREATE_FLAGS = [
+CREATE_BASE_FLAGS = [
     Flag("attach", "a", "list", help="Attach to STDIN, STDOUT or STDERR"),
     _list("add-host", help="Add a custom host-to-IP mapping (host:ip)"),
     _list("cap-add", help="Add Linux capabilities"),
@@ -130,16 +130,36 @@ def _resource_flags() -> list[Flag]:
             for name, short, shown, parser, repeatable, help_text in resources.FLAGS]
 
 
-CREATE_FLAGS = sorted(CREATE_FLAGS + _resource_flags(), key=lambda f: f.long)
+# run, create and update take the resource flags of hutch.engine.resources, whose import
+# (dataclasses, inspect, re: ~7 ms) only those three commands should pay: the commands are
+# built on first use, and `CREATE_FLAGS`, `RUN_CMD`, `CREATE_CMD`, `UPDATE_CMD` stay
+# importable names (module __getattr__ at the end of this file).
+_LAZY: dict = {}
 
-RUN_CMD = Command("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
-                  "Create and run a new container from an image", CREATE_FLAGS,
-                  interspersed=False, min_args=1)
-CREATE_CMD = Command("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container",
-                     [f for f in CREATE_FLAGS if f.long not in ("detach", "detach-keys", "rm",
-                                                                   "sig-proxy")]
-                     + [Flag("rm", help="Automatically remove the container when it exits")],
-                     interspersed=False, min_args=1)
+_UPDATE_FLAG_NAMES = ("blkio-weight", "cpu-period", "cpu-quota", "cpu-shares", "cpus",
+                      "cpuset-cpus", "cpuset-mems", "kernel-memory", "memory",
+                      "memory-reservation", "memory-swap", "pids-limit", "restart")
+
+
+def _lazy_command(name: str):
+    if name in _LAZY:
+        return _LAZY[name]
+    flags = sorted(CREATE_BASE_FLAGS + _resource_flags(), key=lambda f: f.long)
+    _LAZY["CREATE_FLAGS"] = flags
+    _LAZY["RUN_CMD"] = Command("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+                               "Create and run a new container from an image", flags,
+                               interspersed=False, min_args=1)
+    _LAZY["CREATE_CMD"] = Command(
+        "create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container",
+        [f for f in flags if f.long not in ("detach", "detach-keys", "rm", "sig-proxy")]
+        + [Flag("rm", help="Automatically remove the container when it exits")],
+        interspersed=False, min_args=1)
+    _LAZY["UPDATE_CMD"] = Command(
+        "update", "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Update configuration of one or more containers",
+        [f for f in flags if f.long in _UPDATE_FLAG_NAMES], min_args=1)
+    return _LAZY[name]
+
 
 # flags hutch refuses clearly rather than accept and ignore
 _UNSUPPORTED = {
@@ -350,7 +370,7 @@ def _run_error(cmd: str, msg: str, code: int) -> int:
 @_command
 def cmd_create(ctx, argv):
     from hutch.engine import errors
-    opts, args = CREATE_CMD.parse(argv)
+    opts, args = _lazy_command("CREATE_CMD").parse(argv)
     try:
         # create records the streams a later `start -a` attaches, as run would (no -d)
         _eng, c, warnings = _create(ctx, opts, args, detach=False, cmd="create")
@@ -368,7 +388,7 @@ def cmd_create(ctx, argv):
 @_command
 def cmd_run(ctx, argv):
     from hutch.engine import errors
-    opts, args = RUN_CMD.parse(argv)
+    opts, args = _lazy_command("RUN_CMD").parse(argv)
     detach = opts["detach"]
     if opts["tty"] and opts["interactive"] and not detach and not os.isatty(0):
         _err("the input device is not a TTY")
@@ -1359,19 +1379,11 @@ def _host_port(b: dict) -> str:
     return f"[{ip}]:{b['HostPort']}" if ":" in ip else f"{ip}:{b['HostPort']}"
 
 
-UPDATE_CMD = Command("update", "[OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers", [
-    f for f in CREATE_FLAGS if f.long in (
-        "blkio-weight", "cpu-period", "cpu-quota", "cpu-shares", "cpus", "cpuset-cpus",
-        "cpuset-mems", "kernel-memory", "memory", "memory-reservation", "memory-swap",
-        "pids-limit", "restart")
-], min_args=1)
-
-
 @_command
 def cmd_update(ctx, argv):
     from hutch.engine import errors
     from hutch.engine.resources import UPDATE_FLAGS
-    opts, args = UPDATE_CMD.parse(argv)
+    opts, args = _lazy_command("UPDATE_CMD").parse(argv)
     if not opts.changed:
         _err("you must provide one or more flags when using this command")
         return 1
@@ -1445,3 +1457,9 @@ def cmd_diff(ctx, argv):
         return 1
     _out("".join(f"{kind} {path}\n" for kind, path in found))
     return 0
+
+
+def __getattr__(name):
+    if name in ("CREATE_FLAGS", "RUN_CMD", "CREATE_CMD", "UPDATE_CMD"):
+        return _lazy_command(name)
+    raise AttributeError(name)
