@@ -6,40 +6,14 @@ import json
 import os
 import sys
 
+from hutch.cli.common import confirm, daemon_err, err, image_store, template_error
 from hutch.cli.flags import Command, CommandLineError, Flag
-
-ERR = 1  # Docker's CLI exits 1 when the daemon reports an error
-
-
-def _err(msg: str, code: int = ERR) -> int:
-    sys.stderr.write(msg.rstrip("\n") + "\n")
-    return code
-
-
-def _daemon_err(msg: str) -> int:
-    return _err(f"Error response from daemon: {msg}")
-
-
-def _store(ctx):
-    from hutch.images.store import ImageStore
-    return ImageStore(ctx.paths.images, ctx.paths.containers)
-
-
-def _parse(cmd: Command, argv: list[str]):
-    return cmd.parse(argv)
 
 
 def _format_rows(fmt: str, headers: dict, rows: list[dict], default_table: str) -> str:
     """--format through Go templates; raises TemplateError."""
     from hutch.cli.gotemplate import render_rows
     return render_rows(fmt, rows, headers, default_table)
-
-
-def _template_error(e) -> int:
-    """Docker: a bad template is a usage error (125); a failing one is a plain error."""
-    if getattr(e, "parse", True):
-        return _err(f"template parsing error: {e}", 125)
-    return _err(str(e))
 
 
 # --- import ----------------------------------------------------------------------------
@@ -54,7 +28,7 @@ IMPORT = Command("import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
 
 def cmd_import(ctx, argv) -> int:
     try:
-        opts, args = _parse(IMPORT, argv)
+        opts, args = IMPORT.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs
@@ -68,11 +42,11 @@ def cmd_import(ctx, argv) -> int:
         try:
             tag = refs.parse(args[1])
         except refs.InvalidReference as e:
-            return _err(str(e), 125)
+            return err(str(e), 125)
         if tag.digest:
-            return _err("refusing to create a tag with a digest reference", 125)
+            return err("refusing to create a tag with a digest reference", 125)
     if opts["platform"] and opts["platform"].split("/")[:2] != ["linux", host_arch()]:
-        return _daemon_err(f"image platform {opts['platform']} does not match this host "
+        return daemon_err(f"image platform {opts['platform']} does not match this host "
                            f"(linux/{host_arch()})")
     source = "-"
     try:
@@ -85,14 +59,14 @@ def cmd_import(ctx, argv) -> int:
         else:
             stream = open(src, "rb")
     except OSError as e:
-        return _err(f"open {src}: {e.strerror or e}")
+        return err(f"open {src}: {e.strerror or e}")
     try:
-        image = import_rootfs(_store(ctx), stream, changes=opts["change"],
+        image = import_rootfs(image_store(ctx.paths), stream, changes=opts["change"],
                               message=opts["message"], source=source, tag=tag)
     except ChangeError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except (LayerError, CompressionError) as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -153,19 +127,19 @@ def _created_at(created: str) -> str:
 
 def cmd_images(ctx, argv) -> int:
     try:
-        opts, args = _parse(IMAGES, argv)
+        opts, args = IMAGES.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import present
     from hutch.images.store import ImageNotFound
-    store = _store(ctx)
+    store = image_store(ctx.paths)
     images = store.list()
     try:
         images = present.filter_images(store, images, present.parse_filters(opts["filter"]))
     except present.FilterError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except ImageNotFound as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     rows = _image_rows(images, opts["no-trunc"], opts["digests"])
     # a name (positional or reference filter) keeps only the rows of the tags it matches
     patterns = ([args[0]] if args else []) + [
@@ -192,7 +166,7 @@ def cmd_images(ctx, argv) -> int:
             sys.stdout.write(_format_rows(opts["format"], header,
                                           [_public(r) for r in rows], default))
         except TemplateError as e:
-            return _template_error(e)
+            return template_error(e)
         return 0
     from hutch.cli.format import table
     head = ["REPOSITORY", "TAG"] + (["DIGEST"] if opts["digests"] else []) + \
@@ -211,7 +185,7 @@ TAG = Command("tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 
 def cmd_tag(ctx, argv) -> int:
     try:
-        _, args = _parse(TAG, argv)
+        _, args = TAG.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs
@@ -219,16 +193,16 @@ def cmd_tag(ctx, argv) -> int:
     try:
         target = refs.parse(args[1])
     except refs.InvalidReference as e:
-        return _err(f'Error parsing reference: "{args[1]}" is not a valid repository/tag: {e}')
+        return err(f'Error parsing reference: "{args[1]}" is not a valid repository/tag: {e}')
     if target.digest:
-        return _err("refusing to create a tag with a digest reference")
-    store = _store(ctx)
+        return err("refusing to create a tag with a digest reference")
+    store = image_store(ctx.paths)
     try:
         image = store.resolve(args[0])
     except ImageNotFound:
-        return _daemon_err(f"No such image: {_display_ref(args[0])}")
+        return daemon_err(f"No such image: {_display_ref(args[0])}")
     except refs.InvalidReference as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     store.tag(image.id, target)
     return 0
 
@@ -259,25 +233,25 @@ def remove_image(store, ref: str, force: bool) -> list[str]:
 
 def cmd_rmi(ctx, argv) -> int:
     try:
-        opts, args = _parse(RMI, argv)
+        opts, args = RMI.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs
     from hutch.images.delete import ImageConflict
     from hutch.images.store import ImageNotFound
-    store = _store(ctx)
+    store = image_store(ctx.paths)
     rc = 0
     for ref in args:
         try:
             lines = remove_image(store, ref, opts["force"])
         except ImageNotFound:
-            rc = _err(f"Error: No such image: {ref}")
+            rc = err(f"Error: No such image: {ref}")
             continue
         except refs.InvalidReference as e:
-            rc = _err(f"Error response from daemon: {e}")
+            rc = daemon_err(str(e))
             continue
         except ImageConflict as e:
-            rc = _daemon_err(str(e))
+            rc = daemon_err(str(e))
             continue
         sys.stdout.write("".join(line + "\n" for line in lines))
     return rc
@@ -293,26 +267,25 @@ INSPECT = Command("image inspect", "[OPTIONS] IMAGE [IMAGE...]",
 
 def cmd_image_inspect(ctx, argv) -> int:
     try:
-        opts, args = _parse(INSPECT, argv)
+        opts, args = INSPECT.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import present, reference as refs
     from hutch.images.store import ImageNotFound
-    store = _store(ctx)
+    store = image_store(ctx.paths)
     found, rc = [], 0
     for ref in args:
         try:
             found.append(present.inspect_dict(store, store.resolve(ref)))
         except (ImageNotFound, refs.InvalidReference):
-            rc = ERR
-            sys.stderr.write(f"Error: No such image: {ref}\n")
+            rc = err(f"Error: No such image: {ref}")
     if opts["format"]:
         from hutch.cli.gotemplate import TemplateError, render
         try:
             for d in found:
                 sys.stdout.write(render(opts["format"], d) + "\n")
         except TemplateError as e:
-            return _template_error(e)
+            return template_error(e)
     else:
         sys.stdout.write(json.dumps(found, indent=4) + "\n")
     return rc
@@ -330,17 +303,17 @@ HISTORY = Command("history", "[OPTIONS] IMAGE", "Show the history of an image", 
 
 def cmd_history(ctx, argv) -> int:
     try:
-        opts, args = _parse(HISTORY, argv)
+        opts, args = HISTORY.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.cli.format import ago, ellipsis, human_size, table
     from hutch.images import present, reference as refs
     from hutch.images.store import ImageNotFound
-    store = _store(ctx)
+    store = image_store(ctx.paths)
     try:
         image = store.resolve(args[0])
     except (ImageNotFound, refs.InvalidReference):
-        return _daemon_err(f"No such image: {_display_ref(args[0])}")
+        return daemon_err(f"No such image: {_display_ref(args[0])}")
     entries = present.history(store, image)
     trunc = not opts["no-trunc"]
     rows = []
@@ -368,7 +341,7 @@ def cmd_history(ctx, argv) -> int:
         try:
             sys.stdout.write(_format_rows(opts["format"], header, rows, default))
         except TemplateError as e:
-            return _template_error(e)
+            return template_error(e)
         return 0
     sys.stdout.write(table([[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"],
                              r["Comment"]] for r in rows],
@@ -387,7 +360,7 @@ PRUNE = Command("image prune", "[OPTIONS]", "Remove unused images", [
 
 def cmd_image_prune(ctx, argv) -> int:
     try:
-        opts, _ = _parse(PRUNE, argv)
+        opts, _ = PRUNE.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.cli.format import human_size
@@ -395,10 +368,7 @@ def cmd_image_prune(ctx, argv) -> int:
         warn = ("WARNING! This will remove all images without at least one container "
                 "associated to them." if opts["all"] else
                 "WARNING! This will remove all dangling images.")
-        sys.stdout.write(f"{warn}\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
+        if not confirm(warn):
             return 0
     until = None
     labels = []
@@ -407,13 +377,13 @@ def cmd_image_prune(ctx, argv) -> int:
         if k == "until":
             until = _parse_until(v)
             if until is None:
-                return _daemon_err(f"failed to parse value as time or duration: \"{v}\"")
+                return daemon_err(f"failed to parse value as time or duration: \"{v}\"")
         elif k in ("label", "label!"):
             labels.append((k, v))
         else:
-            return _daemon_err(f"invalid filter '{k}'")
+            return daemon_err(f"invalid filter '{k}'")
     from hutch.images.delete import prune
-    lines, reclaimed = prune(_store(ctx), all_images=opts["all"], until=until, labels=labels)
+    lines, reclaimed = prune(image_store(ctx.paths), all_images=opts["all"], until=until, labels=labels)
     if lines:
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 3)}\n")
@@ -450,16 +420,16 @@ SAVE = Command("save", "[OPTIONS] IMAGE [IMAGE...]",
 
 def cmd_save(ctx, argv) -> int:
     try:
-        opts, args = _parse(SAVE, argv)
+        opts, args = SAVE.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import archive, reference as refs
     from hutch.images.store import ImageNotFound
     if opts["format"] not in ("docker", "oci"):
-        return _err(f'invalid archive format "{opts["format"]}": "docker" or "oci"', 125)
+        return err(f'invalid archive format "{opts["format"]}": "docker" or "oci"', 125)
     if not opts["output"] and sys.stdout.isatty():
-        return _err("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    store = _store(ctx)
+        return err("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    store = image_store(ctx.paths)
     try:
         if opts["output"]:
             tmp = opts["output"] + ".hutch-tmp"
@@ -474,9 +444,9 @@ def cmd_save(ctx, argv) -> int:
             archive.save(store, args, sys.stdout.buffer, fmt=opts["format"])
             sys.stdout.flush()
     except (ImageNotFound, refs.InvalidReference) as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except OSError as e:
-        return _err(f"failed to save: {e}")
+        return err(f"failed to save: {e}")
     return 0
 
 
@@ -488,24 +458,24 @@ LOAD = Command("load", "[OPTIONS]", "Load an image from a tar archive or STDIN",
 
 def cmd_load(ctx, argv) -> int:
     try:
-        opts, _ = _parse(LOAD, argv)
+        opts, _ = LOAD.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import archive
     if not opts["input"] and sys.stdin.isatty():
-        return _err("requested load from stdin, but stdin is empty")
+        return err("requested load from stdin, but stdin is empty")
     try:
         stream = open(opts["input"], "rb") if opts["input"] else sys.stdin.buffer
     except OSError as e:
-        return _err(f"open {opts['input']}: {e.strerror}")
+        return err(f"open {opts['input']}: {e.strerror}")
     from hutch.images.registry import RegistryError
     from hutch.images.store import StoreError
     try:
-        loaded = archive.load(_store(ctx), stream)
+        loaded = archive.load(image_store(ctx.paths), stream)
     except (archive.ArchiveError, StoreError, RegistryError) as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except (KeyError, TypeError, ValueError) as e:  # malformed JSON in the archive
-        return _daemon_err(f"invalid image archive: {type(e).__name__}: {e}")
+        return daemon_err(f"invalid image archive: {type(e).__name__}: {e}")
     finally:
         if opts["input"]:
             stream.close()
@@ -528,35 +498,35 @@ PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Pull an image or a repos
 
 def cmd_pull(ctx, argv) -> int:
     try:
-        opts, args = _parse(PULL, argv)
+        opts, args = PULL.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs, registry
     if not opts["disable-content-trust"]:
-        return _err("content trust (image signing) is not supported by hutch", 125)
+        return err("content trust (image signing) is not supported by hutch", 125)
     try:
         ref = refs.parse(args[0])
     except refs.InvalidReference as e:
-        return _err(str(e), 125)
+        return err(str(e), 125)
     if opts["all-tags"] and (ref.tag or ref.digest):
-        return _err("tag can't be used with --all-tags/-a")
+        return err("tag can't be used with --all-tags/-a")
     from hutch.images.store import StoreError
     client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
     out = registry.Progress(sys.stdout, quiet=opts["quiet"])
     try:
         if opts["all-tags"]:
-            registry.pull_all_tags(_store(ctx), client, ref, out, platform=opts["platform"])
+            registry.pull_all_tags(image_store(ctx.paths), client, ref, out, platform=opts["platform"])
         else:
             if ref.tag is None and ref.digest is None:
                 out.line("Using default tag: latest")
                 ref = ref.tagged_or_latest()
-            registry.pull(_store(ctx), client, ref, out, platform=opts["platform"])
+            registry.pull(image_store(ctx.paths), client, ref, out, platform=opts["platform"])
     except registry.RegistryError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except StoreError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     except (KeyError, TypeError, ValueError) as e:  # a manifest or config that is not JSON
-        return _daemon_err(f"invalid image manifest or config: {type(e).__name__}: {e}")
+        return daemon_err(f"invalid image manifest or config: {type(e).__name__}: {e}")
     if opts["quiet"]:
         print(str(ref))
     return 0
@@ -573,24 +543,24 @@ PUSH = Command("push", "[OPTIONS] NAME[:TAG]", "Push an image or a repository to
 
 def cmd_push(ctx, argv) -> int:
     try:
-        opts, args = _parse(PUSH, argv)
+        opts, args = PUSH.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs, registry
     if not opts["disable-content-trust"]:
-        return _err("content trust (image signing) is not supported by hutch", 125)
+        return err("content trust (image signing) is not supported by hutch", 125)
     try:
         ref = refs.parse(args[0])
     except refs.InvalidReference as e:
-        return _err(str(e), 125)
+        return err(str(e), 125)
     if ref.digest:
-        return _err("cannot push a digest reference")
-    store = _store(ctx)
+        return err("cannot push a digest reference")
+    store = image_store(ctx.paths)
     with store.locked() as db:
         tags = sorted(t for t in db["tags"] if refs.parse(t).name == ref.name)
     if opts["all-tags"]:
         if ref.tag:
-            return _err("tag can't be used with --all-tags/-a")
+            return err("tag can't be used with --all-tags/-a")
     elif ref.tag is None:
         sys.stdout.write("Using default tag: latest\n")
         ref = ref.tagged_or_latest()
@@ -598,7 +568,7 @@ def cmd_push(ctx, argv) -> int:
     else:
         tags = [str(ref)] if str(ref) in tags else []
     if not tags:
-        return _err(f"An image does not exist locally with the tag: {ref.familiar_name}")
+        return err(f"An image does not exist locally with the tag: {ref.familiar_name}")
     client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
     out = registry.Progress(sys.stdout, quiet=opts["quiet"])
     out.line(f"The push refers to repository [{ref.name}]")
@@ -606,7 +576,7 @@ def cmd_push(ctx, argv) -> int:
         for t in tags:
             registry.push(store, client, refs.parse(t), out)
     except registry.RegistryError as e:
-        return _err(str(e))
+        return err(str(e))
     if opts["quiet"]:
         print(str(ref))
     return 0
@@ -624,37 +594,37 @@ LOGIN = Command("login", "[OPTIONS] [SERVER]", "Log in to a Docker registry.\nIf
 
 def cmd_login(ctx, argv) -> int:
     try:
-        opts, args = _parse(LOGIN, argv)
+        opts, args = LOGIN.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import auth, registry
     server = auth.server_key(args[0] if args else "")
     user, password = opts["username"], opts["password"]
     if password and opts["password-stdin"]:
-        return _err("--password and --password-stdin are mutually exclusive")
+        return err("--password and --password-stdin are mutually exclusive")
     if opts["password-stdin"]:
         if not user:
-            return _err("Must provide --username with --password-stdin")
+            return err("Must provide --username with --password-stdin")
         password = sys.stdin.read().rstrip("\r\n")
     elif password:
         sys.stderr.write("WARNING! Using --password via the CLI is insecure. Use "
                          "--password-stdin.\n")
     if not user:
         if not sys.stdin.isatty():
-            return _err("Error: Cannot perform an interactive login from a non TTY device")
+            return err("Error: Cannot perform an interactive login from a non TTY device")
         user = input("Username: ").strip()
     if not password:
         if not sys.stdin.isatty():
-            return _err("Error: Cannot perform an interactive login from a non TTY device")
+            return err("Error: Cannot perform an interactive login from a non TTY device")
         import getpass
         password = getpass.getpass("Password: ")
     if not user:
-        return _err("Error: Non-null Username Required")
+        return err("Error: Non-null Username Required")
     client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
     try:
         client.login(auth.registry_host(server), user, password)
     except registry.RegistryError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     auth.store_credentials(ctx.paths, server, user, password)
     print("Login Succeeded")
     return 0
@@ -666,7 +636,7 @@ LOGOUT = Command("logout", "[SERVER]", "Log out from a Docker registry.\nIf no s
 
 def cmd_logout(ctx, argv) -> int:
     try:
-        _, args = _parse(LOGOUT, argv)
+        _, args = LOGOUT.parse(argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import auth

@@ -10,31 +10,14 @@ import json
 import re
 import sys
 
+from hutch.cli import common
+from hutch.cli.common import confirm, daemon_err, err, key_values, template_error
 from hutch.cli.flags import Command, CommandLineError, Flag
-
-ERR = 1
-
-
-def _err(msg: str, code: int = ERR) -> int:
-    sys.stderr.write(msg.rstrip("\n") + "\n")
-    return code
-
-
-def _daemon_err(msg: str) -> int:
-    return _err(f"Error response from daemon: {msg}")
 
 
 def _manager(ctx):
     from hutch.network.manager import NetworkManager
     return NetworkManager(ctx.paths)
-
-
-def _key_values(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        out[k] = v
-    return out
 
 
 # --- create ----------------------------------------------------------------------------
@@ -69,25 +52,25 @@ def cmd_network_create(ctx, argv) -> int:
         return e.report()
     for flag, text in _REFUSED.items():
         if flag in opts.changed:
-            return _err(f"hutch: {text} is not supported by hutch networks")
+            return err(f"hutch: {text} is not supported by hutch networks")
     if opts["ipam-driver"] not in ("default", ""):
-        return _daemon_err(f"plugin \"{opts['ipam-driver']}\" not found")
+        return daemon_err(f"plugin \"{opts['ipam-driver']}\" not found")
     if opts["scope"] not in ("", "local"):
-        return _daemon_err(f"hutch supports only local scope networks, not \"{opts['scope']}\"")
+        return daemon_err(f"hutch supports only local scope networks, not \"{opts['scope']}\"")
     if len(opts["subnet"]) > 1 or len(opts["gateway"]) > 1 or len(opts["ip-range"]) > 1:
-        return _err("hutch: one --subnet, --gateway and --ip-range per network are supported")
+        return err("hutch: one --subnet, --gateway and --ip-range per network are supported")
     if (opts["gateway"] or opts["ip-range"] or opts["aux-address"]) and not opts["subnet"]:
-        return _err("every ip-range or gateway must have a corresponding subnet")
+        return err("every ip-range or gateway must have a corresponding subnet")
     from hutch.network.errors import NetworkError
     try:
         info = _manager(ctx).create_network(
             args[0], driver=opts["driver"], subnet=(opts["subnet"] or [None])[0],
-            gateway=(opts["gateway"] or [None])[0], labels=_key_values(opts["label"]),
-            options=_key_values(opts["opt"]), attachable=opts["attachable"],
+            gateway=(opts["gateway"] or [None])[0], labels=key_values(opts["label"]),
+            options=key_values(opts["opt"]), attachable=opts["attachable"],
             internal=opts["internal"], ip_range=(opts["ip-range"] or [None])[0],
-            aux_addresses=_key_values(opts["aux-address"]))
+            aux_addresses=key_values(opts["aux-address"]))
     except NetworkError as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     print(info["Id"])
     return 0
 
@@ -108,15 +91,11 @@ FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"Bad format of filter (expected name=value)")
-        k, v = item.split("=", 1)
-        k = k.strip().lower()
+    """Raises CommandLineError (no `=`), KeyError (a filter networks do not have)."""
+    out = common.parse_filters(items)
+    for k in out:
         if k not in FILTERS:
             raise KeyError(k)
-        out.setdefault(k, []).append(v)
     return out
 
 
@@ -165,9 +144,9 @@ def cmd_network_ls(ctx, argv) -> int:
         filters = parse_filters(opts["filter"])
         nets = [n for n in _manager(ctx).list_networks() if matches(n, filters)]
     except KeyError as e:
-        return _daemon_err(f"Invalid filter '{e.args[0]}'")
-    except ValueError as e:
-        return _daemon_err(str(e))
+        return daemon_err(f"Invalid filter '{e.args[0]}'")
+    except (CommandLineError, ValueError) as e:
+        return daemon_err(str(e))
     trunc = (lambda s: s) if opts["no-trunc"] else (lambda s: s[:12])
     if opts["quiet"]:
         sys.stdout.write("".join(trunc(n["Id"]) + "\n" for n in nets))
@@ -181,7 +160,7 @@ def cmd_network_ls(ctx, argv) -> int:
     try:
         sys.stdout.write(render_rows(opts["format"] or LS_TABLE, rows, LS_HEADERS, LS_TABLE[6:]))
     except TemplateError as e:
-        return _err(f"template parsing error: {e}" if e.parse else str(e), 125 if e.parse else 1)
+        return template_error(e)
     return 0
 
 
@@ -206,17 +185,15 @@ def cmd_network_inspect(ctx, argv) -> int:
         try:
             found.append(nm.inspect(ref))
         except NetworkNotFound:
-            _err(f"Error: No such network: {ref}")
-            status = ERR
+            status = err(f"Error: No such network: {ref}")
         except NetworkError as e:
-            _daemon_err(str(e))
-            status = ERR
+            status = daemon_err(str(e))
     if opts["format"]:
         from hutch.cli.gotemplate import TemplateError, render
         try:
             sys.stdout.write("".join(render(opts["format"], n) + "\n" for n in found))
         except TemplateError as e:
-            return _err(f"template parsing error: {e}" if e.parse else str(e), 125 if e.parse else 1)
+            return template_error(e)
     else:
         sys.stdout.write(json.dumps(found, indent=4) + "\n")
     return status
@@ -241,9 +218,9 @@ def cmd_network_rm(ctx, argv) -> int:
             nm.remove_network(ref)
             print(ref)
         except NetworkNotFound:
-            status = _err(f"Error: No such network: {ref}")
+            status = err(f"Error: No such network: {ref}")
         except NetworkError as e:
-            status = _daemon_err(str(e))
+            status = daemon_err(str(e))
     return status
 
 
@@ -259,12 +236,10 @@ def cmd_network_prune(ctx, argv) -> int:
     except CommandLineError as e:
         return e.report()
     if opts["filter"]:
-        return _err("hutch: network prune --filter is not supported")
+        return err("hutch: network prune --filter is not supported")
     if not opts["force"]:
-        sys.stdout.write("WARNING! This will remove all custom networks not used by at least one "
-                         "container.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not confirm("WARNING! This will remove all custom networks not used by at least "
+                       "one container."):
             return 0
     removed = _manager(ctx).prune()
     if removed:
@@ -297,11 +272,11 @@ def _engine_call(ctx, method: str, *args, **kw) -> int:
     engine = Engine(ctx.paths)
     fn = getattr(engine, method, None)
     if fn is None:
-        return _err(f"hutch: network {method.split('_')[-1]} needs Engine.{method} (not available yet)")
+        return err(f"hutch: network {method.split('_')[-1]} needs Engine.{method} (not available yet)")
     try:
         fn(*args, **kw)
     except (NetworkError, engine_errors.EngineError) as e:
-        return _daemon_err(str(e))
+        return daemon_err(str(e))
     return 0
 
 
@@ -312,7 +287,7 @@ def cmd_network_connect(ctx, argv) -> int:
         return e.report()
     for flag in ("ip6", "link-local-ip", "driver-opt", "link"):
         if flag in opts.changed:
-            return _err(f"hutch: --{flag} is not supported by hutch networks")
+            return err(f"hutch: --{flag} is not supported by hutch networks")
     return _engine_call(ctx, "network_connect", args[1], args[0], aliases=opts["alias"],
                         ip=opts["ip"] or None)
 

@@ -6,50 +6,13 @@ import json
 import os
 import sys
 
+from hutch.cli.common import (DAEMON, ERR, confirm, daemon_err, err, image_store, key_values,
+                              parse_filters, template_error)
 from hutch.cli.flags import Command, CommandLineError, Flag
-
-ERR = 1   # Docker's CLI exits 1 when the daemon reports an error
-
-
-def _err(msg: str, code: int = ERR) -> int:
-    sys.stderr.write(msg.rstrip("\n") + "\n")
-    return code
-
 
 def _store(ctx):
     from hutch.engine.volumestore import VolumeStore
     return VolumeStore(ctx.paths)
-
-
-def _key_values(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        out[k] = v
-    return out
-
-
-def _filters(items: list[str]) -> dict[str, list[str]]:
-    """`-f key=value` -> {key: [values]} (the CLI's own check, then the daemon's)."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        k, eq, v = item.partition("=")
-        if not eq:
-            raise CommandLineError("bad format of filter (expected name=value)", ERR)
-        out.setdefault(k.strip().lower(), []).append(v.strip())
-    return out
-
-
-def _template_err(e) -> int:
-    if e.parse:
-        return _err(f"template parsing error: {e}", 125)
-    return _err(str(e))
-
-
-def _confirm(warning: str) -> bool:
-    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
-    sys.stdout.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 # --- volume create ------------------------------------------------------------------------
@@ -73,13 +36,13 @@ def cmd_volume_create(ctx, argv) -> int:
     name = args[0] if args else opts["name"]
     if opts["driver"] != "local":
         d = opts["driver"]
-        return _err(f"Error response from daemon: create {name}: error looking up volume "
-                    f'plugin {d}: plugin "{d}" not found')
+        return daemon_err(f'create {name}: error looking up volume plugin {d}: plugin "{d}" '
+                          "not found")
     try:
-        v = _store(ctx).create(name or None, labels=_key_values(opts["label"]),
-                               options=_key_values(opts["opt"]))
+        v = _store(ctx).create(name or None, labels=key_values(opts["label"]),
+                               options=key_values(opts["opt"]))
     except VolumeError as e:
-        return _err(f"Error response from daemon: {e}")
+        return daemon_err(str(e))
     print(v.name)
     return 0
 
@@ -114,7 +77,7 @@ def _ls_row(v) -> dict:
 def cmd_volume_ls(ctx, argv) -> int:
     try:
         opts, _ = LS.parse(argv)
-        filters = _filters(opts["filter"])
+        filters = parse_filters(opts["filter"])
     except CommandLineError as e:
         return e.report()
     from hutch.engine.volumestore import VolumeError, match_filters, validate_filters
@@ -123,7 +86,7 @@ def cmd_volume_ls(ctx, argv) -> int:
         vols = [v for v in _store(ctx).list() if match_filters(v, filters)]
         vols.sort(key=lambda v: _natural_key(v.name))
     except VolumeError as e:
-        return _err(f"Error response from daemon: {e}")
+        return daemon_err(str(e))
     if opts["quiet"]:
         sys.stdout.write("".join(v.name + "\n" for v in vols))
         return 0
@@ -133,7 +96,7 @@ def cmd_volume_ls(ctx, argv) -> int:
         sys.stdout.write(render_rows(fmt, [_ls_row(v) for v in vols], _LS_HEADERS,
                                      default_table=_LS_TABLE))
     except TemplateError as e:
-        return _template_err(e)
+        return template_error(e)
     return 0
 
 
@@ -154,24 +117,24 @@ def cmd_volume_inspect(ctx, argv) -> int:
     try:
         tmpl = parse(opts["format"]) if opts["format"] else None
     except TemplateError as e:
-        return _template_err(e)
+        return template_error(e)
     store = _store(ctx)
     found, errors = [], []
     for name in args:
         try:
             found.append(store.get(name).inspect())
         except VolumeError as e:
-            errors.append(f"Error response from daemon: {e}")
+            errors.append(f"{DAEMON}{e}")
     if tmpl is not None:
         try:
             for obj in found:
                 sys.stdout.write(tmpl.execute(obj) + "\n")
         except TemplateError as e:
-            return _template_err(e)
+            return template_error(e)
     else:
         sys.stdout.write(_go_json_indent(found) + "\n")
     if errors:
-        return _err("\n".join(errors))
+        return err("\n".join(errors))
     return 0
 
 
@@ -203,11 +166,11 @@ def cmd_volume_rm(ctx, argv) -> int:
         try:
             store.remove(name, force=opts["force"])
         except (VolumeError, OSError) as e:
-            errors.append(f"Error response from daemon: {e}")
+            errors.append(f"{DAEMON}{e}")
             continue
         print(name)
     if errors:
-        return _err("\n".join(errors))
+        return err("\n".join(errors))
     return 0
 
 
@@ -233,17 +196,17 @@ def prune_volumes(ctx, filters: dict[str, list[str]] | None = None) -> tuple[str
 def cmd_volume_prune(ctx, argv) -> int:
     try:
         opts, _ = PRUNE.parse(argv)
-        filters = _filters(opts["filter"])
+        filters = parse_filters(opts["filter"])
     except CommandLineError as e:
         return e.report()
     from hutch.cli.format import human_size
     from hutch.engine.volumestore import VolumeError
-    if not opts["force"] and not _confirm(VOLUME_PRUNE_WARNING):
+    if not opts["force"] and not confirm(VOLUME_PRUNE_WARNING):
         return 0
     try:
         out, reclaimed = prune_volumes(ctx, filters)
     except VolumeError as e:
-        return _err(f"Error response from daemon: {e}")
+        return daemon_err(str(e))
     if out:
         sys.stdout.write(out + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
@@ -302,15 +265,15 @@ def cmd_cp(ctx, argv) -> int:
         return e.report()
     src, dst = args
     if not src:
-        return _err("source can not be empty")
+        return err("source can not be empty")
     if not dst:
-        return _err("destination can not be empty")
+        return err("destination can not be empty")
     sctr, spath = _split_cp_arg(src)
     dctr, dpath = _split_cp_arg(dst)
     if sctr and dctr:
-        return _err("copying between containers is not supported")
+        return err("copying between containers is not supported")
     if not sctr and not dctr:
-        return _err("must specify at least one container source")
+        return err("must specify at least one container source")
     quiet = opts["quiet"] if "quiet" in opts.changed else not os.isatty(1)
     from hutch.engine import errors as engine_errors
     from hutch.engine.store import Store
@@ -318,7 +281,7 @@ def cmd_cp(ctx, argv) -> int:
     try:
         c = Store(ctx.paths).get(ref)
     except engine_errors.NotFound as e:
-        return _err(f"Error response from daemon: {e}")
+        return daemon_err(str(e))
     mode = "from" if sctr else "to"
     path = _ctr_path(spath if sctr else dpath)
     local = (dpath if sctr else spath)
@@ -330,7 +293,7 @@ def cmd_cp(ctx, argv) -> int:
             count, where = _cp_to(ctx, c, ref, dpath, path, local, opts["follow-link"],
                                   opts["archive"])
     except _CpFailed as e:
-        return _err(str(e))
+        return err(str(e))
     if not quiet and local != "-":
         from hutch.cli.format import human_size
         sys.stderr.write(f"Successfully copied {human_size(count, 3)} to {where}\n")
@@ -399,9 +362,9 @@ def _spawn(ctx, c, child_fn):
         except volumes.CopyError as e:
             chan.send({"error": str(e)})
         except OSError as e:
-            chan.send({"error": f"Error response from daemon: {_oserror(e)}"})
+            chan.send({"error": DAEMON + _oserror(e)})
         except BaseException as e:  # noqa: BLE001 - the child must report, never unwind
-            chan.send({"error": f"Error response from daemon: {e}"})
+            chan.send({"error": f"{DAEMON}{e}"})
         finally:
             os._exit(code)
     os.close(to_parent[1])
@@ -438,7 +401,7 @@ def _cp_from(ctx, c, ref, spath_given, src, dst, follow):
         try:
             pfd, name, _ = volumes.source_in_root(root, src, follow)
         except (FileNotFoundError, NotADirectoryError):
-            raise volumes.CopyError(f"Error response from daemon: Could not find the file "
+            raise volumes.CopyError(f"{DAEMON}Could not find the file "
                                     f"{spath_given} in container {ref}") from None
         st = os.stat(name or ".", dir_fd=pfd, follow_symlinks=False)
         import stat as stat_mod
@@ -463,7 +426,7 @@ def _cp_from(ctx, c, ref, spath_given, src, dst, follow):
     try:
         st = chan.recv()
         if st is None or "error" in st:
-            raise _CpFailed((st or {}).get("error", "Error response from daemon: copy failed"))
+            raise _CpFailed((st or {}).get("error", DAEMON + "copy failed"))
         if dst == "-":
             chan.send({"arcname": st["name"] or ".", "contents": False})
             count = 0
@@ -547,7 +510,7 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
         try:
             os.close(volumes.open_in_root(root, plan["dir"]))
         except (FileNotFoundError, NotADirectoryError):
-            raise volumes.CopyError(f"Error response from daemon: Could not find the file "
+            raise volumes.CopyError(f"{DAEMON}Could not find the file "
                                     f"{plan['dir']} in container {ref}") from None
         volumes.Extractor(root, plan["dir"], chown=plan["chown"],
                           idmap=_idmap(ctx, c)).extract(_Counting(data[0]))
@@ -571,7 +534,7 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
     try:
         st = chan.recv()
         if st is None or "error" in st:
-            raise _CpFailed((st or {}).get("error", "Error response from daemon: copy failed"))
+            raise _CpFailed((st or {}).get("error", DAEMON + "copy failed"))
         if src == "-":
             if not st["isdir"]:
                 chan.send({"abort": True})
@@ -589,7 +552,7 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
         m = volumes.mount_for_path(c.record.get("HutchMounts"), extract_dir)
         if (m is not None and not m.RW) or (m is None and readonly_rootfs):
             chan.send({"abort": True})
-            raise _CpFailed("Error response from daemon: " + (
+            raise _CpFailed(DAEMON + (
                 "mounted volume is marked read-only" if m is not None
                 else "container rootfs is marked read-only"))
         chan.send({"dir": extract_dir, "chown": "keep" if archive else "root"})
@@ -617,7 +580,7 @@ def _cp_to(ctx, c, ref, dpath_given, dst, src, follow, archive):
         data = (-1, -1)
         end = chan.recv()
         if end is None or "error" in end:
-            raise _CpFailed((end or {}).get("error", "Error response from daemon: copy failed"))
+            raise _CpFailed((end or {}).get("error", DAEMON + "copy failed"))
         return count, f"{ref}:{dpath_given}"
     finally:
         if data[1] >= 0:
@@ -687,13 +650,13 @@ def cmd_system_df(ctx, argv) -> int:
     try:
         if opts["verbose"]:
             if opts["format"]:
-                return _err("the verbose flag is not supported with a custom format")
+                return err("the verbose flag is not supported with a custom format")
             sys.stdout.write(_df_verbose(du))
             return 0
         sys.stdout.write(render_rows(opts["format"] or "table", _df_rows(du), _DF_HEADERS,
                                      default_table=_DF_TABLE))
     except TemplateError as e:
-        return _template_err(e)
+        return template_error(e)
     return 0
 
 
@@ -749,15 +712,15 @@ SYSPRUNE = Command("system prune", "[OPTIONS]", "Remove unused data", [
 def cmd_system_prune(ctx, argv) -> int:
     try:
         opts, _ = SYSPRUNE.parse(argv)
-        filters = _filters(opts["filter"])
+        filters = parse_filters(opts["filter"])
     except CommandLineError as e:
         return e.report()
     from hutch.cli.format import human_size
     if opts["volumes"] and "until" in filters:
-        return _err('ERROR: The "until" filter is not supported with "--volumes"')
+        return err('ERROR: The "until" filter is not supported with "--volumes"')
     for key in filters:
         if key not in ("until", "label", "label!"):
-            return _err(f"Error response from daemon: invalid filter '{key}'")
+            return daemon_err(f"invalid filter '{key}'")
     if not opts["force"]:
         warnings = ["all stopped containers", "all networks not used by at least one container"]
         if opts["volumes"]:
@@ -769,14 +732,14 @@ def cmd_system_prune(ctx, argv) -> int:
         if filters:
             text += "\n  Items to be pruned will be filtered with:\n" + "".join(
                 f"  - {k}={v}\n" for k in sorted(filters) for v in filters[k])
-        if not _confirm(text.rstrip("\n") + "\n"):
+        if not confirm(text.rstrip("\n") + "\n"):
             return 0
     reclaimed = 0
     for step in (_prune_containers, _prune_networks, _prune_volumes_step, _prune_images):
         try:
             out, space = step(ctx, opts, filters)
         except _PruneFailed as e:
-            return _err(str(e))
+            return err(str(e))
         reclaimed += space
         if out:
             sys.stdout.write(out + "\n")
@@ -800,7 +763,7 @@ def _matches(labels: dict, created: str | None, filters: dict) -> bool:
             try:
                 limit = to_unix(until)
             except Exception:  # noqa: BLE001
-                raise _PruneFailed(f"Error response from daemon: failed to parse value as "
+                raise _PruneFailed(f"{DAEMON}failed to parse value as "
                                    f'time or duration: "{until}"') from None
         if created and to_unix(created) >= limit:
             return False
@@ -818,8 +781,7 @@ def _matches(labels: dict, created: str | None, filters: dict) -> bool:
 def _prune_containers(ctx, opts, filters):
     from hutch.engine.containers import Engine
     from hutch.engine.volumestore import tree_size
-    from hutch.images.store import ImageStore
-    images = ImageStore(ctx.paths.images, ctx.paths.containers)
+    images = image_store(ctx.paths)
     eng = Engine(ctx.paths)
     sizes = {}
     for c in eng.list():
@@ -852,13 +814,12 @@ def _prune_volumes_step(ctx, opts, filters):
     try:
         return prune_volumes(ctx, {k: v for k, v in filters.items() if k != "until"})
     except VolumeError as e:
-        raise _PruneFailed(f"Error response from daemon: {e}") from None
+        raise _PruneFailed(f"{DAEMON}{e}") from None
 
 
 def _prune_images(ctx, opts, filters):
     from hutch.cli.images import remove_image
-    from hutch.images.store import ImageStore
-    store = ImageStore(ctx.paths.images, ctx.paths.containers)
+    store = image_store(ctx.paths)
     in_use = store.images_in_use()
     lines, reclaimed = [], 0
     for img in store.list():
