@@ -486,32 +486,55 @@ def cmd_load(ctx, argv) -> int:
 
 # --- registries ------------------------------------------------------------------------
 
-PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Pull an image or a repository from a registry", [
-    Flag("all-tags", "a", help="Download all tagged images in the repository"),
-    Flag("platform", None, "string", "", "Set platform if server is multi-platform capable"),
-    Flag("disable-content-trust", None, "bool", True, "Skip image verification"),
-    Flag("quiet", "q", help="Suppress verbose output"),
-    Flag("insecure-registry", None, "list", [], "Allow plain http "
-         "for this registry host[:port]"),
-], min_args=1, max_args=1)
+_INSECURE_REGISTRY = Flag("insecure-registry", None, "list", [],
+                          "Allow plain http for this registry host[:port]")
+
+
+def _registry_flags(all_tags_help: str) -> list[Flag]:
+    return [
+        Flag("all-tags", "a", help=all_tags_help),
+        Flag("disable-content-trust", None, "bool", True, "Skip image verification"),
+        Flag("quiet", "q", help="Suppress verbose output"),
+        _INSECURE_REGISTRY,
+    ]
+
+
+PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Pull an image or a repository from a registry",
+               _registry_flags("Download all tagged images in the repository") + [
+                   Flag("platform", None, "string", "", "Set platform if server is multi-platform capable"),
+               ], min_args=1, max_args=1)
+PUSH = Command("push", "[OPTIONS] NAME[:TAG]", "Push an image or a repository to a registry",
+               _registry_flags("Push all tagged images in the repository"), min_args=1, max_args=1)
+
+
+def _registry_args(cmd: Command, argv: list[str]):
+    """pull's and push's flags, then the client-side refusals both make: (opts, reference);
+    raises CommandLineError."""
+    from hutch.images import reference as refs
+    opts, args = cmd.parse(argv)
+    if not opts["disable-content-trust"]:
+        raise CommandLineError("content trust (image signing) is not supported by hutch", 125)
+    try:
+        return opts, refs.parse(args[0])
+    except refs.InvalidReference as e:
+        raise CommandLineError(str(e), 125) from None
+
+
+def _registry_client(ctx, opts):
+    from hutch.images import registry
+    return registry.Client(ctx.paths, insecure=opts["insecure-registry"])
 
 
 def cmd_pull(ctx, argv) -> int:
     try:
-        opts, args = PULL.parse(argv)
+        opts, ref = _registry_args(PULL, argv)
     except CommandLineError as e:
         return e.report()
-    from hutch.images import reference as refs, registry
-    if not opts["disable-content-trust"]:
-        return err("content trust (image signing) is not supported by hutch", 125)
-    try:
-        ref = refs.parse(args[0])
-    except refs.InvalidReference as e:
-        return err(str(e), 125)
+    from hutch.images import registry
     if opts["all-tags"] and (ref.tag or ref.digest):
         return err("tag can't be used with --all-tags/-a")
     from hutch.images.store import StoreError
-    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
+    client = _registry_client(ctx, opts)
     out = registry.Progress(sys.stdout, quiet=opts["quiet"])
     try:
         if opts["all-tags"]:
@@ -521,9 +544,7 @@ def cmd_pull(ctx, argv) -> int:
                 out.line("Using default tag: latest")
                 ref = ref.tagged_or_latest()
             registry.pull(image_store(ctx.paths), client, ref, out, platform=opts["platform"])
-    except registry.RegistryError as e:
-        return daemon_err(str(e))
-    except StoreError as e:
+    except (registry.RegistryError, StoreError) as e:
         return daemon_err(str(e))
     except (KeyError, TypeError, ValueError) as e:  # a manifest or config that is not JSON
         return daemon_err(f"invalid image manifest or config: {type(e).__name__}: {e}")
@@ -532,27 +553,12 @@ def cmd_pull(ctx, argv) -> int:
     return 0
 
 
-PUSH = Command("push", "[OPTIONS] NAME[:TAG]", "Push an image or a repository to a registry", [
-    Flag("all-tags", "a", help="Push all tagged images in the repository"),
-    Flag("disable-content-trust", None, "bool", True, "Skip image verification"),
-    Flag("quiet", "q", help="Suppress verbose output"),
-    Flag("insecure-registry", None, "list", [], "Allow plain http "
-         "for this registry host[:port]"),
-], min_args=1, max_args=1)
-
-
 def cmd_push(ctx, argv) -> int:
     try:
-        opts, args = PUSH.parse(argv)
+        opts, ref = _registry_args(PUSH, argv)
     except CommandLineError as e:
         return e.report()
     from hutch.images import reference as refs, registry
-    if not opts["disable-content-trust"]:
-        return err("content trust (image signing) is not supported by hutch", 125)
-    try:
-        ref = refs.parse(args[0])
-    except refs.InvalidReference as e:
-        return err(str(e), 125)
     if ref.digest:
         return err("cannot push a digest reference")
     store = image_store(ctx.paths)
@@ -569,7 +575,7 @@ def cmd_push(ctx, argv) -> int:
         tags = [str(ref)] if str(ref) in tags else []
     if not tags:
         return err(f"An image does not exist locally with the tag: {ref.familiar_name}")
-    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
+    client = _registry_client(ctx, opts)
     out = registry.Progress(sys.stdout, quiet=opts["quiet"])
     out.line(f"The push refers to repository [{ref.name}]")
     try:
@@ -587,8 +593,7 @@ LOGIN = Command("login", "[OPTIONS] [SERVER]", "Log in to a Docker registry.\nIf
                     Flag("password", "p", "string", "", "Password"),
                     Flag("password-stdin", None, help="Take the password from stdin"),
                     Flag("username", "u", "string", "", "Username"),
-                    Flag("insecure-registry", None, "list", [], "Allow plain http for this "
-                         "registry host[:port]"),
+                    _INSECURE_REGISTRY,
                 ], max_args=1)
 
 
@@ -620,9 +625,8 @@ def cmd_login(ctx, argv) -> int:
         password = getpass.getpass("Password: ")
     if not user:
         return err("Error: Non-null Username Required")
-    client = registry.Client(ctx.paths, insecure=opts["insecure-registry"])
     try:
-        client.login(auth.registry_host(server), user, password)
+        _registry_client(ctx, opts).login(auth.registry_host(server), user, password)
     except registry.RegistryError as e:
         return daemon_err(str(e))
     auth.store_credentials(ctx.paths, server, user, password)
