@@ -5,15 +5,9 @@ import json
 import os
 import sys
 
+from hutch.cli.common import (DAEMON, confirm, daemon_err, err, image_store, key_values,
+                              parse_filters)
 from hutch.cli.flags import CommandLineError, Command, Flag
-
-DAEMON = "Error response from daemon: "
-
-
-def _err(msg: str) -> None:
-    sys.stderr.write(msg.rstrip("\n") + "\n")
-    sys.stderr.flush()
-
 
 def _out(text: str) -> None:
     sys.stdout.write(text)
@@ -230,10 +224,7 @@ def _create_options(opts, args, *, detach: bool, cmd: str):
         env += specmod.resolve_env_args(opts["env"])
     except ValueError as e:
         raise RunError(str(e)) from None
-    labels = {}
-    for item in opts["label"]:
-        k, _, v = item.partition("=")
-        labels[k] = v
+    labels = key_values(opts["label"])
     log_opts = {}
     for item in opts["log-opt"]:
         k, sep, v = item.partition("=")
@@ -350,10 +341,10 @@ def _pull_missing(ctx, image: str, opts) -> None:
         raise RunError(str(e)) from None
     if opts.get("pull") == "never":
         raise RunError(f"{DAEMON}No such image: {ref.familiar()}")
-    _err(f"Unable to find image '{ref.familiar()}' locally")
+    err(f"Unable to find image '{ref.familiar()}' locally")
     from hutch.images import registry
-    from hutch.images.store import ImageStore, StoreError
-    store = ImageStore(ctx.paths.images, ctx.paths.containers)
+    from hutch.images.store import StoreError
+    store = image_store(ctx.paths)
     out = registry.Progress(sys.stderr, quiet=bool(opts.get("quiet")))
     try:
         registry.pull(store, registry.Client(ctx.paths), ref, out)
@@ -363,7 +354,7 @@ def _pull_missing(ctx, image: str, opts) -> None:
 
 def _run_error(cmd: str, msg: str, code: int) -> int:
     if msg:
-        _err(f"hutch: {msg}\n\nRun 'hutch {cmd} --help' for more information")
+        err(f"hutch: {msg}\n\nRun 'hutch {cmd} --help' for more information")
     return code
 
 
@@ -377,10 +368,9 @@ def cmd_create(ctx, argv):
     except RunError as e:
         return _run_error("create", str(e), e.code)
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1 if isinstance(e, errors.Conflict) else 125
+        return daemon_err(str(e), 1 if isinstance(e, errors.Conflict) else 125)
     for w in warnings:
-        _err(w)
+        err(w)
     print(c.id)
     return 0
 
@@ -391,15 +381,11 @@ def cmd_run(ctx, argv):
     opts, args = _lazy_command("RUN_CMD").parse(argv)
     detach = opts["detach"]
     if opts["tty"] and opts["interactive"] and not detach and not os.isatty(0):
-        _err("the input device is not a TTY")
-        return 1
-    detach_keys = b"\x10\x11"
-    if opts["detach-keys"]:
-        from hutch.engine.attach import parse_detach_keys
-        try:
-            detach_keys = parse_detach_keys(opts["detach-keys"])
-        except ValueError as e:
-            return _run_error("run", str(e), 125)
+        return err("the input device is not a TTY")
+    try:
+        detach_keys = _detach_keys(opts["detach-keys"])
+    except ValueError as e:
+        return _run_error("run", str(e), 125)
     try:
         eng, c, warnings = _create(ctx, opts, args, detach=detach, cmd="run")
     except RunError as e:
@@ -407,7 +393,7 @@ def cmd_run(ctx, argv):
     except errors.EngineError as e:
         return _run_error("run", f"{DAEMON}{e}", 125)
     for w in warnings:
-        _err(w)
+        err(w)
     if detach:
         try:
             eng.start(c.id)
@@ -415,7 +401,7 @@ def cmd_run(ctx, argv):
             return _start_failed(eng, c, "run", e)
         print(c.id)
         return 0
-    return _run_attached(ctx, eng, c, opts, detach_keys, cmd="run")
+    return _run_attached(eng, c, opts, detach_keys)
 
 
 def _start_failed(eng, c, cmd, e) -> int:
@@ -429,44 +415,76 @@ def _start_failed(eng, c, cmd, e) -> int:
     return _run_error(cmd, f"{DAEMON}{e}", code)
 
 
-def _run_attached(ctx, eng, c, opts, detach_keys, *, cmd: str) -> int:
-    import socket
-    from hutch.engine import attach as att
+def _run_attached(eng, c, opts, detach_keys: bytes) -> int:
     from hutch.engine import errors
     config = c.record["Config"]
     streams = {"stdin": config["AttachStdin"], "stdout": config["AttachStdout"],
                "stderr": config["AttachStderr"]}
+    try:
+        res = _start_streaming(eng, c, streams, detach_keys,
+                               proxy=opts["sig-proxy"] and not config["Tty"])
+    except errors.EngineError as e:
+        return _start_failed(eng, c, "run", e)
+    return _exit_code(eng, c, res, lost=125)
+
+
+def _detach_keys(spec: str) -> bytes:
+    """--detach-keys as bytes, Docker's ctrl-p ctrl-q when not given; raises ValueError."""
+    if not spec:
+        return b"\x10\x11"
+    from hutch.engine.attach import parse_detach_keys
+    return parse_detach_keys(spec)
+
+
+def _start_streaming(eng, c, streams: dict, detach_keys: bytes, proxy: bool):
+    """Start c with this process on its streams (the monitor gets our socket's peer) and
+    relay them until it exits or the user detaches: the stream's Result. The start's
+    EngineError is raised."""
+    import socket
+    from hutch.engine import attach as att
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    size = att.terminal_size(1) if config["Tty"] else None
+    size = att.terminal_size(1) if c.record["Config"]["Tty"] else None
     try:
         eng.start(c.id, attach_sock=theirs, attach_opts=dict(streams, until="done"),
                   console_size=size)
-    except errors.EngineError as e:
+    except BaseException:
         ours.close()
-        return _start_failed(eng, c, cmd, e)
+        raise
     finally:
         theirs.close()
-    run_dir = eng.store.run_dir(c.id)
-    on_signal = None
-    if opts.get("sig-proxy", True) and not config["Tty"]:
-        def on_signal(n):
-            try:
-                eng.kill(c.id, n)
-            except errors.EngineError:
-                pass
-    with ours:
-        res = att.stream(ours, stdin=streams["stdin"], tty=config["Tty"], run_dir=run_dir,
-                         detach_keys=detach_keys if streams["stdin"] else b"",
-                         on_signal=on_signal)
-    if res.kind == "detached":
-        return 0
+    return _relay(eng, c, ours, stdin=streams["stdin"], detach_keys=detach_keys, proxy=proxy)
+
+
+def _relay(eng, c, sock, *, stdin: bool, detach_keys: bytes, proxy: bool, redraw=False):
+    """Pump the container's streams over sock (closed after): the stream's Result. With
+    proxy, the signals this process gets are sent to the container."""
+    from hutch.engine import attach as att
+    from hutch.engine import errors
+
+    def forward(signum):
+        try:
+            eng.kill(c.id, signum)
+        except errors.EngineError:
+            pass    # it has exited: its exit frame is on the way
+    with sock:
+        return att.stream(sock, stdin=stdin, tty=c.record["Config"]["Tty"],
+                          run_dir=eng.store.run_dir(c.id),
+                          detach_keys=detach_keys if stdin else b"",
+                          on_signal=forward if proxy else None, redraw=redraw)
+
+
+def _exit_code(eng, c, res, *, lost: int) -> int:
+    """The CLI's exit code after a relay: the container's, 0 when the user detached; when
+    the stream ended without an exit frame (its monitor killed), the state's, or `lost`."""
+    from hutch.engine import errors
     if res.kind == "exit":
         return res.exit_code
-    # the stream ended without an exit frame (monitor killed): ask the state
+    if res.kind == "detached":
+        return 0
     try:
         return eng.wait(c.id)
     except errors.EngineError:
-        return 125
+        return lost
 
 
 # --- start / stop / kill / pause / restart ----------------------------------------------
@@ -485,8 +503,7 @@ def cmd_start(ctx, argv):
     eng = _engine(ctx)
     if opts["attach"] or opts["interactive"]:
         if len(args) > 1:
-            _err("you cannot start and attach multiple containers at once")
-            return 1
+            return err("you cannot start and attach multiple containers at once")
         return _start_attached(ctx, eng, args[0], opts)
     failed = []
     for ref in args:
@@ -494,65 +511,36 @@ def cmd_start(ctx, argv):
             eng.start(ref)
             print(ref)
         except errors.EngineError as e:
-            _err(f"{DAEMON}{e}")
+            daemon_err(str(e))
             failed.append(ref)
     if failed:
-        _err("Error: failed to start containers: " + ", ".join(failed))
-        return 1
+        return err("Error: failed to start containers: " + ", ".join(failed))
     return 0
 
 
 def _start_attached(ctx, eng, ref, opts) -> int:
-    import socket
-    from hutch.engine import attach as att
     from hutch.engine import errors, states
-    detach_keys = b"\x10\x11"
-    if opts["detach-keys"]:
-        try:
-            detach_keys = att.parse_detach_keys(opts["detach-keys"])
-        except ValueError as e:
-            _err(str(e))
-            return 1
+    try:
+        detach_keys = _detach_keys(opts["detach-keys"])
+    except ValueError as e:
+        return err(str(e))
     try:
         c = eng.get(ref)
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        _err(f"Error: failed to start containers: {ref}")
-        return 1
+        daemon_err(str(e))
+        return err(f"Error: failed to start containers: {ref}")
     config = c.record["Config"]
     stdin = bool(opts["interactive"] and config["OpenStdin"])
     if config["Tty"] and stdin and not os.isatty(0):
-        _err("the input device is not a TTY")
-        return 1
+        return err("the input device is not a TTY")
     if c.status in (states.RUNNING, states.PAUSED):
         return _attach_running(eng, c, stdin=stdin, detach_keys=detach_keys, proxy=True)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    size = att.terminal_size(1) if config["Tty"] else None
     try:
-        eng.start(c.id, attach_sock=theirs,
-                  attach_opts={"stdin": stdin, "stdout": True, "stderr": True, "until": "done"},
-                  console_size=size)
+        res = _start_streaming(eng, c, {"stdin": stdin, "stdout": True, "stderr": True},
+                               detach_keys, proxy=not config["Tty"])
     except errors.EngineError as e:
-        ours.close()
-        _err(f"{DAEMON}{e}")
-        return e.exit_code if isinstance(e, errors.ExecFailed) else 1
-    finally:
-        theirs.close()
-    on_signal = None
-    if not config["Tty"]:
-        def on_signal(n):
-            try:
-                eng.kill(c.id, n)
-            except errors.EngineError:
-                pass
-    with ours:
-        res = att.stream(ours, stdin=stdin, tty=config["Tty"], run_dir=eng.store.run_dir(c.id),
-                         detach_keys=detach_keys if stdin else b"", on_signal=on_signal)
-    if res.kind == "exit":
-        return res.exit_code
-    if res.kind == "detached":
-        return 0
-    return eng.wait(c.id)
+        return daemon_err(str(e), e.exit_code if isinstance(e, errors.ExecFailed) else 1)
+    return _exit_code(eng, c, res, lost=1)
 
 
 def _each(args, fn, *, quiet_missing=False) -> int:
@@ -564,7 +552,7 @@ def _each(args, fn, *, quiet_missing=False) -> int:
             fn(ref)
             print(ref)
         except errors.EngineError as e:
-            _err(f"{DAEMON}{e}")
+            daemon_err(str(e))
             if not (quiet_missing and isinstance(e, errors.NotFound)
                     and str(e).startswith("No such container")):
                 rc = 1
@@ -589,8 +577,7 @@ def cmd_stop(ctx, argv):
         try:
             sig = parse_signal(opts["signal"])
         except errors.EngineError as e:
-            _err(f"{DAEMON}{e}")
-            return 1
+            return daemon_err(str(e))
     return _each(args, lambda ref: eng.stop(ref, timeout, sig))
 
 
@@ -621,8 +608,7 @@ def cmd_kill(ctx, argv):
     try:
         sig = parse_signal(opts["signal"])
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     return _each(args, lambda ref: eng.kill(ref, sig))
 
 
@@ -657,8 +643,7 @@ RM_CMD = Command("rm", "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more
 def cmd_rm(ctx, argv):
     opts, args = RM_CMD.parse(argv)
     if opts["link"]:
-        _err(f"{DAEMON}Links are not supported by hutch")
-        return 1
+        return daemon_err("Links are not supported by hutch")
     eng = _engine(ctx)
     return _each(args, lambda ref: eng.remove(ref, force=opts["force"], volumes=opts["volumes"]),
                  quiet_missing=opts["force"])
@@ -677,8 +662,7 @@ def cmd_wait(ctx, argv):
         try:
             print(eng.wait(ref), flush=True)
         except errors.EngineError as e:
-            _err(f"{DAEMON}{e}")
-            rc = 1
+            rc = daemon_err(str(e))
     return rc
 
 
@@ -692,8 +676,7 @@ def cmd_rename(ctx, argv):
     try:
         _engine(ctx).rename(args[0], args[1])
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     return 0
 
 
@@ -706,11 +689,8 @@ PRUNE_CMD = Command("container prune", "[OPTIONS]", "Remove all stopped containe
 @_command
 def cmd_container_prune(ctx, argv):
     opts, _args = PRUNE_CMD.parse(argv)
-    if not opts["force"]:
-        _out("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            return 0
+    if not opts["force"] and not confirm("WARNING! This will remove all stopped containers."):
+        return 0
     filters = _parse_filters(opts["filter"], ("until", "label", "label!"))
     if filters is None:
         return 1
@@ -747,17 +727,16 @@ def _label_match(labels: dict, want: str) -> bool:
 
 
 def _parse_filters(items, allowed) -> dict | None:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not sep:
-            _err(f"Error: bad format of filter (expected name=value)")
-            return None
-        k = k.strip().lower()
+    """The filters, or None once Docker's error line for them is printed."""
+    try:
+        out = parse_filters(items)
+    except CommandLineError as e:
+        err(f"Error: {e}")
+        return None
+    for k in out:
         if k not in allowed:
-            _err(f"{DAEMON}invalid filter '{k}'")
+            daemon_err(f"invalid filter '{k}'")
             return None
-        out.setdefault(k, []).append(v)
     return out
 
 
@@ -793,8 +772,7 @@ def cmd_ps(ctx, argv):
         return 1
     for s in filters.get("status", []):
         if s not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-            _err(f"{DAEMON}Invalid filter 'status={s}'")
-            return 1
+            return daemon_err(f"Invalid filter 'status={s}'")
     eng = _engine(ctx)
     containers = eng.list()
     show_all = opts["all"] or bool(filters.get("status")) or bool(filters.get("exited")) \
@@ -804,8 +782,7 @@ def cmd_ps(ctx, argv):
     try:
         containers = [c for c in containers if _ps_match(eng, c, filters)]
     except ValueError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     if opts["latest"]:
         containers = containers[:1]
     elif opts["last"] > 0:
@@ -823,8 +800,7 @@ def cmd_ps(ctx, argv):
     try:
         _out(gotemplate.render_rows(template, rows, PS_HEADERS, default_table=PS_TABLE[6:]))
     except gotemplate.TemplateError as e:
-        _err(f"template parsing error: {e}")
-        return 64
+        return err(f"template parsing error: {e}", 64)
     return 0
 
 
@@ -923,8 +899,7 @@ def _is_ancestor(eng, c, ref: str) -> bool:
     if r["Config"]["Image"] == ref or r["Image"] == ref or r["Image"].split(":")[-1].startswith(ref):
         return True
     try:
-        from hutch.images.store import ImageStore
-        img = ImageStore(eng.paths.images, eng.paths.containers).resolve(ref)
+        img = image_store(eng.paths).resolve(ref)
         return img.id == r["Image"]
     except Exception:  # noqa: BLE001 - no such image: no match
         return False
@@ -977,21 +952,19 @@ def _inspect(ctx, opts, args, kinds, not_found) -> int:
             try:
                 _out(gotemplate.render(opts["format"].replace("\\n", "\n").replace("\\t", "\t"), obj) + "\n")
             except gotemplate.TemplateError as e:
-                _err(f"template parsing error: {e}")
-                return 1
+                return err(f"template parsing error: {e}")
     else:
         _out(_json_indent(found) + "\n")
     for ref in missing:
-        _err(f"Error: {not_found}: {ref}")
-        rc = 1
+        rc = err(f"Error: {not_found}: {ref}")
     return rc
 
 
 def _inspect_image(ctx, ref):
     from hutch.images import present
     from hutch.images import reference as refs
-    from hutch.images.store import ImageNotFound, ImageStore
-    store = ImageStore(ctx.paths.images, ctx.paths.containers)
+    from hutch.images.store import ImageNotFound
+    store = image_store(ctx.paths)
     try:
         return present.inspect_dict(store, store.resolve(ref))
     except (ImageNotFound, refs.InvalidReference):
@@ -1024,14 +997,12 @@ def cmd_logs(ctx, argv):
     try:
         c = eng.get(args[0])
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     try:
         since = logs.parse_time_arg(opts["since"]) if opts["since"] else None
         until = logs.parse_time_arg(opts["until"]) if opts["until"] else None
     except ValueError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     tail = opts["tail"]
     if tail != "all":
         try:
@@ -1112,7 +1083,6 @@ ATTACH_CMD = Command("attach", "[OPTIONS] CONTAINER", "Attach local standard inp
 
 @_command
 def cmd_attach(ctx, argv):
-    from hutch.engine import attach as att
     from hutch.engine import errors, states
     opts, args = ATTACH_CMD.parse(argv)
     eng = _engine(ctx)
@@ -1120,63 +1090,35 @@ def cmd_attach(ctx, argv):
         c = eng.get(args[0])
         states.check("attach", c.status, cid=c.id, ref=args[0], name=c.name)
     except errors.NotFound as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     except errors.EngineError as e:
-        _err(str(e))
-        return 1
+        return err(str(e))
     if c.status == states.PAUSED:
-        _err("You cannot attach to a paused container, unpause it first")
-        return 1
-    detach_keys = b"\x10\x11"
-    if opts["detach-keys"]:
-        try:
-            detach_keys = att.parse_detach_keys(opts["detach-keys"])
-        except ValueError as e:
-            _err(str(e))
-            return 1
+        return err("You cannot attach to a paused container, unpause it first")
+    try:
+        detach_keys = _detach_keys(opts["detach-keys"])
+    except ValueError as e:
+        return err(str(e))
     config = c.record["Config"]
     stdin = config["OpenStdin"] and not opts["no-stdin"]
     if config["Tty"] and stdin and not os.isatty(0):
-        _err("the input device is not a TTY")
-        return 1
-    rc = _attach_running(eng, c, stdin=stdin, detach_keys=detach_keys,
-                         proxy=opts["sig-proxy"] and not config["Tty"])
-    return rc
+        return err("the input device is not a TTY")
+    return _attach_running(eng, c, stdin=stdin, detach_keys=detach_keys,
+                           proxy=opts["sig-proxy"] and not config["Tty"])
 
 
 def _attach_running(eng, c, *, stdin: bool, detach_keys: bytes, proxy: bool) -> int:
-    from hutch.engine import attach as att
-    from hutch.engine import errors
     from hutch.engine.monitor import connect
-    run_dir = eng.store.run_dir(c.id)
     try:
-        sock = connect(run_dir)
+        sock = connect(eng.store.run_dir(c.id))
     except OSError:
-        _err(f"{DAEMON}container {c.id} has no monitor: its output cannot be attached")
-        return 1
+        return daemon_err(f"container {c.id} has no monitor: its output cannot be attached")
     sock.sendall(json.dumps({"op": "attach", "stdin": stdin, "stdout": True, "stderr": True,
                              "until": "exited"}).encode() + b"\n")
-    on_signal = None
-    if proxy:
-        def on_signal(n):
-            try:
-                eng.kill(c.id, n)
-            except errors.EngineError:
-                pass
-    with sock:
-        res = att.stream(sock, stdin=stdin, tty=c.record["Config"]["Tty"], run_dir=run_dir,
-                         detach_keys=detach_keys if stdin else b"", on_signal=on_signal,
-                         redraw=True)
+    res = _relay(eng, c, sock, stdin=stdin, detach_keys=detach_keys, proxy=proxy, redraw=True)
     if res.kind == "detached":
-        _err("read escape sequence")
-        return 1
-    if res.kind == "exit":
-        return res.exit_code
-    try:
-        return eng.wait(c.id)
-    except errors.EngineError:
-        return 1
+        return err("read escape sequence")
+    return _exit_code(eng, c, res, lost=1)
 
 
 EXEC_CMD = Command("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container", [
@@ -1198,8 +1140,7 @@ def cmd_exec(ctx, argv):
     from hutch.engine import spec as specmod
     opts, args = EXEC_CMD.parse(argv)
     if opts["tty"] and opts["interactive"] and not opts["detach"] and not os.isatty(0):
-        _err("the input device is not a TTY")
-        return 1
+        return err("the input device is not a TTY")
     eng = _engine(ctx)
     try:
         c = eng.check_exec(args[0])
@@ -1211,11 +1152,9 @@ def cmd_exec(ctx, argv):
                              workdir=opts["workdir"] or "", env=env,
                              privileged=opts["privileged"])
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1 if not isinstance(e, errors.InvalidParameter) else 126
+        return daemon_err(str(e), 126 if isinstance(e, errors.InvalidParameter) else 1)
     except ValueError as e:
-        _err(f"{DAEMON}{e}")
-        return 126
+        return daemon_err(str(e), 126)
     from hutch.engine import execs
     return execs.run(ctx.paths, c, proc, detach=opts["detach"], tty=opts["tty"],
                      interactive=opts["interactive"])
@@ -1238,25 +1177,21 @@ def cmd_top(ctx, argv):
         from hutch.runtime import container as rt
         pids = rt.ps(ctx.paths.runtime_state, c.id)
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     import subprocess
     ps_args = args[1:] or ["-ef"]
     try:
         res = subprocess.run(["ps"] + ps_args, capture_output=True, text=True)
     except OSError as e:
-        _err(f"{DAEMON}ps: {e}")
-        return 1
+        return daemon_err(f"ps: {e}")
     if res.returncode != 0:
-        _err(f"{DAEMON}Error running ps: exit status {res.returncode}: {res.stderr.strip()}")
-        return 1
+        return daemon_err(f"Error running ps: exit status {res.returncode}: {res.stderr.strip()}")
     lines = res.stdout.splitlines()
     if not lines:
         return 0
     header = lines[0].split()
     if "PID" not in header:
-        _err(f"{DAEMON}Couldn't find PID field in ps output")
-        return 1
+        return daemon_err("Couldn't find PID field in ps output")
     pid_col = header.index("PID")
     ncols = len(header)
     rows = []
@@ -1296,8 +1231,7 @@ def cmd_stats(ctx, argv):
         else:
             targets = [c for c in eng.list() if opts["all"] or c.status in ("running", "paused")]
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     headers = {**STATS_HEADERS, **stats.PRESSURE_HEADERS}
     sampler = stats.Sampler(ctx.paths)
     import time
@@ -1316,8 +1250,7 @@ def cmd_stats(ctx, argv):
         try:
             text = gotemplate.render_rows(template, rows, headers, default_table=table[6:])
         except gotemplate.TemplateError as e:
-            _err(f"template parsing error: {e}")
-            return 64
+            return err(f"template parsing error: {e}", 64)
         if opts["no-stream"]:
             _out(text)
             return 0
@@ -1354,16 +1287,14 @@ def cmd_port(ctx, argv):
     try:
         c = eng.get(args[0])
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     ports = views.network_settings(c).get("Ports") or {}
     if len(args) == 2:
         port, _, proto = args[1].partition("/")
         key = f"{port}/{proto or 'tcp'}"
         binds = ports.get(key)
         if not binds:
-            _err(f"Error: No public port '{key}' published for {args[0]}")
-            return 1
+            return err(f"Error: No public port '{key}' published for {args[0]}")
         _out("".join(f"{_host_port(b)}\n" for b in binds))
         return 0
     lines = []
@@ -1385,15 +1316,13 @@ def cmd_update(ctx, argv):
     from hutch.engine.resources import UPDATE_FLAGS
     opts, args = _lazy_command("UPDATE_CMD").parse(argv)
     if not opts.changed:
-        _err("you must provide one or more flags when using this command")
-        return 1
+        return err("you must provide one or more flags when using this command")
     restart = None
     if "restart" in opts.changed:
         try:
             restart = _restart_policy(opts["restart"])
         except RunError as e:
-            _err(str(e))
-            return 1
+            return err(str(e))
     flags = {k: opts[k] for k in opts.changed if k in UPDATE_FLAGS}
     eng = _engine(ctx)
     rc = 0
@@ -1401,14 +1330,12 @@ def cmd_update(ctx, argv):
         try:
             _c, warnings = eng.update(ref, flags, restart)
             for w in warnings:
-                _err(w)
+                err(w)
             print(ref)
         except errors.EngineError as e:
-            _err(f"{DAEMON}{e}")
-            rc = 1
+            rc = daemon_err(str(e))
         except Exception as e:  # noqa: BLE001 - runtime/cgroup failure: one line
-            _err(f"{DAEMON}Cannot update container {ref}: {e}")
-            rc = 1
+            rc = daemon_err(f"Cannot update container {ref}: {e}")
     return rc
 
 
@@ -1422,8 +1349,7 @@ def cmd_export(ctx, argv):
     from hutch.engine import errors
     opts, args = EXPORT_CMD.parse(argv)
     if not opts["output"] and os.isatty(1):
-        _err("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        return 1
+        return err("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     eng = _engine(ctx)
     try:
         from hutch.engine import export
@@ -1434,8 +1360,7 @@ def cmd_export(ctx, argv):
             export.export(eng, args[0], sys.stdout.buffer)
             sys.stdout.buffer.flush()
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     return 0
 
 
@@ -1453,8 +1378,7 @@ def cmd_diff(ctx, argv):
         c = eng.get(args[0])
         found = diff.changes(ctx.paths, c.id)
     except errors.EngineError as e:
-        _err(f"{DAEMON}{e}")
-        return 1
+        return daemon_err(str(e))
     _out("".join(f"{kind} {path}\n" for kind, path in found))
     return 0
 
