@@ -40,6 +40,11 @@ class CgroupManager:
     def paths(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def hierarchy_dirs(self) -> list[tuple[str, str]]:
+        """What a container's /sys/fs/cgroup shows: (name, our directory) per hierarchy;
+        one ("", directory) on cgroup v2, bound there alone."""
+        raise NotImplementedError
+
     def create(self) -> None:
         raise NotImplementedError
 

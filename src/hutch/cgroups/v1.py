@@ -44,6 +44,14 @@ class V1Manager(CgroupManager):
             out["unified"] = self._unified
         return out
 
+    def hierarchy_dirs(self) -> list[tuple[str, str]]:
+        """One (host mount's directory name, our directory) per v1 hierarchy, in the host's
+        mount order: co-mounted controllers ("cpu,cpuacct") share one."""
+        out: dict[str, str] = {}
+        for controller, mount in self.mounts.v1.items():
+            out.setdefault(os.path.basename(mount), self._paths[controller])
+        return list(out.items())
+
     def _dir(self, controller: str, field: str | None = None) -> str | None:
         d = self._paths.get(controller)
         if d is None and field is not None:

@@ -29,6 +29,9 @@ class V2Manager(CgroupManager):
     def paths(self) -> dict[str, str]:
         return {"": self.dir}
 
+    def hierarchy_dirs(self) -> list[tuple[str, str]]:
+        return [("", self.dir)]
+
     def _file(self, name: str) -> str:
         return os.path.join(self.dir, name)
 

@@ -175,6 +175,27 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) ->
             raise sync.ProtocolError(f"sync: unexpected {msg['type']!r}")
 
 
+def _forked_init(sock, intermediate: int) -> int:
+    """A create failed while the intermediate was starting: the init's pid if it forked
+    one, else 0. It always says so first ("pid"), or stops to wait for us ("userns", before
+    any fork), or fails ("error"); its exit without a word means no init either."""
+    try:
+        pidfd = os.pidfd_open(intermediate)
+    except ProcessLookupError:
+        return 0
+    try:
+        ready = select.select([sock, pidfd], [], [])[0]
+        # Its messages come before its exit: look again when only the exit was seen.
+        if sock in ready or select.select([sock], [], [], 0)[0]:
+            msg = sync.recv(sock)
+            return msg["pid"] if msg and msg["type"] == "pid" else 0
+        return 0
+    except (OSError, ValueError):
+        return 0
+    finally:
+        os.close(pidfd)
+
+
 # --- create / start / run ---
 
 def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
@@ -204,7 +225,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                              "allocate tty")
     os.makedirs(state_root, mode=0o700, exist_ok=True)
     lock = _claim_id(state_root, cid, cfg)
-    cgroup = None
+    cgroup = None  # once we make it
     sock = None
     fds: list[int] = [lock]
     init_pid = 0
@@ -216,10 +237,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if cfg.uid_mappings:
             # The init opens it again as the container's root, mapped on the host.
             os.chown(fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
-        cgroup = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
-        trace.step("cgroup", "create", path=cgroup.path)
-        cgroup.create()
-        cgroup.apply(cfg.resources)
+        manager = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
         if console is None:
             console = _connect_console(console_socket)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
@@ -231,12 +249,24 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         sock, child_sock = sync.pair()
         args = process.InitArgs(cfg, child_sock, fifo_fd=fifo_fd, proc_fd=proc_fd,
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
-                                no_pivot=no_pivot, cgroup_paths=cgroup.paths(), state=base,
+                                no_pivot=no_pivot, cgroup_dirs=manager.hierarchy_dirs(),
+                                state=base,
                                 seccomp_cache=statefile.seccomp_cache_dir(state_root),
                                 keyring=None if no_new_keyring else f"_ses.{cid}")
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         if console:
             console.close()
+        # The cgroup is made while the intermediate unshares and the init mounts (it waits
+        # for "cgroup" before binding the cgroup's directories): a first mkdir after a
+        # quiet spell waits for the primer's RCU grace period (see cgroups.prime_attach).
+        cgroup = manager
+        try:
+            trace.step("cgroup", "create", path=cgroup.path)
+            cgroup.create()
+            cgroup.apply(cfg.resources)
+        except BaseException:
+            init_pid = _forked_init(sock, intermediate)  # killed below, as the intermediate
+            raise
         init_pid = _receive_pid(sock, intermediate, cfg)
         intermediate = 0
         # While the init prepares its rootfs; quick, as the primer started the wait.
@@ -273,6 +303,9 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             _reap(intermediate)
         if init_pid:
             _kill_and_wait(init_pid)
+        if sock is not None:
+            sock.close()
+            sock = None
         if cgroup is not None:
             try:
                 cgroup.destroy()

@@ -192,7 +192,7 @@ class InitArgs:
     """What the init needs besides the config (all fds opened by the parent)."""
 
     def __init__(self, cfg: Config, sock, *, fifo_fd: int, proc_fd: int, console, stdio,
-                 preserve_fds: int, no_pivot: bool, cgroup_paths: dict, state: dict,
+                 preserve_fds: int, no_pivot: bool, cgroup_dirs: list, state: dict,
                  seccomp_cache: str, keyring: str | None):
         self.cfg = cfg
         self.keyring = keyring
@@ -204,7 +204,7 @@ class InitArgs:
         self.stdio = stdio
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
-        self.cgroup_paths = cgroup_paths
+        self.cgroup_dirs = cgroup_dirs
         self.state = state
 
 
@@ -270,20 +270,27 @@ def init(a: InitArgs) -> None:
         except OSError as e:
             if e.errno != errno.ENOSYS:  # a kernel without keyrings: nothing to isolate
                 raise InitError(f"could not create session key: {describe(e)}") from None
+    joined = []
+
+    def join_cgroup():
+        """The parent makes the cgroup and moves us in meanwhile (slow on v1): once."""
+        if not joined:
+            sync.expect(a.sock, "cgroup")
+            joined.append(True)
+
     # Without a mount namespace of its own, mounts would land in the host's: none are made.
     own_mounts = "mount" in cfg.namespace_types
     if own_mounts:
         try:
-            rootfs.prepare(_sys, cfg, a.cgroup_paths)
+            rootfs.prepare(_sys, cfg, a.cgroup_dirs, join_cgroup)
         except (OSError, rootfs.MountError) as e:
             raise InitError(f"error preparing rootfs: {describe(e)}") from None
     program = None
     if cfg.seccomp:
-        # Compiled (or read from the cache) while the parent's cgroup write is under way.
+        # Compiled (or read from the cache) while the parent's cgroup write may be under way.
         from hutch.runtime import seccomp
         program = seccomp.program_for(cfg.seccomp, a.seccomp_cache)
-    # The parent moved us into the container's cgroup meanwhile (a slow write on v1).
-    sync.expect(a.sock, "cgroup")
+    join_cgroup()
     if cfg.new_namespaces & _sys.CLONE_NEWCGROUP:
         trace.step("unshare", "cgroup")
         _sys.unshare(_sys.CLONE_NEWCGROUP)

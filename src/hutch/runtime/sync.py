@@ -4,15 +4,18 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
 
     parent                         intermediate (stage 1)            init (stage 2, PID 1)
     fork ────────────────────────▶ setns into `path` namespaces
-                                   unshare(CLONE_NEWUSER)?
+    makes the cgroup, applies      unshare(CLONE_NEWUSER)?
+    its limits
           ◀──────────────── "userns"
     writes uid_map/gid_map
     "userns-done" ───────────────▶ unshare(the others but cgroup)
                                    fork ──────────────────────────▶
           ◀──────────── "pid" {pid}
-    reaps the intermediate,                                          mounts, devices
-    moves the init into the cgroup
-    "cgroup" ─────────────────────────────────────────────────────▶ unshare(CLONE_NEWCGROUP)
+    reaps the intermediate,                                          mounts up to the first
+    moves the init into the cgroup                                   cgroup mount
+    "cgroup" ─────────────────────────────────────────────────────▶ the other mounts,
+                                                                     devices,
+                                                                     unshare(CLONE_NEWCGROUP)
           ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)
     prestart, createRuntime hooks
     "resume" {state} ─────────────────────────────────────────────▶ createContainer hooks,
