@@ -47,6 +47,9 @@ def _mount_flag(value: str) -> str:
     return volumes.mount_flag(value)
 
 
+_DETACH_KEYS = Flag("detach-keys", None, "string",
+                    help="Override the key sequence for detaching a container")
+
 CREATE_BASE_FLAGS = [
     Flag("attach", "a", "list", help="Attach to STDIN, STDOUT or STDERR"),
     _list("add-host", help="Add a custom host-to-IP mapping (host:ip)"),
@@ -58,7 +61,7 @@ CREATE_BASE_FLAGS = [
     Flag("cpu-rt-period", None, "string", help="Limit CPU real-time period in microseconds"),
     Flag("cpu-rt-runtime", None, "string", help="Limit CPU real-time runtime in microseconds"),
     Flag("detach", "d", help="Run container in background and print container ID"),
-    _str("detach-keys", help="Override the key sequence for detaching a container"),
+    _DETACH_KEYS,
     _list("device", help="Add a host device to the container"),
     _list("device-cgroup-rule", help="Add a rule to the cgroup allowed devices list"),
     _list("dns", help="Set custom DNS servers"),
@@ -491,7 +494,7 @@ def _exit_code(eng, c, res, *, lost: int) -> int:
 
 START_CMD = Command("start", "[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", [
     Flag("attach", "a", help="Attach STDOUT/STDERR and forward signals"),
-    _str("detach-keys", help="Override the key sequence for detaching a container"),
+    _DETACH_KEYS,
     Flag("interactive", "i", help="Attach container's STDIN"),
 ], min_args=1)
 
@@ -1012,6 +1015,12 @@ def cmd_logs(ctx, argv):
     else:
         tail_n = -1
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+
+    def write(stream, chunks) -> None:
+        f = out.get(stream, out["stdout"])
+        f.write(b"".join(chunks))
+        f.flush()
+
     filtered = since is not None or until is not None
     prefixed = opts["timestamps"] or opts["details"]
     from hutch.engine.store import parse_iso
@@ -1028,19 +1037,16 @@ def cmd_logs(ctx, argv):
                 text = ((logs.fixed_time(t).encode() + b" ") if opts["timestamps"] else b"") \
                     + (b" " if opts["details"] else b"") + text
             if stream != run_stream and run:
-                out.get(run_stream, out["stdout"]).write(b"".join(run))
-                out.get(run_stream, out["stdout"]).flush()
+                write(run_stream, run)
                 run, size = [], 0
             run_stream = stream
             run.append(text)
             size += len(text)
             if size >= 1 << 20:
-                out.get(stream, out["stdout"]).write(b"".join(run))
-                out.get(stream, out["stdout"]).flush()
+                write(stream, run)
                 run, size = [], 0
         if run:
-            out.get(run_stream, out["stdout"]).write(b"".join(run))
-            out.get(run_stream, out["stdout"]).flush()
+            write(run_stream, run)
 
     if opts["follow"]:
         # the live file is read by the follower from its start, so nothing written while
@@ -1075,7 +1081,7 @@ def _still_running(eng, cid: str) -> bool:
 # --- attach / exec --------------------------------------------------------------------------------
 
 ATTACH_CMD = Command("attach", "[OPTIONS] CONTAINER", "Attach local standard input, output, and error streams to a running container", [
-    _str("detach-keys", help="Override the key sequence for detaching a container"),
+    _DETACH_KEYS,
     Flag("no-stdin", help="Do not attach STDIN"),
     Flag("sig-proxy", default=True, help="Proxy all received signals to the process"),
 ], min_args=1, max_args=1)
@@ -1121,17 +1127,12 @@ def _attach_running(eng, c, *, stdin: bool, detach_keys: bytes, proxy: bool) -> 
     return _exit_code(eng, c, res, lost=1)
 
 
+# exec's flags: run's process flags, and two of its own
+_EXEC_SHARED = ("detach-keys", "env", "env-file", "interactive", "tty", "user", "workdir")
 EXEC_CMD = Command("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container", [
     Flag("detach", "d", help="Detached mode: run command in the background"),
-    _str("detach-keys", help="Override the key sequence for detaching a container"),
-    _list("env", "e", help="Set environment variables"),
-    _list("env-file", help="Read in a file of environment variables"),
-    Flag("interactive", "i", help="Keep STDIN open even if not attached"),
     Flag("privileged", help="Give extended privileges to the command"),
-    Flag("tty", "t", help="Allocate a pseudo-TTY"),
-    _str("user", "u", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-    _str("workdir", "w", help="Working directory inside the container"),
-], interspersed=False, min_args=2)
+] + [f for f in CREATE_BASE_FLAGS if f.long in _EXEC_SHARED], interspersed=False, min_args=2)
 
 
 @_command
