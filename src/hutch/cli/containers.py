@@ -20,12 +20,18 @@ def _engine(ctx):
 
 
 def _command(fn):
-    """Report flag errors the way Docker does; keep the command function plain."""
+    """Report flag errors, and the engine's refusals not handled where they happen (the
+    daemon's error line, exit 1), the way Docker does; keep the command function plain."""
     def wrapper(ctx, argv):
         try:
             return fn(ctx, argv)
         except CommandLineError as e:
             return e.report()
+        except Exception as e:
+            from hutch.engine.errors import EngineError   # loaded already if it was raised
+            if not isinstance(e, EngineError):
+                raise
+            return daemon_err(str(e))
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
@@ -575,12 +581,8 @@ def cmd_stop(ctx, argv):
     timeout = opts["time"] if "time" in opts.changed else None
     sig = None
     if opts["signal"]:
-        from hutch.engine import errors
         from hutch.engine.containers import parse_signal
-        try:
-            sig = parse_signal(opts["signal"])
-        except errors.EngineError as e:
-            return daemon_err(str(e))
+        sig = parse_signal(opts["signal"])
     return _each(args, lambda ref: eng.stop(ref, timeout, sig))
 
 
@@ -604,14 +606,10 @@ KILL_CMD = Command("kill", "[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or mo
 
 @_command
 def cmd_kill(ctx, argv):
-    from hutch.engine import errors
     from hutch.engine.containers import parse_signal
     opts, args = KILL_CMD.parse(argv)
     eng = _engine(ctx)
-    try:
-        sig = parse_signal(opts["signal"])
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    sig = parse_signal(opts["signal"])
     return _each(args, lambda ref: eng.kill(ref, sig))
 
 
@@ -674,12 +672,8 @@ RENAME_CMD = Command("rename", "CONTAINER NEW_NAME", "Rename a container", [], m
 
 @_command
 def cmd_rename(ctx, argv):
-    from hutch.engine import errors
     _opts, args = RENAME_CMD.parse(argv)
-    try:
-        _engine(ctx).rename(args[0], args[1])
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    _engine(ctx).rename(args[0], args[1])
     return 0
 
 
@@ -994,13 +988,10 @@ LOGS_CMD = Command("logs", "[OPTIONS] CONTAINER", "Fetch the logs of a container
 
 @_command
 def cmd_logs(ctx, argv):
-    from hutch.engine import errors, logs
+    from hutch.engine import logs
     opts, args = LOGS_CMD.parse(argv)
     eng = _engine(ctx)
-    try:
-        c = eng.get(args[0])
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    c = eng.get(args[0])
     try:
         since = logs.parse_time_arg(opts["since"]) if opts["since"] else None
         until = logs.parse_time_arg(opts["until"]) if opts["until"] else None
@@ -1169,16 +1160,12 @@ TOP_CMD = Command("top", "CONTAINER [ps OPTIONS]", "Display the running processe
 
 @_command
 def cmd_top(ctx, argv):
-    from hutch.engine import errors, states
+    from hutch.engine import states
     _opts, args = TOP_CMD.parse(argv)
-    eng = _engine(ctx)
-    try:
-        c = eng.get(args[0])
-        states.check("top", c.status, cid=c.id, ref=args[0], name=c.name)
-        from hutch.runtime import container as rt
-        pids = rt.ps(ctx.paths.runtime_state, c.id)
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    c = _engine(ctx).get(args[0])
+    states.check("top", c.status, cid=c.id, ref=args[0], name=c.name)
+    from hutch.runtime import container as rt
+    pids = rt.ps(ctx.paths.runtime_state, c.id)
     import subprocess
     ps_args = args[1:] or ["-ef"]
     try:
@@ -1223,16 +1210,13 @@ STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
 @_command
 def cmd_stats(ctx, argv):
     from hutch.cli import gotemplate
-    from hutch.engine import errors, stats
+    from hutch.engine import stats
     opts, args = STATS_CMD.parse(argv)
     eng = _engine(ctx)
-    try:
-        if args:
-            targets = [eng.get(ref) for ref in args]
-        else:
-            targets = [c for c in eng.list() if opts["all"] or c.status in ("running", "paused")]
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    if args:
+        targets = [eng.get(ref) for ref in args]
+    else:
+        targets = [c for c in eng.list() if opts["all"] or c.status in ("running", "paused")]
     headers = {**STATS_HEADERS, **stats.PRESSURE_HEADERS}
     sampler = stats.Sampler(ctx.paths)
     import time
@@ -1282,13 +1266,9 @@ PORT_CMD = Command("port", "CONTAINER [PRIVATE_PORT[/PROTO]]", "List port mappin
 
 @_command
 def cmd_port(ctx, argv):
-    from hutch.engine import errors, views
+    from hutch.engine import views
     _opts, args = PORT_CMD.parse(argv)
-    eng = _engine(ctx)
-    try:
-        c = eng.get(args[0])
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    c = _engine(ctx).get(args[0])
     ports = views.network_settings(c).get("Ports") or {}
     if len(args) == 2:
         port, _, proto = args[1].partition("/")
@@ -1347,21 +1327,17 @@ EXPORT_CMD = Command("export", "[OPTIONS] CONTAINER", "Export a container's file
 
 @_command
 def cmd_export(ctx, argv):
-    from hutch.engine import errors
     opts, args = EXPORT_CMD.parse(argv)
     if not opts["output"] and os.isatty(1):
         return err("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    from hutch.engine import export
     eng = _engine(ctx)
-    try:
-        from hutch.engine import export
-        if opts["output"]:
-            with open(opts["output"], "wb") as f:
-                export.export(eng, args[0], f)
-        else:
-            export.export(eng, args[0], sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    if opts["output"]:
+        with open(opts["output"], "wb") as f:
+            export.export(eng, args[0], f)
+    else:
+        export.export(eng, args[0], sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     return 0
 
 
@@ -1372,14 +1348,10 @@ DIFF_CMD = Command("diff", "CONTAINER",
 
 @_command
 def cmd_diff(ctx, argv):
-    from hutch.engine import diff, errors
+    from hutch.engine import diff
     _opts, args = DIFF_CMD.parse(argv)
-    eng = _engine(ctx)
-    try:
-        c = eng.get(args[0])
-        found = diff.changes(ctx.paths, c.id)
-    except errors.EngineError as e:
-        return daemon_err(str(e))
+    c = _engine(ctx).get(args[0])
+    found = diff.changes(ctx.paths, c.id)
     _out("".join(f"{kind} {path}\n" for kind, path in found))
     return 0
 
