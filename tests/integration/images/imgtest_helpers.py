@@ -3,11 +3,11 @@ import os
 import stat
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from e2e_helpers import HUTCH, ROOT_DIR as ROOT, mounts_under  # noqa: F401 (re-exported)
 
 
 def hutch_bin():
-    return os.path.join(ROOT, ".venv", "bin", "hutch")
+    return HUTCH
 
 
 def hutch(root, *args, input=None, check=True):
@@ -17,11 +17,6 @@ def hutch(root, *args, input=None, check=True):
         raise AssertionError(f"hutch {' '.join(args)} -> {p.returncode}\n"
                              f"{p.stdout.decode()}{p.stderr.decode()}")
     return p
-
-
-def mounts_under(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
 def describe_tree(root: str) -> dict:

@@ -8,9 +8,7 @@ import shutil
 import subprocess
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
-RUNTIME = os.path.join(ROOT, ".venv", "bin", "hutch-runtime")
+from e2e_helpers import HUTCH_RUNTIME as RUNTIME, mounts_naming
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CGROUP_V1 = "/sys/fs/cgroup"
 
@@ -113,10 +111,6 @@ def leaks(bundle: Bundle) -> list[str]:
         d = os.path.join(CGROUP_V1, controller, bundle.id)
         if os.path.exists(d):
             found.append(f"cgroup {d}")
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            if bundle.path in line:
-                found.append(f"mount {line.split()[4]}")
-    return found
+    return found + [f"mount {m}" for m in mounts_naming(bundle.path)]
 
 

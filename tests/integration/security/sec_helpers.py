@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import uuid
 
+from e2e_helpers import HUTCH_RUNTIME, mounts_naming
 from hutch import cgroups
 from hutch.oci.defaults import default_spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/devices",
                 "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
@@ -33,7 +33,7 @@ def runtime_path() -> str:
     name = os.environ.get("HUTCH_TEST_RUNTIME")
     if name:
         return shutil.which(name) or name
-    return os.path.join(REPO, ".venv", "bin", "hutch-runtime")
+    return HUTCH_RUNTIME
 
 
 def make_rootfs(root: str) -> None:
@@ -100,8 +100,4 @@ class Bundle:
             path = root + self.cgroups_path
             if os.path.exists(path):
                 found.append(f"cgroup {path}")
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                if self.dir in line:
-                    found.append(f"mount {line.split()[4]}")
-        return found
+        return found + [f"mount {m}" for m in mounts_naming(self.dir)]

@@ -4,13 +4,7 @@ import os
 import subprocess
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-HUTCH = os.path.join(ROOT, ".venv", "bin", "hutch")
-
-
-def mounts_under(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+from e2e_helpers import HUTCH, ROOT_DIR as ROOT, mounts_under  # noqa: F401 (re-exported)
 
 
 class Hutch:
