@@ -1,8 +1,10 @@
 """What both cgroup drivers share: the interface, stats helpers, teardown."""
 from __future__ import annotations
 
+import errno
 import os
 
+from hutch import trace
 from hutch.cgroups import fs
 from hutch.cgroups.fs import CgroupError
 
@@ -91,6 +93,22 @@ class CgroupManager:
             if os.path.isdir(d):
                 return sorted(set(fs.procs(d)))
         return []
+
+    def remove_if_empty(self) -> bool:
+        """rmdir each directory, as runc does first: True when all are gone; False (the
+        others left) as soon as one still holds a task or a child cgroup, for destroy()."""
+        for d in self._dirs():
+            try:
+                os.rmdir(d)
+                trace.step("cgroup", f"rmdir {d}")
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                if e.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                    return False
+                raise CgroupError(f"failed to remove cgroup {d}: "
+                                  f"{os.strerror(e.errno).lower()}", e.errno) from None
+        return True
 
     def _kill_and_remove(self, dirs: list[str]) -> None:
         """SIGKILL whatever still runs in `dirs`, then remove them (deepest first)."""

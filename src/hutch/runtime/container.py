@@ -205,15 +205,15 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
     Returns the init's host pid. On any failure nothing is left behind."""
     return _create(state_root, cid, bundle, pid_file=pid_file, console_socket=console_socket,
                    no_pivot=no_pivot, preserve_fds=preserve_fds, stdio=stdio,
-                   no_new_keyring=no_new_keyring)[0]
+                   no_new_keyring=no_new_keyring)[0]["pid"]
 
 
 def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
             preserve_fds=0, stdio=None, no_new_keyring=False, keep_sync=False, console=None,
             raw=None):
-    """create(); also returns the sync socket (keep_sync) for `run` to see exec errors, and
-    takes an already connected console socket (`console`) for a foreground terminal, and
-    the config.json already read (`raw`)."""
+    """create(); returns the state saved and the sync socket (keep_sync) for `run` to see
+    exec errors, and takes an already connected console socket (`console`) for a
+    foreground terminal, and the config.json already read (`raw`)."""
     statefile.validate_id(cid)
     bundle = os.path.abspath(bundle)
     raw, cfg = _load_bundle(bundle, raw)
@@ -237,7 +237,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if cfg.uid_mappings:
             # The init opens it again as the container's root, mapped on the host.
             os.chown(fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
-        manager = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
         if console is None:
             console = _connect_console(console_socket)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
@@ -249,8 +248,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         sock, child_sock = sync.pair()
         args = process.InitArgs(cfg, child_sock, fifo_fd=fifo_fd, proc_fd=proc_fd,
                                 console=console, stdio=stdio, preserve_fds=preserve_fds,
-                                no_pivot=no_pivot, cgroup_dirs=manager.hierarchy_dirs(),
-                                state=base,
+                                no_pivot=no_pivot, state=base,
                                 seccomp_cache=statefile.seccomp_cache_dir(state_root),
                                 keyring=None if no_new_keyring else f"_ses.{cid}")
         intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
@@ -259,9 +257,10 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         # The cgroup is made while the intermediate unshares and the init mounts (it waits
         # for "cgroup" before binding the cgroup's directories): a first mkdir after a
         # quiet spell waits for the primer's RCU grace period (see cgroups.prime_attach).
-        cgroup = manager
         try:
-            trace.step("cgroup", "create", path=cgroup.path)
+            manager = _cgroup_manager(cfg.cgroups_path or specconv.default_cgroups_path(cid))
+            trace.step("cgroup", "create", path=manager.path)
+            cgroup = manager
             cgroup.create()
             cgroup.apply(cfg.resources)
         except BaseException:
@@ -273,7 +272,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         trace.step("cgroup", f"add pid {init_pid}")
         cgroup.add_process(init_pid)
         cgroups.reap_primer()
-        sync.send(sock, "cgroup")
+        sync.send(sock, "cgroup", dirs=cgroup.hierarchy_dirs())  # what its mounts bind
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
             # runtime-tools (and crun) expect "created" in the prestart state.
@@ -290,10 +289,9 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if started is None:
             raise RuntimeFailure("container init exited unexpectedly")
         saved = {k: v for k, v in base.items() if k != "status"}  # status is derived
-        statefile.save(state_root, cid, {
-            **saved, "pid": init_pid, "pid_start": started, "rootfs": cfg.rootfs,
-            "created": _now(), "cgroups_path": cgroup.path, "config": raw,
-            "no_pivot": no_pivot})
+        saved.update(pid=init_pid, pid_start=started, rootfs=cfg.rootfs, created=_now(),
+                     cgroups_path=cgroup.path, config=raw, no_pivot=no_pivot)
+        statefile.save(state_root, cid, saved)
         if pid_file:
             statefile.write_pid_file(pid_file, init_pid)
     except BaseException as e:
@@ -303,6 +301,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             _reap(intermediate)
         if init_pid:
             _kill_and_wait(init_pid)
+            _reap(init_pid)  # ours when we are its subreaper (`run`) and its parent is gone
         if sock is not None:
             sock.close()
             sock = None
@@ -326,7 +325,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             os.close(fd)
         if sock is not None and not keep_sync:
             sock.close()
-    return init_pid, sock
+    return saved, sock
 
 
 def _exclusive(operation):
@@ -467,16 +466,17 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
     if not detach and not console_socket and raw and (raw.get("process") or {}).get("terminal"):
         ours, theirs = terminal.pair()
     try:
-        pid, sock = _create(state_root, cid, bundle, pid_file=pid_file,
-                            console_socket=console_socket, no_pivot=no_pivot,
-                            preserve_fds=preserve_fds, stdio=stdio,
-                            no_new_keyring=no_new_keyring, keep_sync=True, console=theirs,
-                            raw=raw)
+        st, sock = _create(state_root, cid, bundle, pid_file=pid_file,
+                           console_socket=console_socket, no_pivot=no_pivot,
+                           preserve_fds=preserve_fds, stdio=stdio,
+                           no_new_keyring=no_new_keyring, keep_sync=True, console=theirs,
+                           raw=raw)
     except BaseException:
         if ours is not None:
             ours.close()
             theirs.close()
         raise
+    pid = st["pid"]
     master = None
     # From here on a signal to us is for the container (as runc): forward it, even before
     # the user's program runs.
@@ -487,7 +487,7 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
                 theirs.close()
                 master = terminal.receive_master(ours)
                 ours.close()
-            _release(state_root, statefile.load(state_root, cid))
+            _release(state_root, st)  # as saved: no need to read it back
         except RuntimeFailure:
             # The init died before exec: its own error says why.
             msg = sync.recv(sock) if select.select([sock], [], [], 0)[0] else None
@@ -649,11 +649,13 @@ def delete(state_root, cid, force=False) -> None:
         if statefile.init_alive(st):
             _kill_and_wait(st["pid"])
     cgroup = _cgroup_manager(st["cgroups_path"])
-    for pid in cgroup.pids():
-        _kill_and_wait(pid)
     trace.step("cgroup", "destroy", path=cgroup.path)
     try:
-        cgroup.destroy()
+        # Mostly empty by now: the kernel killed the rest of a pid namespace with its init.
+        if not cgroup.remove_if_empty():
+            for pid in cgroup.pids():
+                _kill_and_wait(pid)
+            cgroup.destroy()
     except cgroups.CgroupError as e:  # the state must still go
         _warn(str(e))
     poststop = (st["config"].get("hooks") or {}).get("poststop")

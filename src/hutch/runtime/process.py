@@ -192,7 +192,7 @@ class InitArgs:
     """What the init needs besides the config (all fds opened by the parent)."""
 
     def __init__(self, cfg: Config, sock, *, fifo_fd: int, proc_fd: int, console, stdio,
-                 preserve_fds: int, no_pivot: bool, cgroup_dirs: list, state: dict,
+                 preserve_fds: int, no_pivot: bool, state: dict,
                  seccomp_cache: str, keyring: str | None):
         self.cfg = cfg
         self.keyring = keyring
@@ -204,7 +204,6 @@ class InitArgs:
         self.stdio = stdio
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
-        self.cgroup_dirs = cgroup_dirs
         self.state = state
 
 
@@ -272,17 +271,18 @@ def init(a: InitArgs) -> None:
                 raise InitError(f"could not create session key: {describe(e)}") from None
     joined = []
 
-    def join_cgroup():
-        """The parent makes the cgroup and moves us in meanwhile (slow on v1): once."""
+    def join_cgroup() -> list[tuple[str, str]]:
+        """Once: the parent makes the cgroup and moves us in meanwhile (slow on v1); its
+        directories, one per hierarchy (what a cgroup mount binds)."""
         if not joined:
-            sync.expect(a.sock, "cgroup")
-            joined.append(True)
+            joined.append(sync.expect(a.sock, "cgroup")["dirs"])
+        return joined[0]
 
     # Without a mount namespace of its own, mounts would land in the host's: none are made.
     own_mounts = "mount" in cfg.namespace_types
     if own_mounts:
         try:
-            rootfs.prepare(_sys, cfg, a.cgroup_dirs, join_cgroup)
+            rootfs.prepare(_sys, cfg, join_cgroup)
         except (OSError, rootfs.MountError) as e:
             raise InitError(f"error preparing rootfs: {describe(e)}") from None
     program = None

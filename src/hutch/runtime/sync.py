@@ -13,7 +13,7 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
           ◀──────────── "pid" {pid}
     reaps the intermediate,                                          mounts up to the first
     moves the init into the cgroup                                   cgroup mount
-    "cgroup" ─────────────────────────────────────────────────────▶ the other mounts,
+    "cgroup" {dirs} ──────────────────────────────────────────────▶ the other mounts,
                                                                      devices,
                                                                      unshare(CLONE_NEWCGROUP)
           ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)

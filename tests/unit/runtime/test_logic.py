@@ -85,7 +85,7 @@ def test_prepare_mounts_in_config_order(tmp_path):
     config["mounts"] = [m for m in config["mounts"] if m["type"] != "cgroup"]
     cfg = specconv.convert(config, str(tmp_path))
     sys = RecordingSys()
-    rootfs.prepare(sys, cfg, {})
+    rootfs.prepare(sys, cfg, lambda: [])
     mounts = [c for c in sys.calls if c[0] == "mount"]
     from hutch import _sys
     assert mounts[0] == ("mount", None, "/", None, _sys.MS_SLAVE | _sys.MS_REC, None)
