@@ -1,5 +1,6 @@
-"""What the command modules say the same way: error lines and their exit codes, `key=value`
-lists, `--filter` lists, Go-template errors, the prune prompt, the image store.
+"""What the command modules say the same way: the command wrapper, error lines and their exit
+codes, `key=value` and `--filter` lists, --format listings and template errors, the prune
+prompt, the image store.
 
 On every command's start-up path: it imports nothing but sys (and flags, already loaded).
 """
@@ -11,6 +12,25 @@ from hutch.cli.flags import CommandLineError
 
 ERR = 1   # Docker's CLI exits 1 when the daemon reports an error
 DAEMON = "Error response from daemon: "
+
+
+def command(fn):
+    """A command function's wrapper: flag errors, and engine refusals not handled where they
+    happen (the daemon's error line, exit 1), reported the way Docker does, so the command
+    function stays plain."""
+    def wrapper(ctx, argv):
+        try:
+            return fn(ctx, argv)
+        except CommandLineError as e:
+            return e.report()
+        except Exception as e:
+            from hutch.engine.errors import EngineError   # loaded already if it was raised
+            if not isinstance(e, EngineError):
+                raise
+            return daemon_err(str(e))
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
 
 
 def err(msg: str, code: int = ERR) -> int:
@@ -31,6 +51,17 @@ def template_error(e) -> int:
     if getattr(e, "parse", True):
         return err(f"template parsing error: {e}", 125)
     return err(str(e))
+
+
+def print_rows(fmt: str, rows: list[dict], headers: dict, default_table: str) -> int:
+    """--format over a listing: Go template rows (`table` adds the header line) on stdout;
+    the exit code."""
+    from hutch.cli.gotemplate import TemplateError, render_rows
+    try:
+        sys.stdout.write(render_rows(fmt, rows, headers, default_table))
+    except TemplateError as e:
+        return template_error(e)
+    return 0
 
 
 def key_values(items: list[str]) -> dict[str, str]:

@@ -5,9 +5,10 @@ import json
 import os
 import sys
 
-from hutch.cli.common import (DAEMON, confirm, daemon_err, err, image_store, key_values,
-                              parse_filters)
+from hutch.cli.common import (DAEMON, command, confirm, daemon_err, err, image_store,
+                              key_values, parse_filters)
 from hutch.cli.flags import CommandLineError, Command, Flag
+
 
 def _out(text: str) -> None:
     sys.stdout.write(text)
@@ -17,24 +18,6 @@ def _out(text: str) -> None:
 def _engine(ctx):
     from hutch.engine.containers import Engine
     return Engine(ctx.paths)
-
-
-def _command(fn):
-    """Report flag errors, and the engine's refusals not handled where they happen (the
-    daemon's error line, exit 1), the way Docker does; keep the command function plain."""
-    def wrapper(ctx, argv):
-        try:
-            return fn(ctx, argv)
-        except CommandLineError as e:
-            return e.report()
-        except Exception as e:
-            from hutch.engine.errors import EngineError   # loaded already if it was raised
-            if not isinstance(e, EngineError):
-                raise
-            return daemon_err(str(e))
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 # --- run / create -----------------------------------------------------------------------
@@ -367,7 +350,7 @@ def _run_error(cmd: str, msg: str, code: int) -> int:
     return code
 
 
-@_command
+@command
 def cmd_create(ctx, argv):
     from hutch.engine import errors
     opts, args = _lazy_command("CREATE_CMD").parse(argv)
@@ -384,7 +367,7 @@ def cmd_create(ctx, argv):
     return 0
 
 
-@_command
+@command
 def cmd_run(ctx, argv):
     from hutch.engine import errors
     opts, args = _lazy_command("RUN_CMD").parse(argv)
@@ -505,7 +488,7 @@ START_CMD = Command("start", "[OPTIONS] CONTAINER [CONTAINER...]", "Start one or
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_start(ctx, argv):
     from hutch.engine import errors
     opts, args = START_CMD.parse(argv)
@@ -574,7 +557,7 @@ STOP_CMD = Command("stop", "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or mo
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_stop(ctx, argv):
     opts, args = STOP_CMD.parse(argv)
     eng = _engine(ctx)
@@ -591,7 +574,7 @@ RESTART_CMD = Command("restart", "[OPTIONS] CONTAINER [CONTAINER...]", "Restart 
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_restart(ctx, argv):
     opts, args = RESTART_CMD.parse(argv)
     eng = _engine(ctx)
@@ -604,7 +587,7 @@ KILL_CMD = Command("kill", "[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or mo
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_kill(ctx, argv):
     from hutch.engine.containers import parse_signal
     opts, args = KILL_CMD.parse(argv)
@@ -617,14 +600,14 @@ PAUSE_CMD = Command("pause", "CONTAINER [CONTAINER...]", "Pause all processes wi
 UNPAUSE_CMD = Command("unpause", "CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers", [], min_args=1)
 
 
-@_command
+@command
 def cmd_pause(ctx, argv):
     _opts, args = PAUSE_CMD.parse(argv)
     eng = _engine(ctx)
     return _each(args, eng.pause)
 
 
-@_command
+@command
 def cmd_unpause(ctx, argv):
     _opts, args = UNPAUSE_CMD.parse(argv)
     eng = _engine(ctx)
@@ -640,7 +623,7 @@ RM_CMD = Command("rm", "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_rm(ctx, argv):
     opts, args = RM_CMD.parse(argv)
     if opts["link"]:
@@ -653,7 +636,7 @@ def cmd_rm(ctx, argv):
 WAIT_CMD = Command("wait", "CONTAINER [CONTAINER...]", "Block until one or more containers stop, then print their exit codes", [], min_args=1)
 
 
-@_command
+@command
 def cmd_wait(ctx, argv):
     from hutch.engine import errors
     _opts, args = WAIT_CMD.parse(argv)
@@ -670,7 +653,7 @@ def cmd_wait(ctx, argv):
 RENAME_CMD = Command("rename", "CONTAINER NEW_NAME", "Rename a container", [], min_args=2, max_args=2)
 
 
-@_command
+@command
 def cmd_rename(ctx, argv):
     _opts, args = RENAME_CMD.parse(argv)
     _engine(ctx).rename(args[0], args[1])
@@ -683,7 +666,7 @@ PRUNE_CMD = Command("container prune", "[OPTIONS]", "Remove all stopped containe
 ], max_args=0)
 
 
-@_command
+@command
 def cmd_container_prune(ctx, argv):
     opts, _args = PRUNE_CMD.parse(argv)
     if not opts["force"] and not confirm("WARNING! This will remove all stopped containers."):
@@ -760,7 +743,7 @@ PS_FILTERS = ("status", "name", "id", "label", "label!", "exited", "ancestor", "
               "since", "volume", "network", "health", "isolation", "publish", "expose", "is-task")
 
 
-@_command
+@command
 def cmd_ps(ctx, argv):
     from hutch.cli import gotemplate
     opts, _args = PS_CMD.parse(argv)
@@ -911,14 +894,14 @@ INSPECT_CMD = Command("inspect", "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-l
 ], min_args=1)
 
 
-@_command
+@command
 def cmd_inspect(ctx, argv):
     opts, args = INSPECT_CMD.parse(argv)
     return _inspect(ctx, opts, args, kinds=("container", "image") if not opts["type"]
                     else (opts["type"],), not_found="No such object")
 
 
-@_command
+@command
 def cmd_container_inspect(ctx, argv):
     opts, args = INSPECT_CMD.parse(argv)
     return _inspect(ctx, opts, args, kinds=("container",), not_found="No such container")
@@ -986,7 +969,7 @@ LOGS_CMD = Command("logs", "[OPTIONS] CONTAINER", "Fetch the logs of a container
 ], min_args=1, max_args=1)
 
 
-@_command
+@command
 def cmd_logs(ctx, argv):
     from hutch.engine import logs
     opts, args = LOGS_CMD.parse(argv)
@@ -1078,7 +1061,7 @@ ATTACH_CMD = Command("attach", "[OPTIONS] CONTAINER", "Attach local standard inp
 ], min_args=1, max_args=1)
 
 
-@_command
+@command
 def cmd_attach(ctx, argv):
     from hutch.engine import errors, states
     opts, args = ATTACH_CMD.parse(argv)
@@ -1126,7 +1109,7 @@ EXEC_CMD = Command("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a co
 ] + [f for f in CREATE_BASE_FLAGS if f.long in _EXEC_SHARED], interspersed=False, min_args=2)
 
 
-@_command
+@command
 def cmd_exec(ctx, argv):
     from hutch.engine import errors
     from hutch.engine import spec as specmod
@@ -1158,7 +1141,7 @@ TOP_CMD = Command("top", "CONTAINER [ps OPTIONS]", "Display the running processe
                   interspersed=False, min_args=1)
 
 
-@_command
+@command
 def cmd_top(ctx, argv):
     from hutch.engine import states
     _opts, args = TOP_CMD.parse(argv)
@@ -1207,7 +1190,7 @@ STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
                  "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
 
 
-@_command
+@command
 def cmd_stats(ctx, argv):
     from hutch.cli import gotemplate
     from hutch.engine import stats
@@ -1264,7 +1247,7 @@ PORT_CMD = Command("port", "CONTAINER [PRIVATE_PORT[/PROTO]]", "List port mappin
                    min_args=1, max_args=2)
 
 
-@_command
+@command
 def cmd_port(ctx, argv):
     from hutch.engine import views
     _opts, args = PORT_CMD.parse(argv)
@@ -1291,7 +1274,7 @@ def _host_port(b: dict) -> str:
     return f"[{ip}]:{b['HostPort']}" if ":" in ip else f"{ip}:{b['HostPort']}"
 
 
-@_command
+@command
 def cmd_update(ctx, argv):
     from hutch.engine import errors
     from hutch.engine.resources import UPDATE_FLAGS
@@ -1325,7 +1308,7 @@ EXPORT_CMD = Command("export", "[OPTIONS] CONTAINER", "Export a container's file
 ], min_args=1, max_args=1)
 
 
-@_command
+@command
 def cmd_export(ctx, argv):
     opts, args = EXPORT_CMD.parse(argv)
     if not opts["output"] and os.isatty(1):
@@ -1346,7 +1329,7 @@ DIFF_CMD = Command("diff", "CONTAINER",
                    min_args=1, max_args=1)
 
 
-@_command
+@command
 def cmd_diff(ctx, argv):
     from hutch.engine import diff
     _opts, args = DIFF_CMD.parse(argv)

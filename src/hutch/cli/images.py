@@ -6,14 +6,9 @@ import json
 import os
 import sys
 
-from hutch.cli.common import confirm, daemon_err, err, image_store, template_error
+from hutch.cli.common import (command, confirm, daemon_err, err, image_store, print_rows,
+                              template_error)
 from hutch.cli.flags import Command, CommandLineError, Flag
-
-
-def _format_rows(fmt: str, headers: dict, rows: list[dict], default_table: str) -> str:
-    """--format through Go templates; raises TemplateError."""
-    from hutch.cli.gotemplate import render_rows
-    return render_rows(fmt, rows, headers, default_table)
 
 
 # --- import ----------------------------------------------------------------------------
@@ -26,11 +21,9 @@ IMPORT = Command("import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                  ], min_args=1, max_args=2)
 
 
+@command
 def cmd_import(ctx, argv) -> int:
-    try:
-        opts, args = IMPORT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = IMPORT.parse(argv)
     from hutch.images import reference as refs
     from hutch.images.changes import ChangeError
     from hutch.images.importer import host_arch, import_rootfs
@@ -125,11 +118,9 @@ def _created_at(created: str) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(int(to_unix(created))))
 
 
+@command
 def cmd_images(ctx, argv) -> int:
-    try:
-        opts, args = IMAGES.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = IMAGES.parse(argv)
     from hutch.images import present
     from hutch.images.store import ImageNotFound
     store = image_store(ctx.paths)
@@ -155,19 +146,13 @@ def cmd_images(ctx, argv) -> int:
         sys.stdout.write("".join(i + "\n" for i in seen))
         return 0
     if opts["format"]:
-        from hutch.cli.gotemplate import TemplateError
         header = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
                   "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                   "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
                   "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"}
         default = "{{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if opts["digests"] else "") \
             + "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-        try:
-            sys.stdout.write(_format_rows(opts["format"], header,
-                                          [_public(r) for r in rows], default))
-        except TemplateError as e:
-            return template_error(e)
-        return 0
+        return print_rows(opts["format"], [_public(r) for r in rows], header, default)
     from hutch.cli.format import table
     head = ["REPOSITORY", "TAG"] + (["DIGEST"] if opts["digests"] else []) + \
         ["IMAGE ID", "CREATED", "SIZE"]
@@ -183,11 +168,9 @@ TAG = Command("tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
               "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], min_args=2, max_args=2)
 
 
+@command
 def cmd_tag(ctx, argv) -> int:
-    try:
-        _, args = TAG.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    _, args = TAG.parse(argv)
     from hutch.images import reference as refs
     from hutch.images.store import ImageNotFound
     try:
@@ -231,11 +214,9 @@ def remove_image(store, ref: str, force: bool) -> list[str]:
     return remove(store, ref, force)
 
 
+@command
 def cmd_rmi(ctx, argv) -> int:
-    try:
-        opts, args = RMI.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = RMI.parse(argv)
     from hutch.images import reference as refs
     from hutch.images.delete import ImageConflict
     from hutch.images.store import ImageNotFound
@@ -265,11 +246,9 @@ INSPECT = Command("image inspect", "[OPTIONS] IMAGE [IMAGE...]",
                   ], min_args=1)
 
 
+@command
 def cmd_image_inspect(ctx, argv) -> int:
-    try:
-        opts, args = INSPECT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = INSPECT.parse(argv)
     from hutch.images import present, reference as refs
     from hutch.images.store import ImageNotFound
     store = image_store(ctx.paths)
@@ -301,11 +280,9 @@ HISTORY = Command("history", "[OPTIONS] IMAGE", "Show the history of an image", 
 ], min_args=1, max_args=1)
 
 
+@command
 def cmd_history(ctx, argv) -> int:
-    try:
-        opts, args = HISTORY.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = HISTORY.parse(argv)
     from hutch.cli.format import ago, ellipsis, human_size, table
     from hutch.images import present, reference as refs
     from hutch.images.store import ImageNotFound
@@ -334,15 +311,10 @@ def cmd_history(ctx, argv) -> int:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
         return 0
     if opts["format"]:
-        from hutch.cli.gotemplate import TemplateError
         header = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
         default = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-        try:
-            sys.stdout.write(_format_rows(opts["format"], header, rows, default))
-        except TemplateError as e:
-            return template_error(e)
-        return 0
+        return print_rows(opts["format"], rows, header, default)
     sys.stdout.write(table([[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"],
                              r["Comment"]] for r in rows],
                            ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]))
@@ -358,11 +330,9 @@ PRUNE = Command("image prune", "[OPTIONS]", "Remove unused images", [
 ], max_args=0)
 
 
+@command
 def cmd_image_prune(ctx, argv) -> int:
-    try:
-        opts, _ = PRUNE.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = PRUNE.parse(argv)
     from hutch.cli.format import human_size
     if not opts["force"]:
         warn = ("WARNING! This will remove all images without at least one container "
@@ -418,11 +388,9 @@ SAVE = Command("save", "[OPTIONS] IMAGE [IMAGE...]",
                ], min_args=1)
 
 
+@command
 def cmd_save(ctx, argv) -> int:
-    try:
-        opts, args = SAVE.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = SAVE.parse(argv)
     from hutch.images import archive, reference as refs
     from hutch.images.store import ImageNotFound
     if opts["format"] not in ("docker", "oci"):
@@ -456,11 +424,9 @@ LOAD = Command("load", "[OPTIONS]", "Load an image from a tar archive or STDIN",
 ], max_args=0)
 
 
+@command
 def cmd_load(ctx, argv) -> int:
-    try:
-        opts, _ = LOAD.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = LOAD.parse(argv)
     from hutch.images import archive
     if not opts["input"] and sys.stdin.isatty():
         return err("requested load from stdin, but stdin is empty")
@@ -525,11 +491,9 @@ def _registry_client(ctx, opts):
     return registry.Client(ctx.paths, insecure=opts["insecure-registry"])
 
 
+@command
 def cmd_pull(ctx, argv) -> int:
-    try:
-        opts, ref = _registry_args(PULL, argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, ref = _registry_args(PULL, argv)
     from hutch.images import registry
     if opts["all-tags"] and (ref.tag or ref.digest):
         return err("tag can't be used with --all-tags/-a")
@@ -553,11 +517,9 @@ def cmd_pull(ctx, argv) -> int:
     return 0
 
 
+@command
 def cmd_push(ctx, argv) -> int:
-    try:
-        opts, ref = _registry_args(PUSH, argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, ref = _registry_args(PUSH, argv)
     from hutch.images import reference as refs, registry
     if ref.digest:
         return err("cannot push a digest reference")
@@ -597,11 +559,9 @@ LOGIN = Command("login", "[OPTIONS] [SERVER]", "Log in to a Docker registry.\nIf
                 ], max_args=1)
 
 
+@command
 def cmd_login(ctx, argv) -> int:
-    try:
-        opts, args = LOGIN.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = LOGIN.parse(argv)
     from hutch.images import auth, registry
     server = auth.server_key(args[0] if args else "")
     user, password = opts["username"], opts["password"]
@@ -638,11 +598,9 @@ LOGOUT = Command("logout", "[SERVER]", "Log out from a Docker registry.\nIf no s
                  "specified, the default is defined by the daemon.", [], max_args=1)
 
 
+@command
 def cmd_logout(ctx, argv) -> int:
-    try:
-        _, args = LOGOUT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    _, args = LOGOUT.parse(argv)
     from hutch.images import auth
     server = auth.server_key(args[0] if args else "")
     if not auth.remove_credentials(ctx.paths, server):

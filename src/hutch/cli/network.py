@@ -11,7 +11,8 @@ import re
 import sys
 
 from hutch.cli import common
-from hutch.cli.common import confirm, daemon_err, err, key_values, template_error
+from hutch.cli.common import (command, confirm, daemon_err, err, key_values, print_rows,
+                              template_error)
 from hutch.cli.flags import Command, CommandLineError, Flag
 
 
@@ -45,11 +46,9 @@ _REFUSED = {"config-from": "--config-from", "config-only": "--config-only", "ing
             "ipam-opt": "--ipam-opt", "ipv6": "--ipv6"}
 
 
+@command
 def cmd_network_create(ctx, argv) -> int:
-    try:
-        opts, args = CREATE.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = CREATE.parse(argv)
     for flag, text in _REFUSED.items():
         if flag in opts.changed:
             return err(f"hutch: {text} is not supported by hutch networks")
@@ -135,11 +134,9 @@ def _created_at(created: str) -> str:
     return created.replace("T", " ").rstrip("Z") + " +0000 UTC"
 
 
+@command
 def cmd_network_ls(ctx, argv) -> int:
-    try:
-        opts, _ = LS.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = LS.parse(argv)
     try:
         filters = parse_filters(opts["filter"])
         nets = [n for n in _manager(ctx).list_networks() if matches(n, filters)]
@@ -156,12 +153,7 @@ def cmd_network_ls(ctx, argv) -> int:
              "IPv6": str(n["EnableIPv6"]).lower(), "Internal": str(n["Internal"]).lower(),
              "Labels": ",".join(f"{k}={v}" for k, v in (n["Labels"] or {}).items()),
              "Name": n["Name"], "Scope": n["Scope"]} for n in nets]
-    from hutch.cli.gotemplate import TemplateError, render_rows
-    try:
-        sys.stdout.write(render_rows(opts["format"] or LS_TABLE, rows, LS_HEADERS, LS_TABLE[6:]))
-    except TemplateError as e:
-        return template_error(e)
-    return 0
+    return print_rows(opts["format"] or LS_TABLE, rows, LS_HEADERS, LS_TABLE[6:])
 
 
 # --- inspect ---------------------------------------------------------------------------
@@ -173,11 +165,9 @@ INSPECT = Command("network inspect", "[OPTIONS] NETWORK [NETWORK...]",
                   ], min_args=1)
 
 
+@command
 def cmd_network_inspect(ctx, argv) -> int:
-    try:
-        opts, args = INSPECT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = INSPECT.parse(argv)
     from hutch.network.errors import NetworkError, NetworkNotFound
     nm = _manager(ctx)
     found, status = [], 0
@@ -205,11 +195,9 @@ RM = Command("network rm", "NETWORK [NETWORK...]", "Remove one or more networks"
              min_args=1, aliases=["remove"])
 
 
+@command
 def cmd_network_rm(ctx, argv) -> int:
-    try:
-        _, args = RM.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    _, args = RM.parse(argv)
     from hutch.network.errors import NetworkError, NetworkNotFound
     nm = _manager(ctx)
     status = 0
@@ -230,11 +218,9 @@ PRUNE = Command("network prune", "[OPTIONS]", "Remove all unused networks", [
 ], max_args=0)
 
 
+@command
 def cmd_network_prune(ctx, argv) -> int:
-    try:
-        opts, _ = PRUNE.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = PRUNE.parse(argv)
     if opts["filter"]:
         return err("hutch: network prune --filter is not supported")
     if not opts["force"]:
@@ -280,11 +266,9 @@ def _engine_call(ctx, method: str, *args, **kw) -> int:
     return 0
 
 
+@command
 def cmd_network_connect(ctx, argv) -> int:
-    try:
-        opts, args = CONNECT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = CONNECT.parse(argv)
     for flag in ("ip6", "link-local-ip", "driver-opt", "link"):
         if flag in opts.changed:
             return err(f"hutch: --{flag} is not supported by hutch networks")
@@ -292,9 +276,7 @@ def cmd_network_connect(ctx, argv) -> int:
                         ip=opts["ip"] or None)
 
 
+@command
 def cmd_network_disconnect(ctx, argv) -> int:
-    try:
-        opts, args = DISCONNECT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = DISCONNECT.parse(argv)
     return _engine_call(ctx, "network_disconnect", args[1], args[0], force=opts["force"])

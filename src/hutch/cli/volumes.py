@@ -6,9 +6,9 @@ import json
 import os
 import sys
 
-from hutch.cli.common import (DAEMON, ERR, confirm, daemon_err, err, image_store, key_values,
-                              parse_filters, template_error)
-from hutch.cli.flags import Command, CommandLineError, Flag
+from hutch.cli.common import (DAEMON, command, confirm, daemon_err, err, image_store,
+                              key_values, parse_filters, print_rows, template_error)
+from hutch.cli.flags import Command, Flag
 
 def _store(ctx):
     from hutch.engine.volumestore import VolumeStore
@@ -24,14 +24,12 @@ CREATE = Command("volume create", "[OPTIONS] [VOLUME]", "Create a volume", [
 ], max_args=1)
 
 
+@command
 def cmd_volume_create(ctx, argv) -> int:
-    try:
-        opts, args = CREATE.parse(argv)
-        if args and opts["name"] and args[0] != opts["name"]:
-            raise CommandLineError("Conflicting options: either specify --name or provide "
-                                   "positional arg, not both", ERR)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = CREATE.parse(argv)
+    if args and opts["name"] and args[0] != opts["name"]:
+        return err("Conflicting options: either specify --name or provide positional arg, "
+                   "not both")
     from hutch.engine.volumestore import VolumeError
     name = args[0] if args else opts["name"]
     if opts["driver"] != "local":
@@ -74,12 +72,10 @@ def _ls_row(v) -> dict:
             "Links": "N/A", "Size": "N/A", "CreatedAt": v.created_at}
 
 
+@command
 def cmd_volume_ls(ctx, argv) -> int:
-    try:
-        opts, _ = LS.parse(argv)
-        filters = parse_filters(opts["filter"])
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = LS.parse(argv)
+    filters = parse_filters(opts["filter"])
     from hutch.engine.volumestore import VolumeError, match_filters, validate_filters
     try:
         validate_filters(filters)
@@ -90,14 +86,8 @@ def cmd_volume_ls(ctx, argv) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(v.name + "\n" for v in vols))
         return 0
-    fmt = opts["format"] or "table"
-    from hutch.cli.gotemplate import TemplateError, render_rows
-    try:
-        sys.stdout.write(render_rows(fmt, [_ls_row(v) for v in vols], _LS_HEADERS,
-                                     default_table=_LS_TABLE))
-    except TemplateError as e:
-        return template_error(e)
-    return 0
+    return print_rows(opts["format"] or "table", [_ls_row(v) for v in vols], _LS_HEADERS,
+                      _LS_TABLE)
 
 
 # --- volume inspect -----------------------------------------------------------------------
@@ -107,11 +97,9 @@ INSPECT = Command("volume inspect", "[OPTIONS] VOLUME [VOLUME...]",
                   ], min_args=1)
 
 
+@command
 def cmd_volume_inspect(ctx, argv) -> int:
-    try:
-        opts, args = INSPECT.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = INSPECT.parse(argv)
     from hutch.cli.gotemplate import TemplateError, parse
     from hutch.engine.volumestore import VolumeError
     try:
@@ -154,11 +142,9 @@ RM = Command("volume rm", "[OPTIONS] VOLUME [VOLUME...]", "Remove one or more vo
              ], min_args=1, aliases=["hutch volume rm, hutch volume remove"])
 
 
+@command
 def cmd_volume_rm(ctx, argv) -> int:
-    try:
-        opts, args = RM.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = RM.parse(argv)
     from hutch.engine.volumestore import VolumeError
     store = _store(ctx)
     errors = []
@@ -193,12 +179,10 @@ def prune_volumes(ctx, filters: dict[str, list[str]] | None = None) -> tuple[str
     return out, reclaimed
 
 
+@command
 def cmd_volume_prune(ctx, argv) -> int:
-    try:
-        opts, _ = PRUNE.parse(argv)
-        filters = parse_filters(opts["filter"])
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = PRUNE.parse(argv)
+    filters = parse_filters(opts["filter"])
     from hutch.cli.format import human_size
     from hutch.engine.volumestore import VolumeError
     if not opts["force"] and not confirm(VOLUME_PRUNE_WARNING):
@@ -258,11 +242,9 @@ def _local_path(path: str) -> str:
     return absolute
 
 
+@command
 def cmd_cp(ctx, argv) -> int:
-    try:
-        opts, args = CP.parse(argv)
-    except CommandLineError as e:
-        return e.report()
+    opts, args = CP.parse(argv)
     src, dst = args
     if not src:
         return err("source can not be empty")
@@ -639,25 +621,17 @@ def _df_rows(du: dict) -> list[dict]:
     ]
 
 
+@command
 def cmd_system_df(ctx, argv) -> int:
-    try:
-        opts, _ = DF.parse(argv)
-    except CommandLineError as e:
-        return e.report()
-    from hutch.cli.gotemplate import TemplateError, render_rows
+    opts, _ = DF.parse(argv)
     from hutch.engine.volumes import disk_usage
     du = disk_usage(ctx.paths)
-    try:
-        if opts["verbose"]:
-            if opts["format"]:
-                return err("the verbose flag is not supported with a custom format")
-            sys.stdout.write(_df_verbose(du))
-            return 0
-        sys.stdout.write(render_rows(opts["format"] or "table", _df_rows(du), _DF_HEADERS,
-                                     default_table=_DF_TABLE))
-    except TemplateError as e:
-        return template_error(e)
-    return 0
+    if opts["verbose"]:
+        if opts["format"]:
+            return err("the verbose flag is not supported with a custom format")
+        sys.stdout.write(_df_verbose(du))
+        return 0
+    return print_rows(opts["format"] or "table", _df_rows(du), _DF_HEADERS, _DF_TABLE)
 
 
 def _df_verbose(du: dict) -> str:
@@ -709,12 +683,10 @@ SYSPRUNE = Command("system prune", "[OPTIONS]", "Remove unused data", [
 ], max_args=0)
 
 
+@command
 def cmd_system_prune(ctx, argv) -> int:
-    try:
-        opts, _ = SYSPRUNE.parse(argv)
-        filters = parse_filters(opts["filter"])
-    except CommandLineError as e:
-        return e.report()
+    opts, _ = SYSPRUNE.parse(argv)
+    filters = parse_filters(opts["filter"])
     from hutch.cli.format import human_size
     if opts["volumes"] and "until" in filters:
         return err('ERROR: The "until" filter is not supported with "--volumes"')
