@@ -432,14 +432,7 @@ class _Parser:
         else:
             self.next()
         if kw.val == "block":
-            saved = self.vars
-            self.vars = ["$"]
-            body, end = self.item_list()
-            if end.val != "end":
-                raise self.err(end, "unexpected {{else}}")
-            self.expect_rdelim("end")
-            self.vars = saved
-            self.defines[name] = body
+            self.define_body(name)
         return _TemplateCall(kw.pos, name, pipe)
 
     def parse_define(self, kw: _Tok):
@@ -447,6 +440,10 @@ class _Parser:
         if name_tok.kind not in ("string", "raw"):
             raise self.err(name_tok, f"unexpected {_show(name_tok)} in define clause")
         self.expect_rdelim("define clause")
+        self.define_body(_unquote(name_tok))
+
+    def define_body(self, name: str):
+        """A {{define}}'s or {{block}}'s body, up to its {{end}}: its own scope ($ only)."""
         saved = self.vars
         self.vars = ["$"]
         body, end = self.item_list()
@@ -454,7 +451,7 @@ class _Parser:
             raise self.err(end, "unexpected {{else}}")
         self.expect_rdelim("end")
         self.vars = saved
-        self.defines[_unquote(name_tok)] = body
+        self.defines[name] = body
 
     def pipeline(self, context: str, end_kind: str) -> _PipeN:
         start = self.peek()
