@@ -172,11 +172,8 @@ class Command:
             self._set(flag, value, opts)
         elif flag.is_bool:
             self._set(flag, "true", opts)
-        elif i < len(argv):
-            self._set(flag, argv[i], opts)
-            i += 1
         else:
-            raise _FlagProblem(f"flag needs an argument: {a}")
+            i = self._set_next(flag, argv, i, opts, a)
         return i
 
     def _parse_short(self, a, argv, i, opts, prog):
@@ -198,13 +195,16 @@ class Command:
                 continue
             if rest:
                 self._set(flag, rest, opts)
-            elif i < len(argv):
-                self._set(flag, argv[i], opts)
-                i += 1
-            else:
-                raise _FlagProblem(f"flag needs an argument: {c!r} in -{c}")
-            return i
+                return i
+            return self._set_next(flag, argv, i, opts, f"{c!r} in -{c}")
         return i
+
+    def _set_next(self, flag: Flag, argv, i, opts, shown: str) -> int:
+        """The flag's value is the next argument (pflag: whatever it is)."""
+        if i >= len(argv):
+            raise _FlagProblem(f"flag needs an argument: {shown}")
+        self._set(flag, argv[i], opts)
+        return i + 1
 
     def _set(self, flag: Flag, text: str, opts: Options):
         try:
