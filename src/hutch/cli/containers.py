@@ -265,7 +265,7 @@ def _create_options(opts, args, *, detach: bool, cmd: str):
         resources = res_mod.parse_resources(
             {k: opts[k] for k in opts.changed if k in res_mod._BY_NAME})
     except res_mod.FlagError as e:
-        raise CommandLineError(f"{e}\nSee 'hutch {cmd} --help'.") from None
+        raise _lazy_command(f"{cmd.upper()}_CMD").flag_error(str(e)) from None
     except ValueError as e:
         raise RunError(f"{DAEMON}{e}", getattr(e, "exit_code", 125)) from None
     flags = dict(opts)

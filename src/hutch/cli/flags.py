@@ -13,7 +13,8 @@ Parsing follows pflag:
                       create, exec stop at the image / container so the command's own
                       flags pass through)
   --                  ends the flags
-Errors are Docker's: one line, `See 'hutch run --help'.`, exit 125 (`CommandLineError`).
+Errors are Docker's: the problem, the usage line, `Run 'hutch run --help' for more
+information`, exit 125 (`CommandLineError`); argument-count errors are cobra's, exit 1.
 `--help` raises `HelpRequested` (exit 0, text on stdout).
 """
 from __future__ import annotations
@@ -134,7 +135,6 @@ class Command:
     def parse(self, argv: list[str], prog: str | None = None) -> tuple[Options, list[str]]:
         opts = Options((f.long, f.initial()) for f in self.flags)
         args: list[str] = []
-        see = f"See '{self.path(prog)} --help'."
         i = 0
         try:
             while i < len(argv):
@@ -155,7 +155,7 @@ class Command:
                 else:
                     i = self._parse_short(a, argv, i, opts, prog)
         except _FlagProblem as p:
-            raise CommandLineError(f"{p}\n{see}") from None
+            raise self.flag_error(str(p), prog) from None
         self._check_args(args, prog)
         return opts, args
 
@@ -218,6 +218,12 @@ class Command:
         else:
             opts[flag.long] = value
         opts.changed.add(flag.long)
+
+    def flag_error(self, problem: str, prog: str | None = None) -> CommandLineError:
+        """A bad flag as Docker's CLI (28, the reference's) reports it: the problem, the
+        usage line, where help is; exit 125."""
+        return CommandLineError(f"{problem}\n\nUsage:  {self.use_line(prog)}\n\n"
+                                f"Run '{self.path(prog)} --help' for more information")
 
     def _check_args(self, args, prog):
         lo, hi, n = self.min_args, self.max_args, len(args)

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.root
 def test_mount_flag_errors_are_the_clients(h):
     p = h("run", "--rm", "--mount", "type=bind", "busybox", "true", check=False)
     assert p.returncode == 125
-    assert p.stderr == ('invalid argument "type=bind" for "--mount" flag: target is required\n'
-                        "See 'hutch run --help'.\n")
+    assert p.stderr == ('invalid argument "type=bind" for "--mount" flag: target is required\n\n'
+                        "Usage:  hutch run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
+                        "Run 'hutch run --help' for more information\n")
     p = h("create", "--mount", "source=x", "busybox", check=False)
     assert p.returncode == 125 and "target is required" in p.stderr
     assert h("ps", "-aq").stdout == "" or "x" not in h("volume", "ls", "-q").stdout.split()

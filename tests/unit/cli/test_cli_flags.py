@@ -102,15 +102,17 @@ def test_strings_flag_splits_commas():
     (["---x"], "bad flag syntax: ---x"),
 ])
 def test_flag_errors_are_dockers(argv, message):
+    """Docker CLI 28's form (the reference transcript's `docker run -m 10XB`)."""
     e = err(RUN, argv)
-    assert e.message == f"{message}\nSee 'hutch run --help'."
+    assert e.message == (f"{message}\n\nUsage:  hutch run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
+                         "Run 'hutch run --help' for more information")
     assert e.code == 125
 
 
 def test_int_error_names_short_and_long():
     e = err(STOP, ["-t", "x", "c"])
-    assert e.message == ('invalid argument "x" for "-t, --time" flag: strconv.ParseInt: '
-                         'parsing "x": invalid syntax\nSee \'hutch stop --help\'.')
+    assert e.message.startswith('invalid argument "x" for "-t, --time" flag: strconv.ParseInt: '
+                                'parsing "x": invalid syntax\n\n')
 
 
 def test_duration_flag():
@@ -139,10 +141,11 @@ def test_exactly_and_no_arguments():
 
 def test_prog_names_the_invoked_path():
     e = err(STOP, ["--nope"])
-    assert "See 'hutch stop --help'." in e.message
+    assert "Run 'hutch stop --help' for more information" in e.message
     with pytest.raises(CommandLineError) as e2:
         STOP.parse(["--nope"], prog="hutch container stop")
-    assert "See 'hutch container stop --help'." in e2.value.message
+    assert e2.value.message.endswith("Usage:  hutch container stop [OPTIONS] CONTAINER [CONTAINER...]\n\n"
+                                     "Run 'hutch container stop --help' for more information")
 
 
 def test_help_text(capsys):
