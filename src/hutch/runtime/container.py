@@ -157,6 +157,29 @@ def _spawn(body, sock_child, sock_parent) -> int:
     return pid
 
 
+def _spawn_into_new_pidns(body, sock_child, sock_parent) -> int:
+    """_spawn, the child as PID 1 of a new pid namespace: unshare(CLONE_NEWPID) sets the
+    namespace of our next children only, and ours is set back right after the fork."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        trace.step("unshare", "pid (for the init we fork)")
+        _sys.unshare(_sys.CLONE_NEWPID)
+        try:
+            return _spawn(body, sock_child, sock_parent)
+        finally:
+            _sys.setns(own, _sys.CLONE_NEWPID)
+    finally:
+        os.close(own)
+
+
+def _child_error(sock) -> str | None:
+    """The error a container process already sent, if one is waiting (non-blocking)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return None
+    msg = sync.recv(sock)
+    return msg["msg"] if msg and msg["type"] == "error" else None
+
+
 def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> int:
     """Serve the intermediate until it reports the pid of its child, then reap it."""
     while True:
@@ -251,7 +274,13 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                                 no_pivot=no_pivot, state=base,
                                 seccomp_cache=statefile.seccomp_cache_dir(state_root),
                                 keyring=None if no_new_keyring else f"_ses.{cid}")
-        intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
+        if not process.forks_init_itself(cfg):
+            intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
+        elif cfg.new_namespaces & _sys.CLONE_NEWPID:
+            init_pid = _spawn_into_new_pidns(lambda: process.init_forked_by_parent(args),
+                                             child_sock, sock)
+        else:
+            init_pid = _spawn(lambda: process.init_forked_by_parent(args), child_sock, sock)
         if console:
             console.close()
         # The cgroup is made while the intermediate unshares and the init mounts (it waits
@@ -264,13 +293,22 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             cgroup.create()
             cgroup.apply(cfg.resources)
         except BaseException:
-            init_pid = _forked_init(sock, intermediate)  # killed below, as the intermediate
+            if intermediate:
+                init_pid = _forked_init(sock, intermediate)  # killed below, as it is
             raise
-        init_pid = _receive_pid(sock, intermediate, cfg)
-        intermediate = 0
+        if intermediate:
+            init_pid = _receive_pid(sock, intermediate, cfg)
+            intermediate = 0
         # While the init prepares its rootfs; quick, as the primer started the wait.
         trace.step("cgroup", f"add pid {init_pid}")
-        cgroup.add_process(init_pid)
+        try:
+            cgroup.add_process(init_pid)
+        except cgroups.CgroupError:
+            # It may have failed and exited first: its own error is the one to report.
+            error = _child_error(sock)
+            if error:
+                raise sync.ProtocolError(error) from None
+            raise
         cgroups.reap_primer()
         sync.send(sock, "cgroup", dirs=cgroup.hierarchy_dirs())  # what its mounts bind
         msg = sync.recv(sock)
@@ -490,9 +528,9 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
             _release(state_root, st)  # as saved: no need to read it back
         except RuntimeFailure:
             # The init died before exec: its own error says why.
-            msg = sync.recv(sock) if select.select([sock], [], [], 0)[0] else None
-            if msg and msg["type"] == "error":
-                raise RuntimeFailure(f"unable to start container process: {msg['msg']}")
+            error = _child_error(sock)
+            if error:
+                raise RuntimeFailure(f"unable to start container process: {error}")
             raise
         # The socket closes at execve; anything before that is an error of the last steps.
         msg = sync.recv(sock)

@@ -221,7 +221,18 @@ def join_namespaces(joined: list[tuple[str, str]]) -> None:
             os.close(fd)
 
 
-def stage1(a: InitArgs) -> None:
+def forks_init_itself(cfg: Config) -> bool:
+    """Whether the parent forks the init with no intermediate (stage 1) between: not with
+    a user namespace (the parent writes the id maps of the process that made it, and the
+    other namespaces must belong to it) nor with a pid namespace to join. A new pid
+    namespace is the parent's to make: unshare(CLONE_NEWPID) applies to its next child."""
+    return "user" not in cfg.namespace_types and not any(
+        kind == "pid" for kind, _ in cfg.joined_namespaces)
+
+
+def enter_namespaces(a: InitArgs, unshare_pid: bool) -> None:
+    """Join and make the container's namespaces, but the cgroup one (made by the init once
+    it is in its cgroup) and, unless `unshare_pid`, the pid one (made by the parent)."""
     cfg = a.cfg
     # Before entering any of the container's namespaces, and inherited by the init until
     # its execve: nothing in the container may ptrace us or open /proc/<pid>/exe, the
@@ -245,16 +256,29 @@ def stage1(a: InitArgs) -> None:
     if "user" in cfg.namespace_types:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    # The cgroup namespace comes later, from the init, once it is in its cgroup.
     flags = cfg.new_namespaces & ~(_sys.CLONE_NEWUSER | _sys.CLONE_NEWCGROUP)
+    if not unshare_pid:
+        flags &= ~_sys.CLONE_NEWPID
     if flags:
         trace.step("unshare", " ".join(k for k, v in NAMESPACE_FLAGS.items()
                                         if flags & v and k != "user"))
         _sys.unshare(flags)
+
+
+def stage1(a: InitArgs) -> None:
+    """The intermediate: into the namespaces, then fork the init (PID 1 of a new pid
+    namespace) and tell the parent its pid."""
+    enter_namespaces(a, unshare_pid=True)
     pid = os.fork()
     if pid == 0:
         run_child(lambda: init(a), a.sock)
     sync.send(a.sock, "pid", pid=pid)
+
+
+def init_forked_by_parent(a: InitArgs) -> None:
+    """The init when the parent forked it itself (forks_init_itself)."""
+    enter_namespaces(a, unshare_pid=False)
+    init(a)
 
 
 def init(a: InitArgs) -> None:
