@@ -6,12 +6,74 @@ os.setgroups, os.mknod), callers use it directly.
 """
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import fcntl
 import os
 import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
+# ctypes' C core and the few C types used here: the ctypes package itself costs ~1.5 ms of
+# import on every runtime call (its module, struct, types, its endian structures).
+Structure = _ctypes.Structure
+addressof = _ctypes.addressof
+byref = _ctypes.byref
+get_errno = _ctypes.get_errno
+
+
+class c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class c_uint32(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class c_ushort(_ctypes._SimpleCData):
+    _type_ = "H"
+
+
+class c_void_p(_ctypes._SimpleCData):
+    _type_ = "P"
+
+
+class c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+def buffer(init: bytes | int):
+    """A C char array holding these bytes (NULs included), or this many zero bytes."""
+    if isinstance(init, int):
+        return (c_char * init)()
+    return (c_char * len(init)).from_buffer_copy(init)
+
+
+class _LibcFunction(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _Libc:
+    """The C library's functions by name, as ctypes.CDLL(None, use_errno=True) has them."""
+    _handle = _ctypes.dlopen(None, _ctypes.RTLD_LOCAL)
+
+    def __getattr__(self, name: str) -> _LibcFunction:
+        func = _LibcFunction((name, self))
+        setattr(self, name, func)
+        return func
+
+
+_libc = _Libc()
 
 # --- namespaces (linux/sched.h) ---
 CLONE_NEWTIME = 0x00000080
@@ -77,16 +139,14 @@ SYS_keyctl = 250
 KEYCTL_JOIN_SESSION_KEYRING = 1
 SECCOMP_SET_MODE_FILTER = 1
 
-_libc.syscall.restype = ctypes.c_long
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
+_libc.syscall.restype = c_long
+_libc.mount.argtypes = [c_char_p, c_char_p, c_char_p, c_ulong, c_char_p]
+_libc.umount2.argtypes = [c_char_p, c_int]
+_libc.unshare.argtypes = [c_int]
+_libc.setns.argtypes = [c_int, c_int]
+_libc.sethostname.argtypes = [c_char_p, c_ulong]
+_libc.setdomainname.argtypes = [c_char_p, c_ulong]
+_libc.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -95,16 +155,9 @@ def _b(s: str | bytes | None) -> bytes | None:
     return os.fsencode(s)
 
 
-def _fail(op: str, path: str | bytes | None = None):
-    err = ctypes.get_errno()
-    if path is None:
-        raise OSError(err, f"{op}: {os.strerror(err)}")
-    return OSError(err, f"{op}: {os.strerror(err)}", os.fsdecode(path))
-
-
 def _check(ret: int, op: str, path: str | bytes | None = None) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = get_errno()
         if path is None:
             raise OSError(err, f"{op}: {os.strerror(err)}")
         raise OSError(err, f"{op}: {os.strerror(err)}", os.fsdecode(path))
@@ -154,20 +207,19 @@ def chroot(path: str) -> None:
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32), ("inheritable", c_uint32)]
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) as 64-bit masks."""
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    _check(_libc.syscall(SYS_capget, ctypes.byref(hdr), ctypes.byref(data)), "capget")
+    _check(_libc.syscall(SYS_capget, byref(hdr), byref(data)), "capget")
     return tuple(getattr(data[0], f) | (getattr(data[1], f) << 32)
                  for f in ("effective", "permitted", "inheritable"))
 
@@ -180,7 +232,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.syscall(SYS_capset, ctypes.byref(hdr), ctypes.byref(data)), "capset")
+    _check(_libc.syscall(SYS_capset, byref(hdr), byref(data)), "capset")
 
 
 _last_cap: int | None = None
@@ -254,16 +306,15 @@ def set_winsize(fd: int, rows: int, cols: int) -> None:
 
 
 # --- seccomp (linux/seccomp.h, linux/filter.h) ---
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(Structure):
+    _fields_ = [("len", c_ushort), ("filter", c_void_p)]
 
 
 def seccomp_set_filter(program: bytes) -> None:
     """Install a compiled classic-BPF program (struct sock_filter[], 8 bytes each)."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
-    _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)),
-           "seccomp")
+    buf = buffer(program)
+    prog = _SockFprog(len(program) // 8, addressof(buf))
+    _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, byref(prog)), "seccomp")
 
 
 def join_session_keyring(name: str) -> int:

@@ -6,11 +6,10 @@ list the programs attached there. `union bpf_attr` is packed by hand at the kern
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 
-from hutch._sys import _libc
+from hutch._sys import _libc, addressof, buffer, c_int, c_long, c_uint32, get_errno
 
 SYS_bpf = 321  # x86_64
 
@@ -35,11 +34,10 @@ BPF_DEVCG_DEV_CHAR = 2
 _ATTR_SIZE = 128
 
 
-def _bpf(cmd: int, attr: ctypes.Array, op: str, path: str | None = None) -> int:
-    ret = _libc.syscall(ctypes.c_long(SYS_bpf), ctypes.c_int(cmd), attr,
-                        ctypes.c_uint(_ATTR_SIZE))
+def _bpf(cmd: int, attr, op: str, path: str | None = None) -> int:
+    ret = _libc.syscall(c_long(SYS_bpf), c_int(cmd), attr, c_uint32(_ATTR_SIZE))
     if ret < 0:
-        err = ctypes.get_errno()
+        err = get_errno()
         if path is None:
             raise OSError(err, f"{op}: {os.strerror(err)}")
         raise OSError(err, f"{op}: {os.strerror(err)}", path)
@@ -49,13 +47,12 @@ def _bpf(cmd: int, attr: ctypes.Array, op: str, path: str | None = None) -> int:
 def prog_load_cgroup_device(insns: bytes, license: str = "Apache") -> int:
     """Load a BPF_PROG_TYPE_CGROUP_DEVICE program; returns its fd. The verifier's log is
     included in the error when the kernel refuses the program."""
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(65536)
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    code = buffer(insns)
+    lic = buffer(license.encode() + b"\0")
+    log = buffer(65536)
+    attr = buffer(_ATTR_SIZE)
     struct.pack_into("=IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
-                     ctypes.addressof(code), ctypes.addressof(lic), 1, len(log),
-                     ctypes.addressof(log))
+                     addressof(code), addressof(lic), 1, len(log), addressof(log))
     try:
         return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
     except OSError as e:
@@ -67,30 +64,30 @@ def prog_load_cgroup_device(insns: bytes, license: str = "Apache") -> int:
 
 def prog_attach(cgroup_fd: int, prog_fd: int, attach_type: int = BPF_CGROUP_DEVICE,
                 flags: int = BPF_F_ALLOW_MULTI) -> None:
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = buffer(_ATTR_SIZE)
     struct.pack_into("=IIII", attr, 0, cgroup_fd, prog_fd, attach_type, flags)
     _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)")
 
 
 def prog_detach(cgroup_fd: int, prog_fd: int, attach_type: int = BPF_CGROUP_DEVICE) -> None:
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = buffer(_ATTR_SIZE)
     struct.pack_into("=III", attr, 0, cgroup_fd, prog_fd, attach_type)
     _bpf(BPF_PROG_DETACH, attr, "bpf(BPF_PROG_DETACH)")
 
 
 def prog_query(cgroup_fd: int, attach_type: int = BPF_CGROUP_DEVICE) -> list[int]:
     """The ids of the programs attached directly to a cgroup for `attach_type`."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    ids = (c_uint32 * 64)()
+    attr = buffer(_ATTR_SIZE)
     # target_fd, attach_type, query_flags, attach_flags, prog_ids (u64), prog_cnt
     struct.pack_into("=IIIIQI", attr, 0, cgroup_fd, attach_type, 0, 0,
-                     ctypes.addressof(ids), len(ids))
+                     addressof(ids), len(ids))
     _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
     count = struct.unpack_from("=I", attr, 24)[0]
     return list(ids[:count])
 
 
 def prog_get_fd_by_id(prog_id: int) -> int:
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = buffer(_ATTR_SIZE)
     struct.pack_into("=I", attr, 0, prog_id)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr, "bpf(BPF_PROG_GET_FD_BY_ID)")

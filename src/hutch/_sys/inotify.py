@@ -2,10 +2,9 @@
 entries, rotation, the monitor's exit record) instead of polling."""
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from hutch._sys import _libc, c_uint32, get_errno
 
 IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
@@ -18,14 +17,14 @@ IN_CLOEXEC = os.O_CLOEXEC
 def inotify_init1(flags: int = IN_NONBLOCK | IN_CLOEXEC) -> int:
     fd = _libc.inotify_init1(flags)
     if fd < 0:
-        e = ctypes.get_errno()
+        e = get_errno()
         raise OSError(e, f"inotify_init1: {os.strerror(e)}")
     return fd
 
 
 def inotify_add_watch(fd: int, path: str, mask: int) -> int:
-    wd = _libc.inotify_add_watch(fd, os.fsencode(path), ctypes.c_uint32(mask))
+    wd = _libc.inotify_add_watch(fd, os.fsencode(path), c_uint32(mask))
     if wd < 0:
-        e = ctypes.get_errno()
+        e = get_errno()
         raise OSError(e, f"inotify_add_watch: {os.strerror(e)}", path)
     return wd
