@@ -24,6 +24,10 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
     writes the state file, returns                                   blocks on exec.fifo
                                                                      until `start`, execve
 
+Without a user namespace or a pid namespace to join there is no intermediate (runc's
+usual case): the parent unshares CLONE_NEWPID for its next child only, forks the init
+itself, and knows its pid; the init enters its namespaces, and "pid" is not sent.
+
 `exec` is shorter: the intermediate joins the namespaces, forks and sends "pid"; the parent
 moves that process into the cgroup and sends "cgroup"; it sets itself up, sends "ready" and
 execs.
