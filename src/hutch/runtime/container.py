@@ -287,12 +287,15 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if console:
             console.close()
         # The cgroup is made while the intermediate unshares and the init mounts (it waits
-        # for "cgroup" before binding the cgroup's directories): a first mkdir after a
+        # for "cgroup-made" before binding the cgroup's directories): a first mkdir after a
         # quiet spell waits for the primer's RCU grace period (see cgroups.prime_attach).
         try:
             trace.step("cgroup", "create", path=manager.path)
             cgroup = manager
             cgroup.create()
+            if not intermediate:  # (it reads the socket for "userns-done" until it forks)
+                # The init binds the directories while their limits are written.
+                sync.send(sock, "cgroup-made", dirs=cgroup.hierarchy_dirs())
             cgroup.apply(cfg.resources)
         except BaseException:
             if intermediate:
@@ -301,6 +304,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if intermediate:
             init_pid = _receive_pid(sock, intermediate, cfg)
             intermediate = 0
+            sync.send(sock, "cgroup-made", dirs=cgroup.hierarchy_dirs())
         # While the init prepares its rootfs; quick, as the primer started the wait.
         trace.step("cgroup", f"add pid {init_pid}")
         try:
@@ -312,7 +316,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                 raise sync.ProtocolError(error) from None
             raise
         cgroups.reap_primer()
-        sync.send(sock, "cgroup", dirs=cgroup.hierarchy_dirs())  # what its mounts bind
+        sync.send(sock, "cgroup")
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
             # runtime-tools (and crun) expect "created" in the prestart state.

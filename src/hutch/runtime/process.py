@@ -293,20 +293,21 @@ def init(a: InitArgs) -> None:
         except OSError as e:
             if e.errno != errno.ENOSYS:  # a kernel without keyrings: nothing to isolate
                 raise InitError(f"could not create session key: {describe(e)}") from None
-    joined = []
+    made = []
 
-    def join_cgroup() -> list[tuple[str, str]]:
-        """Once: the parent makes the cgroup and moves us in meanwhile (slow on v1); its
-        directories, one per hierarchy (what a cgroup mount binds)."""
-        if not joined:
-            joined.append(sync.expect(a.sock, "cgroup")["dirs"])
-        return joined[0]
+    def cgroup_made() -> list[tuple[str, str]]:
+        """Once: the parent makes the cgroup meanwhile (slow after a quiet spell, see
+        cgroups.prime_attach); its directories, one per hierarchy (what a cgroup mount
+        binds)."""
+        if not made:
+            made.append(sync.expect(a.sock, "cgroup-made")["dirs"])
+        return made[0]
 
     # Without a mount namespace of its own, mounts would land in the host's: none are made.
     own_mounts = "mount" in cfg.namespace_types
     if own_mounts:
         try:
-            rootfs.prepare(_sys, cfg, join_cgroup)
+            rootfs.prepare(_sys, cfg, cgroup_made)
         except (OSError, rootfs.MountError) as e:
             raise InitError(f"error preparing rootfs: {describe(e)}") from None
     program = None
@@ -314,7 +315,9 @@ def init(a: InitArgs) -> None:
         # Compiled (or read from the cache) while the parent's cgroup write may be under way.
         from hutch.runtime import seccomp
         program = seccomp.program_for(cfg.seccomp, a.seccomp_cache)
-    join_cgroup()
+    cgroup_made()
+    # The parent writes the cgroup's limits and moves us in meanwhile.
+    sync.expect(a.sock, "cgroup")
     if cfg.new_namespaces & _sys.CLONE_NEWCGROUP:
         trace.step("unshare", "cgroup")
         _sys.unshare(_sys.CLONE_NEWCGROUP)

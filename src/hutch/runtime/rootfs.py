@@ -207,12 +207,11 @@ def setup_dev(sys, cfg: Config) -> None:
         os.close(dev_dir)
 
 
-def prepare(sys, cfg: Config, join_cgroup) -> None:
+def prepare(sys, cfg: Config, cgroup_made) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, mounts, /dev.
 
-    `join_cgroup()` returns once the parent has made the cgroup and moved us in, with the
-    cgroup's hierarchy_dirs(); it is called before the first cgroup mount, which binds
-    them."""
+    `cgroup_made()` returns once the parent has made the container's cgroup, with its
+    hierarchy_dirs(); it is called before the first cgroup mount, which binds them."""
     # Never shared here, whatever rootfsPropagation says: our mounts must not reach the
     # host. The configured propagation is applied to the new / after pivot_root.
     prop = MS_PRIVATE | MS_REC if cfg.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
@@ -222,7 +221,7 @@ def prepare(sys, cfg: Config, join_cgroup) -> None:
     sys.mount(cfg.rootfs, cfg.rootfs, None, MS_BIND | MS_REC)
     in_userns = "user" in cfg.namespace_types
     for m in cfg.mounts:
-        cgroup_dirs = join_cgroup() if m.type in ("cgroup", "cgroup2") else None
+        cgroup_dirs = cgroup_made() if m.type in ("cgroup", "cgroup2") else None
         try:
             mount_one(sys, cfg.rootfs, m, in_userns=in_userns, cgroup_dirs=cgroup_dirs)
         except OSError as e:

@@ -11,10 +11,10 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
     "userns-done" ───────────────▶ unshare(the others but cgroup)
                                    fork ──────────────────────────▶
           ◀──────────── "pid" {pid}
-    reaps the intermediate,                                          mounts up to the first
-    moves the init into the cgroup                                   cgroup mount
-    "cgroup" {dirs} ──────────────────────────────────────────────▶ the other mounts,
-                                                                     devices,
+    reaps the intermediate                                           mounts up to the first
+    "cgroup-made" {dirs} ─────────────────────────────────────────▶ cgroup mount, which
+    moves the init into the cgroup                                   binds `dirs`, the
+    "cgroup" ─────────────────────────────────────────────────────▶ others, devices,
                                                                      unshare(CLONE_NEWCGROUP)
           ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)
     prestart, createRuntime hooks
@@ -26,7 +26,8 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
 
 Without a user namespace or a pid namespace to join there is no intermediate (runc's
 usual case): the parent unshares CLONE_NEWPID for its next child only, forks the init
-itself, and knows its pid; the init enters its namespaces, and "pid" is not sent.
+itself, and knows its pid; the init enters its namespaces, "pid" is not sent, and
+"cgroup-made" comes before the limits are written.
 
 `exec` is shorter: the intermediate joins the namespaces, forks and sends "pid"; the parent
 moves that process into the cgroup and sends "cgroup"; it sets itself up, sends "ready" and
