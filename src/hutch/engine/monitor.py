@@ -157,39 +157,24 @@ def connect(run_dir: str) -> socket.socket:
 
 def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None = None,
           attach_opts: dict | None = None, console_size: tuple[int, int] | None = None) -> dict:
-    """Start a monitor for cid's generation; return its report (Pid, ... or Error)."""
-    from hutch.engine.store import Store
+    """Start a monitor for cid's generation; return its report (Pid, ... or Error).
+
+    The root's monitor host forks it (see monitor_host); without a host, this command
+    forks it and starts a host for the next ones."""
+    from hutch.engine import monitor_host
     r, w = os.pipe()
-    keep = [w] + ([attach_sock.fileno()] if attach_sock else [])
+    fds = [w] + ([attach_sock.fileno()] if attach_sock else [])
     # --debug: the kernel steps of the start (runtime create, mounts, cgroup writes) go to
     # the user's stderr, not just to monitor.log
-    debug_fd = os.dup(2) if trace.enabled else None
-    if debug_fd is not None:
-        keep.append(debug_fd)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked child
-        code = 0
-        try:
-            os.close(r)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            _detach_stdio(Store(paths).run_dir(cid), keep)
-            if debug_fd is not None:
-                trace.enable(os.fdopen(debug_fd, "w", buffering=1))
-            Monitor(paths, cid, generation, report_fd=w, attach_sock=attach_sock,
-                    attach_opts=attach_opts or {}, console_size=console_size).main()
-        except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
-            try:
-                os.write(2, f"monitor: {type(e).__name__}: {e}\n".encode())
-            except OSError:
-                pass
-            code = 1
-        os._exit(code)
+    if trace.enabled:
+        fds.append(os.dup(2))
+    job = {"cid": cid, "generation": generation, "console_size": console_size,
+           "attach": (attach_opts or {}) if attach_sock else None, "debug": trace.enabled}
+    if monitor_host.request(paths, job, fds) is None:
+        _fork_monitor(paths, job, fds)
     os.close(w)
-    if debug_fd is not None:
-        os.close(debug_fd)
-    os.waitpid(pid, 0)
+    if trace.enabled:
+        os.close(fds[-1])
     chunks = []
     while True:
         b = os.read(r, 65536)
@@ -204,25 +189,154 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
     return json.loads(data)
 
 
-def _detach_stdio(run_dir: str, keep: list[int]) -> None:
-    """Close everything inherited from the command except `keep`; stdio to /dev/null and
-    stderr to monitor.log, so the monitor never writes to the user's terminal."""
-    import signal
-    os.makedirs(run_dir, exist_ok=True)
+def _fork_monitor(paths, job: dict, fds: list[int]) -> None:
+    """No host answered: fork the monitor from here (through a child that exits, so it is
+    nobody's child), and start a host for the next containers."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the intermediate child
+        try:
+            if os.fork() == 0:
+                run_forked(paths, job, fds)
+            from hutch.engine import monitor_host
+            monitor_host.start_detached(paths)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def run_forked(paths, job: dict, fds: list[int]) -> None:
+    """The monitor's process, just forked by spawn; `fds`: the report pipe's write end,
+    then the attach socket and the --debug stderr when the job has them. Never returns."""
+    code = 0
+    try:
+        os.setsid()
+        _detach_stdio(os.path.join(paths.run, "containers", job["cid"]), fds)
+        _monitor(paths, job, fds).main()
+    except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
+        code = _died("monitor", e)
+    os._exit(code)
+
+
+def _died(who: str, e: BaseException) -> int:
+    try:
+        os.write(2, f"{who}: {type(e).__name__}: {e}\n".encode())
+    except OSError:
+        pass
+    return 1
+
+
+def run_from_host(paths, conn_fd: int) -> None:
+    """A monitor just forked by the host for the request on `conn_fd`. Never returns.
+
+    This process shares its memory with the host, and each page it writes becomes its own:
+    so it runs only the idle loop and the exit. A starter child does the rest, as a
+    monitor of its own would (read the request, answer, Monitor.main: the start, the
+    report, and the warm spell in which a container that ends at once is seen out), then
+    hands the running container over (its idle state and fds) and exits: its child, the
+    container's init, is then reparented to us."""
+    code = 0
+    try:
+        import hutch._sys      # (a `from` import of a package runs importlib's Python code)
+        os.setsid()
+        hutch._sys.set_child_subreaper()   # the container's init is reparented to us
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the starter; never returns
+            ours.close()
+            _starter(paths, conn_fd, theirs)
+        theirs.close()
+        _close_fds_except([ours.fileno()])      # the host's: listener, lock, pidfds...
+        import socket
+        msg, got, _flags, _addr = socket.recv_fds(ours, 1 << 18, 64)
+        ours.close()
+        os.waitpid(pid, 0)     # gone: its children are ours now
+        if msg:        # else the container is done, or its start failed (it reported that)
+            import marshal
+            state = marshal.loads(msg)
+            _renumber(got, state.pop("fds"))     # stderr (monitor.log) among them
+            if state.pop("debug"):
+                trace.enable()   # to monitor.log, as a monitor of its own after its report
+            resume(state, shares_host=True)
+    except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
+        code = _died("monitor", e)
+    os._exit(code)
+
+
+def _starter(paths, conn_fd: int, handover) -> None:
+    code = 0
+    try:
+        import socket
+        conn = _socket.socket(fileno=conn_fd)
+        conn.settimeout(CONNECT_TIMEOUT)
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 8)
+        job = _loads(msg.decode())
+        conn.sendall(_dumps({"Pid": os.getppid()}) + b"\n")
+        conn.close()
+        _detach_stdio(os.path.join(paths.run, "containers", job["cid"]),
+                      fds + [handover.fileno()], signals=False)  # (the host ignores them)
+        _monitor(paths, job, fds, handover=handover).main()
+    except BaseException as e:  # noqa: BLE001 - the starter must always exit cleanly
+        code = _died("monitor starter", e)
+    os._exit(code)
+
+
+def _monitor(paths, job: dict, fds: list[int], handover=None) -> Monitor:
+    """The Monitor that starts `job`'s container (fds: as run_forked's)."""
+    attach_sock = _socket.socket(fileno=fds[1]) if job["attach"] is not None else None
+    if job["debug"]:
+        trace.enable(os.fdopen(fds[-1], "w", buffering=1))
+    size = job["console_size"]
+    return Monitor(paths, job["cid"], job["generation"], report_fd=fds[0],
+                   attach_sock=attach_sock, attach_opts=job["attach"],
+                   console_size=tuple(size) if size else None, handover=handover)
+
+
+def _renumber(got: list[int], want: list[int]) -> None:
+    """Give the received fds the numbers the state names (the starter's)."""
+    import fcntl
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1024) for fd in got]
+    for fd in got:
+        os.close(fd)
+    for fd, number in zip(high, want):
+        os.dup2(fd, number)
+        os.close(fd)
+
+
+def _detach_stdio(run_dir: str, keep: list[int], signals: bool = True) -> None:
+    """Close everything inherited from the command (or the host) except `keep`; stdio to
+    /dev/null and stderr to monitor.log, so the monitor never writes to the user's
+    terminal."""
+    log = os.path.join(run_dir, "monitor.log")
+    try:
+        logfd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except FileNotFoundError:
+        os.makedirs(run_dir, exist_ok=True)
+        logfd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open("/dev/null", os.O_RDWR)
-    logfd = os.open(os.path.join(run_dir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.dup2(logfd, 2)
     for fd in (null, logfd):
         os.close(fd)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    _close_fds_except(keep)
+    if signals:
+        ignore_job_signals()
+
+
+def _close_fds_except(keep) -> None:
+    """Close every fd above stdio but `keep` (close_range calls: few objects touched)."""
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
+def ignore_job_signals() -> None:
+    """A terminal's or a session's signals are not for a monitor (or the host)."""
+    import signal
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTOU,
                 signal.SIGTTIN):
         signal.signal(sig, signal.SIG_IGN)
@@ -278,8 +392,10 @@ class Monitor:
         return self._record
 
     def __init__(self, paths, cid, generation, *, report_fd=None, attach_sock=None,
-                 attach_opts=None, console_size=None):
+                 attach_opts=None, console_size=None, handover=None):
         self._paths = paths
+        self.shares_host = False    # see resume()
+        self.handover = handover    # a starter's socket to its monitor (see run_from_host)
         self._root, self._run = paths.root, paths.run
         self._store = None
         self.cid = cid
@@ -310,6 +426,7 @@ class Monitor:
     # --- life --------------------------------------------------------------------------
     def main(self) -> None:
         from hutch import _sys
+        # the init's parent (a starter's exit hands its children on to the monitor)
         _sys.set_child_subreaper()
         os.makedirs(self.run_dir, exist_ok=True)
         import socket
@@ -337,7 +454,8 @@ class Monitor:
         except OSError:
             self._record_start(report)
         # A container that ends at once (`run --rm busybox true`) is seen out by this warm
-        # process: the lean idle one would re-import everything for the clean-up.
+        # process: the lean idle one would re-import everything for the clean-up (a
+        # starter's parent would run it for the first time, in pages it shares).
         while True:
             code = self.wait_exit(until=time.monotonic() + WARM_GRACE)
             if code is None:
@@ -360,22 +478,52 @@ class Monitor:
 
     def run_loop(self) -> None:
         """Wait for the exit, record it, and restart (then idle again) or finish."""
-        code = self.wait_exit()
-        if self.after_exit(code):
-            self.become_idle()
+        while True:
+            code = self.wait_exit() if self.pidfd is not None else self._reap()
+            if not self.after_exit(code):
+                return
+            if not self.shares_host:
+                self.become_idle()     # a fresh lean interpreter again
+                return
 
     # --- idling lean -------------------------------------------------------------------
     def become_idle(self) -> None:
         """Re-exec as a fresh interpreter that imports only this loop's modules: the
         runtime, images, network and cgroup code that starting needed stays behind, and an
         idle container costs a few MiB instead of a dozen. Every fd the loop serves, the
-        child, the subreaper setting and ignored signals survive execve."""
+        child, the subreaper setting and ignored signals survive execve. A starter hands
+        over to its parent instead."""
+        if self.handover is not None:
+            self._hand_over()
+            return
         import sys
-        fds = [self.listener.fileno()] + list(self.out_fds) + [c.sock.fileno() for c in self.clients]
-        if self.stdin_fd is not None:
-            fds.append(self.stdin_fd)
+        state, fds = self._idle_state()
         for fd in fds:
             os.set_inheritable(fd, True)
+        boot = ("import sys; sys.path[:0] = sys.argv[2:]; "
+                "from hutch.engine.monitor import resume, _loads; resume(_loads(sys.argv[1]))")
+        try:
+            os.execv(sys.executable, [sys.executable, "-S", "-c", boot, _dumps(state).decode(),
+                                      *(p for p in sys.path if p)])
+        except OSError as e:   # keep monitoring in this process rather than orphan the init
+            trace.step("monitor", f"exec of the idle loop failed: {e}")
+            self.run_loop()
+
+    def _hand_over(self) -> None:
+        """The starter's end: the idle state and its fds to the monitor (our parent)."""
+        import marshal   # (the monitor's C parse of it writes fewer pages than json's)
+        import socket
+        state, fds = self._idle_state()
+        fds.append(2)    # monitor.log, the monitor's stderr from now on
+        socket.send_fds(self.handover, [marshal.dumps(dict(state, fds=fds, debug=trace.enabled))],
+                        fds)
+        self.handover.close()
+
+    def _idle_state(self) -> tuple[dict, list[int]]:
+        """What resume() rebuilds the loop from, and the fds it names."""
+        fds = [self.listener.fileno()] + list(self.out_fds) + [c.sock.fileno() for c in self.clients]
+        if self.stdin_fd is not None and self.stdin_fd != self.master:
+            fds.append(self.stdin_fd)
         state = {
             "root": self._root, "run": self._run, "cid": self.cid, "run_dir": self.run_dir,
             "tty": self.tty, "open_stdin": self.open_stdin, "stdin_once": self.stdin_once,
@@ -391,14 +539,7 @@ class Monitor:
                         for c in self.clients],
             "stdin_buf": self.stdin_buf.decode("latin-1"),
         }
-        boot = ("import sys; sys.path[:0] = sys.argv[2:]; "
-                "from hutch.engine.monitor import resume, _loads; resume(_loads(sys.argv[1]))")
-        try:
-            os.execv(sys.executable, [sys.executable, "-S", "-c", boot, _dumps(state).decode(),
-                                      *(p for p in sys.path if p)])
-        except OSError as e:   # keep monitoring in this process rather than orphan the init
-            trace.step("monitor", f"exec of the idle loop failed: {e}")
-            self.run_loop()
+        return state, fds
 
     def _registered_socks(self) -> set:
         return {k.fileobj for k in self.sel.get_map().values() if isinstance(k.data, Client)}
@@ -424,44 +565,107 @@ class Monitor:
     # --- starting ----------------------------------------------------------------------
     def start_container(self) -> dict:
         """Mount, create, connect, start; the report for the command (or StartFailure)."""
+        stdio, child_ends, console = self._make_stdio()
+        keep = child_ends + ([console[0].fileno()] if console else [])
+        result, fds = self._in_helper(lambda send: send(*self._create_and_start(stdio, console)),
+                                      keep)
+        for fd in child_ends:
+            os.close(fd)
+        if console:
+            console[0].close()
+        if result is None:    # the helper died: whatever it made must go
+            self._in_helper(lambda send: self._clean_up(send, None), [])
+            result = {"Error": "container start failed (see monitor.log)", "ExitCode": 125}
+        if "Error" in result:
+            self._close_stdio()
+            raise StartFailure(result["Error"], result["ExitCode"])
+        if fds:
+            self._adopt_console(fds[0])
+        self.pid = result["Pid"]
+        trace.step("monitor", f"container {self.cid[:12]} started", pid=self.pid)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.sel.register(self.pidfd, EVENT_READ, "exit")
+        self.started_mono = time.monotonic()
+        from hutch.engine.store import now_iso, proc_start_time
+        monitor = os.getpid() if self.handover is None else os.getppid()   # (a starter's)
+        return {"Pid": self.pid, "PidStart": proc_start_time(self.pid),
+                "MonitorPid": monitor, "MonitorStart": proc_start_time(monitor),
+                "StartedAt": now_iso(), "Generation": self.generation}
+
+    def _create_and_start(self, stdio, console) -> tuple[dict, list[int]]:
+        """In a helper: the start's kernel work; ({"Pid"}, [pty master]) or ({"Error"}, [])."""
         from hutch.engine import lifecycle
         from hutch.runtime import container as rt
         from hutch.runtime.errors import RuntimeFailure
         state_root = self.paths.runtime_state
-        stdio, child_ends, console = self._make_stdio()
+        master = None
         try:
             bundle = lifecycle.prepare_bundle(self.paths, self.cid, self.record)
             try:
-                self.pid = rt.create(state_root, self.cid, bundle, stdio=stdio,
-                                     console_socket=console[1] if console else None)
+                pid = rt.create(state_root, self.cid, bundle, stdio=stdio,
+                                console_socket=console[1] if console else None)
             except RuntimeFailure as e:
                 from hutch.engine.errors import exec_failure_code
                 # Docker 20.10's words (its HostConfig.Runtime is "runc", and so is ours)
                 msg = (f"failed to create shim task: OCI runtime create failed: runc create "
                        f"failed: {e}: unknown")
                 raise StartFailure(msg, exec_failure_code(str(e))) from None
-            finally:
-                for fd in child_ends:
-                    os.close(fd)
             if console:
-                self._receive_console(console[0])
+                master = self._receive_console(console[0])
             rt.start(state_root, self.cid)
-        except StartFailure:
-            lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
-            self._close_stdio()
-            raise
         except Exception as e:  # noqa: BLE001 - any failure is reported as one line
             lifecycle.cleanup_after_exit(self.paths, self.cid, self.record)
-            self._close_stdio()
-            raise StartFailure(str(e) or type(e).__name__, 125) from None
-        trace.step("monitor", f"container {self.cid[:12]} started", pid=self.pid)
-        self.pidfd = os.pidfd_open(self.pid)
-        self.sel.register(self.pidfd, EVENT_READ, "exit")
-        self.started_mono = time.monotonic()
-        from hutch.engine.store import now_iso, proc_start_time
-        return {"Pid": self.pid, "PidStart": proc_start_time(self.pid),
-                "MonitorPid": os.getpid(), "MonitorStart": proc_start_time(os.getpid()),
-                "StartedAt": now_iso(), "Generation": self.generation}
+            code = e.exit_code if isinstance(e, StartFailure) else 125
+            return {"Error": str(e) or type(e).__name__, "ExitCode": code}, []
+        return {"Pid": pid}, [] if master is None else [master]
+
+    def _clean_up(self, send, later: list | None) -> None:
+        """The OOM verdict, then the exit's clean-up (cleanup_after_exit's `later`: see
+        after_exit)."""
+        from hutch.engine import lifecycle
+        oom = lifecycle.oom_killed(self.cid)
+        lifecycle.cleanup_after_exit(self.paths, self.cid, self.record, later)
+        send({"OOMKilled": oom})
+        if later and self.shares_host:   # a forked helper: the monitor answers meanwhile
+            lifecycle.finish_later(later)
+
+    def _in_helper(self, work, keep: list[int], wait: bool = True) -> tuple[dict | None, list[int]]:
+        if not self.shares_host:     # a process of its own: it may as well do the work
+            sent = []
+            work(lambda result, fds=(): sent.append((result, list(fds))))
+            return sent[0] if sent else (None, [])
+        return self._fork_helper(work, keep, wait)
+
+    def _fork_helper(self, work, keep: list[int], wait: bool) -> tuple[dict | None, list[int]]:
+        """Run work(send) in a forked child that exits after it, so the runtime, network,
+        cgroup and mount code (and its garbage) never touches this long-lived process's
+        memory (shared with the monitor host), while it stays the subreaper the container's
+        init is reparented to. The child keeps only `keep` of our fds (and stdio) and
+        calls send(result, fds) once; returns what it sent (None: it died first). wait:
+        reap it now (it exits once it has sent)."""
+        import socket
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the helper
+            code = 0
+            try:
+                ours.close()
+                out = trace._out.fileno() if trace._out is not None else -1
+                _close_fds_except([theirs.fileno(), out, *keep])
+
+                def send(result: dict, fds=()) -> None:
+                    socket.send_fds(theirs, [_dumps(result)], list(fds))
+                    theirs.close()
+                work(send)
+            except BaseException as e:  # noqa: BLE001 - a helper always exits
+                code = _died("monitor helper", e)
+            os._exit(code)
+        theirs.close()
+        with ours:
+            msg, fds, _flags, _addr = socket.recv_fds(ours, 1 << 16, 4)
+        if wait:   # else reaped by _reap's waitpid(-1), or by whoever inherits it from us
+            os.waitpid(pid, 0)
+        return (_loads(msg.decode()) if msg else None), fds
 
     def _make_stdio(self):
         """Pipes for the init's stdio (ours: the read ends), or a console socket for -t."""
@@ -499,7 +703,8 @@ class Monitor:
             self.sel.register(fd, EVENT_READ, "out")
         return (in_r, out_w, err_w), [in_r, out_w, err_w], None
 
-    def _receive_console(self, lsock) -> None:
+    def _receive_console(self, lsock) -> int:
+        """In the start's helper: the pty master the runtime sends, sized."""
         import socket
         conn, _ = lsock.accept()
         with conn:
@@ -511,11 +716,14 @@ class Monitor:
             pass
         if not fds:
             raise StartFailure("runtime sent no console fd", 125)
-        self.master = fds[0]
-        os.set_inheritable(self.master, False)
         if self.console_size:
             from hutch import _sys
-            _sys.set_winsize(self.master, *self.console_size)
+            _sys.set_winsize(fds[0], *self.console_size)
+        return fds[0]
+
+    def _adopt_console(self, master: int) -> None:
+        self.master = master
+        os.set_inheritable(self.master, False)
         self.stdin_fd = self.master
         os.set_blocking(self.master, False)
         self.out_fds[self.master] = "stdout"
@@ -760,12 +968,11 @@ class Monitor:
 
     def after_exit(self, code: int) -> bool:
         """Record the exit, clean up, apply --rm / restart. True: the container restarted."""
-        from hutch.engine import lifecycle
         from hutch.engine.store import atomic_write, now_iso
-        oom = lifecycle.oom_killed(self.cid)
+        later: list = []     # the slow steps the waiters need not wait for (veths)
+        result, _ = self._in_helper(lambda send: self._clean_up(send, later), [], wait=False)
+        oom = bool(result and result["OOMKilled"])
         # after delete no process holds the pipes: everything written is readable now
-        later: list = []
-        lifecycle.cleanup_after_exit(self.paths, self.cid, self.record, later)
         self._drain_output()
         self.log.flush_partial()
         self._close_stdio()
@@ -780,10 +987,10 @@ class Monitor:
         delay = self._decide(code, ran_for)
         if delay is None:
             self._close_clients(FRAME_EXIT, self.last_exit)
+        if later:            # (left here when the clean-up ran in this process)
+            from hutch.engine import lifecycle
             lifecycle.finish_later(later)
-            return False
-        lifecycle.finish_later(later)
-        return self._restart_after(delay)
+        return delay is not None and self._restart_after(delay)
 
     def _decide(self, code: int, ran_for: float) -> float | None:
         """Under the lock: remove (--rm), schedule a restart (its delay), or nothing (None)."""
@@ -859,12 +1066,15 @@ class Monitor:
             return False
 
 
-def resume(state: dict) -> None:
-    """The idle monitor after become_idle()'s exec: rebuild the loop from `state`."""
+def resume(state: dict, shares_host: bool = False) -> None:
+    """The idle monitor after become_idle()'s exec, or after a starter's hand-over
+    (shares_host): rebuild the loop from `state`."""
     from hutch.engine.logs import LogWriter
     m = Monitor.__new__(Monitor)
     m._paths = m._store = m._record = None
     m._root, m._run = state["root"], state["run"]
+    m.shares_host = shares_host
+    m.handover = None
     m.cid = state["cid"]
     m.generation = state["generation"]
     m.report_fd = None
@@ -908,12 +1118,10 @@ def resume(state: dict) -> None:
         m.pidfd = None
     if m.pidfd is not None:
         m.sel.register(m.pidfd, EVENT_READ, "exit")
-        import gc
-        gc.collect()     # the start-up's garbage, before the long idle wait
-        m.run_loop()
-    else:
-        if m.after_exit(m._reap()):
-            m.become_idle()
+        if not shares_host:   # (a host's monitor has little: a collection costs it pages)
+            import gc
+            gc.collect()     # the start-up's garbage, before the long idle wait
+    m.run_loop()
 
 
 class StartFailure(Exception):

@@ -1,0 +1,195 @@
+"""The monitor host: one process per state root that forks the containers' monitors (a
+zygote, as Android's), so that every idle monitor shares its memory copy-on-write.
+
+A monitor of its own costs a fresh interpreter (~3 MiB private each). The host imports,
+once, everything a monitor and its start / exit helpers run, freezes those objects out of
+the garbage collector's reach (gc.freeze: a collection would write to every one of them),
+then forks one monitor per request: a monitor's private memory is what it writes itself.
+
+    command (spawn)                      host (<run>/monitor-host.sock)
+    connect ─────────────────────────▶   accept
+    {"cid", "generation", ...} + fds ─▶  fork ──▶ monitor: {"Pid": n} ─▶ command
+    (report pipe's write end, attach     close its copies    (then as monitor.py says)
+     socket, --debug stderr: SCM_RIGHTS)
+
+No answer (no host, a stale socket, a host exiting or killed mid-request): the command
+forks the monitor itself, as before there was a host, and starts a host for the next
+ones. The host reaps its monitors (pidfds) and exits once it has had none, and no
+request, for IDLE_EXIT seconds; a killed host leaves its monitors running (reparented).
+Only the holder of monitor-host.lock binds or removes the socket: two hosts started at
+once cannot both serve, and a stale socket is replaced.
+"""
+from __future__ import annotations
+
+import os
+
+SOCK_NAME = "monitor-host.sock"
+LOCK_NAME = "monitor-host.lock"
+PROCESS_NAME = "hutch-monitor-host"   # in its command line, beside the state root
+IDLE_EXIT = 1.5          # seconds without monitors or requests before the host exits
+REQUEST_TIMEOUT = 5.0
+
+# Imported before the fork, so no monitor, starter or helper pays for them: what the start
+# (rootfs, network, runtime create/start) and the exit (runtime delete, disconnect,
+# unmount, --rm) of a container import. Not the volumes (~4 MiB, shared or not, for the
+# containers that have some), nor subprocess (threading's at-fork hook would run, and write
+# pages, in every monitor): they import it as a monitor of their own would.
+PRELOAD = (
+    "json", "socket", "signal", "fcntl", "shutil", "seccomp",
+    "hutch.paths", "hutch._sys.bpf", "hutch.engine.monitor", "hutch.engine.logs",
+    "hutch.engine.store", "hutch.engine.states", "hutch.engine.errors",
+    "hutch.engine.lifecycle", "hutch.engine.spec", "hutch.engine.networking",
+    "hutch.engine.security", "hutch.images.store", "hutch.network.manager",
+    "hutch.network.ports", "hutch.runtime.container", "hutch.runtime.errors",
+    "hutch.cgroups", "hutch.cgroups.devices", "hutch.cgroups.v1", "hutch.cgroups.v2",
+)
+
+
+def request(paths, job: dict, fds: list[int]) -> int | None:
+    """Ask the root's host to fork a monitor for `job`, handing it `fds`; the monitor's
+    pid, or None when no host answered (the caller forks the monitor itself)."""
+    import _socket
+    from array import array
+    from hutch.engine.monitor import _dumps, _loads, sock_path
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.settimeout(REQUEST_TIMEOUT)
+        s.connect(sock_path(paths.run, SOCK_NAME))
+        s.sendmsg([_dumps(job) + b"\n"],
+                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))])
+        # the forked monitor answers (the host may die before forking: then EOF)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            b = s.recv(256)
+            if not b:
+                return None
+            answer += b
+        return _loads(answer.decode())["Pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        s.close()
+
+
+def start_detached(paths) -> None:
+    """Start a host for `paths` in the background (called by a child that exits at once, so
+    the host is reparented away from the command): a fresh interpreter that imports only
+    PRELOAD, a smaller image to share than the command's."""
+    import sys
+    pid = os.fork()
+    if pid:
+        return
+    try:
+        os.closerange(3, 1 << 20)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.chdir("/")
+        env = {k: v for k, v in os.environ.items() if k != "HUTCH_DEBUG"}
+        boot = ("import sys; sys.path[:0] = sys.argv[4:]; "
+                "from hutch.engine.monitor_host import main; main(sys.argv[2], sys.argv[3])")
+        os.execve(sys.executable, [sys.executable, "-S", "-c", boot, PROCESS_NAME, paths.root,
+                                   paths.run, *(p for p in sys.path if p)], env)
+    finally:
+        os._exit(127)
+
+
+def main(root: str, run: str) -> None:
+    """The host's process (started by start_detached)."""
+    import fcntl
+    os.makedirs(run, exist_ok=True)
+    lock = os.open(os.path.join(run, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return           # another host serves this root, or is coming up
+    import importlib
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:      # (seccomp: an optional binding) imported when needed
+            pass
+    from hutch.paths import Paths
+    Host(Paths(root=root, run=run), lock).serve()
+
+
+class Host:
+    def __init__(self, paths, lock: int):
+        import socket
+        from hutch.engine import monitor
+        self.paths = paths
+        self.lock = lock
+        self.path = os.path.join(paths.run, SOCK_NAME)
+        try:
+            os.unlink(self.path)      # stale: its host is gone (we hold the lock)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.listener.bind(monitor.sock_path(paths.run, SOCK_NAME))
+        self.inode = os.stat(self.path).st_ino
+        self.listener.listen(128)
+        self.children: dict[int, int] = {}     # pidfd -> monitor pid
+
+    def serve(self) -> None:
+        import gc
+        import select
+        import time
+        from hutch.engine import monitor
+        monitor.ignore_job_signals()
+        ep = select.epoll()
+        ep.register(self.listener.fileno(), select.EPOLLIN)
+        # from here on the objects of every module above are shared with each monitor:
+        # keep the collector from touching (and so copying) them
+        gc.collect()
+        gc.freeze()
+        last = time.monotonic()
+        while True:
+            timeout = -1.0 if self.children else last + IDLE_EXIT - time.monotonic()
+            if not self.children and timeout <= 0:
+                break
+            events = ep.poll(timeout)
+            for fd, _ in events:
+                if fd == self.listener.fileno():
+                    pid = self._fork_monitor()
+                    if pid:
+                        pidfd = os.pidfd_open(pid)
+                        self.children[pidfd] = pid
+                        ep.register(pidfd, select.EPOLLIN)
+                else:
+                    ep.unregister(fd)
+                    os.close(fd)
+                    try:
+                        os.waitpid(self.children.pop(fd), 0)
+                    except ChildProcessError:
+                        pass
+            if events:
+                last = time.monotonic()
+        self._unbind()
+
+    def _unbind(self) -> None:
+        """Remove our socket (not a newer host's, should the run dir have been replaced); a
+        command connecting meanwhile reads EOF and forks its monitor itself."""
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.listener.close()
+
+    def _fork_monitor(self) -> int:
+        """Accept one request and fork its monitor, which reads it (whatever we do here
+        between forks writes pages each monitor would then hold a copy of); the monitor's
+        pid, or 0."""
+        from hutch.engine import monitor
+        try:
+            fd, _ = self.listener._accept()
+        except OSError:
+            return 0
+        try:
+            pid = os.fork()
+        except OSError:        # the command reads EOF and forks its monitor itself
+            pid = -1
+        if pid == 0:  # pragma: no cover - the monitor; never returns
+            monitor.run_from_host(self.paths, fd)
+        os.close(fd)
+        return max(pid, 0)
