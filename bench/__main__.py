@@ -1,4 +1,5 @@
-"""`python -m bench [--rows 1,8] [--runs N] [--log-mib N] [--out DIR]`"""
+"""`python -m bench [--rows 1,8] [--runs N] [--log-mib N] [--scale N] [--density N] [--out DIR]
+[--no-docker]`"""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +8,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import traceback
 
+from bench import docker
 from bench.harness import RowSkipped, RunFailed
 from bench.rows import ORDER, REPO, ROWS, TITLES, Context, take_leaks
 from bench.report import print_table, write_chart
@@ -45,7 +48,8 @@ def machine_info() -> dict:
             "hutch_commit": first_line(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]),
             "runc": first_line(["runc", "--version"]), "crun": first_line(["crun", "--version"]),
             "skopeo": first_line(["skopeo", "--version"]),
-            "umoci": first_line(["umoci", "--version"])}
+            "umoci": first_line(["umoci", "--version"]),
+            "docker": first_line([docker.DOCKER, "--version"]), "docker_daemon": docker.describe()}
 
 
 def main(argv=None) -> int:
@@ -56,10 +60,17 @@ def main(argv=None) -> int:
     ap.add_argument("--log-mib", type=int, default=1024, help="size of the logs row's output")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"),
                     help="where <date>.json and the chart go")
+    ap.add_argument("--scale", type=int, default=200, help="row 5's containers (>= 40)")
+    ap.add_argument("--density", type=int, default=50, help="row 4's containers")
+    ap.add_argument("--no-docker", action="store_true",
+                    help="no Docker anchor (otherwise a private dockerd is started when none answers)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench: needs root (containers, mounts, cgroups)", file=sys.stderr)
         return 1
+    if args.scale < 40:
+        print("bench: --scale must be at least 40 (two windows of 20)", file=sys.stderr)
+        return 2
     if args.runs < 10:
         print("bench: --runs must be at least 10 (medians of >= 10 runs)", file=sys.stderr)
         return 2
@@ -72,8 +83,14 @@ def main(argv=None) -> int:
         print(f"bench: no such row: {unknown}", file=sys.stderr)
         return 2
 
+    if args.no_docker:
+        docker.disable()
+    # killed (SIGTERM/SIGHUP): unwind, so a private dockerd is stopped and its changes undone
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     started = datetime.datetime.now(datetime.timezone.utc)
     results = []
+    docker_left: list[str] = []
     work_root = tempfile.mkdtemp(prefix="hutch-bench-")
     try:
         for r in rows:
@@ -81,7 +98,7 @@ def main(argv=None) -> int:
             os.makedirs(work)
             print(f"bench: row {r} ...", file=sys.stderr, flush=True)
             try:
-                res = ROWS[r](Context(args.runs, work, args.log_mib))
+                res = ROWS[r](Context(args.runs, work, args.log_mib, args.scale, args.density))
             except RowSkipped as e:
                 res = {"id": r, "status": "skipped", "reason": str(e)}
             except RunFailed as e:
@@ -96,12 +113,18 @@ def main(argv=None) -> int:
             results.append(res)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+        machine = machine_info()
+        docker_left = docker.shutdown()   # a private dockerd, and its host changes, go
+        for what in docker_left:
+            print(f"bench: the private dockerd left {what}", file=sys.stderr)
 
-    report = {"date": started.isoformat(timespec="seconds"), "machine": machine_info(),
+    report = {"date": started.isoformat(timespec="seconds"), "machine": machine,
               "method": "wall time of the whole command, contenders alternating A B A B after "
                         "one warm-up round; median, min, max of N runs; ratio = median / "
                         "anchor's median in the same run",
               "runs": args.runs, "rows": results}
+    if docker_left:
+        report["docker_cleanup_left"] = docker_left
     print_table(report)
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, started.strftime("%Y-%m-%d"))

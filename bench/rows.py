@@ -18,6 +18,8 @@ import tempfile
 import time
 import urllib.request
 
+from bench import docker
+from bench.docker import DOCKER
 from bench.harness import (Contender, RowSkipped, RunFailed, alternate, error_line, ratios,
                            run_quiet, run_timed)
 
@@ -29,10 +31,12 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
 class Context:
-    def __init__(self, runs: int, work: str, log_mib: int):
+    def __init__(self, runs: int, work: str, log_mib: int, scale: int = 200, density: int = 50):
         self.runs = runs
         self.work = work           # scratch dir, removed at the end
         self.log_mib = log_mib
+        self.scale = scale         # row 5's containers
+        self.density = density     # row 4's containers
 
 
 # -- anchors that may not be here -------------------------------------------------------------
@@ -40,24 +44,18 @@ _docker_state: dict = {}
 
 
 def docker_missing() -> str:
-    """'' when a Docker daemon answers here and has busybox (imported from the host's static
-    busybox when it lacks it: no registry access is assumed), else why not. The bench does
-    not start dockerd: a daemon takes over the host's iptables and bridges."""
+    """'' when a Docker daemon answers (the host's, or a private one bench.docker starts) and
+    has busybox (imported from the host's static busybox when it lacks it: no registry
+    access is assumed), else why not."""
     if "reason" not in _docker_state:
-        _docker_state["reason"] = _prepare_docker()
+        _docker_state["reason"] = docker.unavailable() or _docker_busybox()
     return _docker_state["reason"]
 
 
-def _prepare_docker() -> str:
-    if not shutil.which("docker"):
-        return "docker is not installed (apt package docker.io)"
-    p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                       capture_output=True, text=True, timeout=20)
-    if p.returncode != 0:
-        return "no Docker daemon running here (" + error_line(p.stderr) + ")"
-    if subprocess.run(["docker", "image", "inspect", "busybox"], capture_output=True).returncode:
+def _docker_busybox() -> str:
+    if subprocess.run([DOCKER, "image", "inspect", "busybox"], capture_output=True).returncode:
         with tempfile.TemporaryDirectory() as d:
-            p = subprocess.run(["docker", "import", "--change", 'CMD ["sh"]', _busybox_tar(d),
+            p = subprocess.run([DOCKER, "import", "--change", 'CMD ["sh"]', _busybox_tar(d),
                                 "busybox:latest"], capture_output=True, text=True)
             if p.returncode != 0:
                 return "docker cannot import busybox: " + error_line(p.stderr)
@@ -282,13 +280,13 @@ def row_runtime_start(ctx: Context) -> dict:
 def row_cli_startup(ctx: Context) -> dict:
     title = "CLI start-up: `hutch version`"
     contenders = [Contender("hutch version", lambda i: [HUTCH, "version"])]
-    docker = Contender("docker --version", lambda i: ["docker", "--version"], anchor=True,
-                       note="Docker CLI client start-up (no daemon needed)")
-    if not shutil.which("docker"):
-        docker.missing = "docker CLI is not installed"
+    docker_cli = Contender("docker --version", lambda i: [DOCKER, "--version"], anchor=True,
+                           note="docker.io's CLI client start-up (no daemon needed)")
+    if not os.access(DOCKER, os.X_OK):
+        docker_cli.missing = "docker CLI is not installed"
     runc = Contender("runc --version", lambda i: ["runc", "--version"], anchor=True,
                      note="a Go binary's start-up")
-    contenders += [docker, runc]
+    contenders += [docker_cli, runc]
     alternate(contenders, max(ctx.runs, 20))
     out = _result(8, title, "start-up well under the engine's 100 ms budget", contenders)
     out["ps100"] = _ps_with_100(ctx)
@@ -313,10 +311,10 @@ def _ps_with_100(ctx: Context) -> dict:
             if not pm:
                 run_quiet(PODMAN + ["create", "--name", name, *PODMAN_RUN, PODMAN_IMAGE, "true"])
             if not dm:
-                run_quiet(["docker", "create", "--name", name, "busybox", "true"])
+                run_quiet([DOCKER, "create", "--name", name, "busybox", "true"])
         found = [
             Contender("hutch ps -a (100 containers)", lambda i: [HUTCH, "ps", "-a"]),
-            Contender("docker ps -a (100 containers)", lambda i: ["docker", "ps", "-a"],
+            Contender("docker ps -a (100 containers)", lambda i: [DOCKER, "ps", "-a"],
                       anchor=True, missing=dm),
             Contender("podman ps -a (100 containers)", lambda i: ["podman", "ps", "-a"],
                       anchor=True, missing=pm)]
@@ -330,7 +328,7 @@ def _ps_with_100(ctx: Context) -> dict:
         if not podman_missing():
             _podman_rm(names)
         if not docker_missing():
-            subprocess.run(["docker", "rm", "-f", *names], capture_output=True, timeout=600)
+            _docker_rm(names)
 
 
 # -- row 2: engine start ----------------------------------------------------------------------
@@ -344,10 +342,10 @@ def row_engine_start(ctx: Context) -> dict:
         Contender("hutch run --rm --network none",
                   lambda i: [HUTCH, "run", "--rm", "--network", "none", "busybox", "true"],
                   group="none"),
-        Contender("docker run --rm", lambda i: ["docker", "run", "--rm", "busybox", "true"],
+        Contender("docker run --rm", lambda i: [DOCKER, "run", "--rm", "busybox", "true"],
                   anchor=True, missing=dm, group="bridge"),
         Contender("docker run --rm --network none",
-                  lambda i: ["docker", "run", "--rm", "--network", "none", "busybox", "true"],
+                  lambda i: [DOCKER, "run", "--rm", "--network", "none", "busybox", "true"],
                   anchor=True, missing=dm, group="none"),
         Contender("podman run --rm",
                   lambda i: PODMAN + ["run", "--rm", *PODMAN_RUN, PODMAN_IMAGE, "true"],
@@ -374,10 +372,10 @@ def row_exec(ctx: Context) -> dict:
             run_quiet(PODMAN + ["run", "-d", "--name", name, *PODMAN_RUN, PODMAN_IMAGE,
                                 "sleep", "3600"])
         if not docker_missing():
-            run_quiet(["docker", "run", "-d", "--name", name, "busybox", "sleep", "3600"])
+            run_quiet([DOCKER, "run", "-d", "--name", name, "busybox", "sleep", "3600"])
         contenders = [
             Contender("hutch exec", lambda i: [HUTCH, "exec", name, "true"]),
-            Contender("docker exec", lambda i: ["docker", "exec", name, "true"],
+            Contender("docker exec", lambda i: [DOCKER, "exec", name, "true"],
                       anchor=True, missing=docker_missing()),
             Contender("podman exec", lambda i: PODMAN + ["exec", name, "true"],
                       anchor=True, missing=pm),
@@ -389,33 +387,62 @@ def row_exec(ctx: Context) -> dict:
         if not pm:
             _podman_rm([name])
         if not docker_missing():
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=120)
+            _docker_rm([name])
 
 
 # -- row 5: scale -----------------------------------------------------------------------------
-def row_scale(ctx: Context, count: int = 200, window: int = 20) -> dict:
+def row_scale(ctx: Context, window: int = 20) -> dict:
+    """hutch, then Docker (same count, each with only its own containers present): the
+    median of the last `window` starts over the first `window`'s."""
+    count = ctx.scale
     title = f"Scale: {count} containers started one after another"
     probe = f"bench-scale-probe-{os.getpid()}"
     _hutch_works(["run", "-d", "--name", probe, "busybox", "sleep", "3600"], "run -d")
-    names = [probe]
+    hutch = _scale_series(lambda name: [HUTCH, "run", "-d", "--name", name, "busybox",
+                                        "sleep", "3600"], _rm_containers, [probe], count, window)
+    if "reason" in hutch:
+        return {"id": 5, "title": title, "status": "failed", "reason": hutch["reason"]}
+    metrics = {f"first {window} median_ms": hutch["first"], f"last {window} median_ms": hutch["last"],
+               "min_ms": hutch["min"], "max_ms": hutch["max"]}
+    ratios_ = {f"last {window} / first {window}": hutch["ratio"]}
+    dm = docker_missing()
+    if dm:
+        metrics["docker (anchor)"] = "missing: " + dm
+    else:
+        probe_d = f"bench-scale-docker-probe-{os.getpid()}"
+        run_quiet([DOCKER, "run", "-d", "--name", probe_d, "busybox", "sleep", "3600"])
+        d = _scale_series(lambda name: [DOCKER, "run", "-d", "--name", name, "busybox",
+                                        "sleep", "3600"], _docker_rm, [probe_d], count, window)
+        if "reason" in d:
+            metrics["docker (anchor)"] = "failed: " + d["reason"]
+        else:
+            metrics[f"docker first {window} median_ms (anchor)"] = d["first"]
+            metrics[f"docker last {window} median_ms (anchor)"] = d["last"]
+            ratios_[f"docker last {window} / first {window} (anchor)"] = d["ratio"]
+            ratios_["hutch's growth / docker's growth"] = round(hutch["ratio"] / d["ratio"], 3)
+    return {"id": 5, "title": title, "goal": "flat: last 20 / first 20 ~ 1.0", "status": "ok",
+            "metrics": metrics, "ratios": ratios_}
+
+
+def _scale_series(argv, rm, names: list[str], count: int, window: int) -> dict:
+    """Start `count` containers one after another (argv(name)), timing each; remove them."""
     times = []
     try:
         for k in range(count):
             name = f"bench-scale-{os.getpid()}-{k}"
             names.append(name)
-            s = run_timed([HUTCH, "run", "-d", "--name", name, "busybox", "sleep", "3600"])
-            times.append(s.wall * 1000)
+            times.append(run_timed(argv(name)).wall * 1000)
     except RunFailed as e:
-        return {"id": 5, "title": title, "status": "failed", "reason": f"after {len(times)}: {e}"}
+        return {"reason": f"after {len(times)}: {e}"}
     finally:
-        _rm_containers(names)
-    first, last = times[:window], times[-window:]
-    ratio = statistics.median(last) / statistics.median(first)
-    return {"id": 5, "title": title, "goal": "flat: last 20 / first 20 ~ 1.0", "status": "ok",
-            "metrics": {f"first {window} median_ms": round(statistics.median(first), 2),
-                        f"last {window} median_ms": round(statistics.median(last), 2),
-                        "min_ms": round(min(times), 2), "max_ms": round(max(times), 2)},
-            "ratios": {f"last {window} / first {window}": round(ratio, 3)}}
+        rm(names)
+    first, last = statistics.median(times[:window]), statistics.median(times[-window:])
+    return {"first": round(first, 2), "last": round(last, 2), "ratio": round(last / first, 3),
+            "min": round(min(times), 2), "max": round(max(times), 2)}
+
+
+def _docker_rm(names: list[str]) -> None:
+    subprocess.run([DOCKER, "rm", "-f", *names], capture_output=True, timeout=600)
 
 
 # -- row 6: logs ------------------------------------------------------------------------------
@@ -501,9 +528,21 @@ def _in_host_pidns(pid: int) -> bool:
         return False
 
 
-def _kept_processes(names: list[str], before: set[int]) -> tuple[list[int], list[int]]:
-    """What hutch keeps for `names`: (the monitors, i.e. the host parents of each container's
-    init, and their other children; new host processes of hutch's shared by all)."""
+def _of_root(cmdline: bytes) -> bool:
+    """A hutch process of the bench's state root (the default one): one of its arguments is
+    the root, its run dir or a path under them (the monitor host, a network's DNS server)."""
+    from hutch.paths import DEFAULT_ROOT, DEFAULT_RUN
+    dirs = (DEFAULT_ROOT.encode(), DEFAULT_RUN.encode())
+    return b"hutch" in cmdline and any(
+        arg == d or arg.startswith(d + b"/") for arg in cmdline.split(b"\0") for d in dirs)
+
+
+def _kept_processes(names: list[str]) -> tuple[list[int], dict[int, str]]:
+    """Every host process hutch keeps while `names` run, whenever it was started: (the
+    monitors, i.e. the host parents of each container's init, and their other children in
+    the host's pid namespace; the root's shared processes, e.g. the monitor host or a
+    network's DNS server, with their command names). The containers' own processes are
+    not counted."""
     monitors = set()
     for name in names:
         pid = int(_hutch("inspect", "--format", "{{.State.Pid}}", name).strip() or 0)
@@ -513,29 +552,36 @@ def _kept_processes(names: list[str], before: set[int]) -> tuple[list[int], list
         if parent <= 1 or not _in_host_pidns(parent):
             raise RunFailed(f"container {name}: its init {pid} has no monitor parent ({parent})")
         monitors.add(parent)
-    shared = []
-    for pid in _host_pids() - before - monitors:
+    shared = {}
+    for pid in _host_pids() - monitors - {os.getpid()}:
         try:
             parent = _ppid(pid)
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
         except (OSError, ValueError, IndexError):
             continue
+        if not _in_host_pidns(pid):
+            continue                    # a container's own process
         if parent in monitors:
-            if _in_host_pidns(pid):     # not the container's own (in its pid namespace)
-                monitors.add(pid)       # a helper of the monitor
-        elif _in_host_pidns(pid) and b"hutch" in cmdline:
-            shared.append(pid)          # e.g. a network's DNS server
+            monitors.add(pid)           # a helper of the monitor
+        elif _of_root(cmdline):
+            shared[pid] = _command_name(cmdline)
     return sorted(monitors), shared
 
 
-def row_density(ctx: Context, count: int = 50) -> dict:
+def _command_name(cmdline: bytes) -> str:
+    """What a shared process is: hutch-monitor-host, hutch.network.dns, ..."""
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
+    named = [a for a in args if a.startswith("hutch")]
+    return named[0] if named else os.path.basename(args[0]) if args else "?"
+
+
+def row_density(ctx: Context) -> dict:
+    count = ctx.density
     title = f"Density: memory per idle container ({count} containers)"
     probe = f"bench-dens-probe-{os.getpid()}"
     _hutch_works(["run", "-d", "--name", probe, "busybox", "sleep", "3600"], "run -d")
     _rm_containers([probe])
-    time.sleep(0.5)
-    before = _host_pids()
     names = []
     try:
         for k in range(count):
@@ -543,17 +589,18 @@ def row_density(ctx: Context, count: int = 50) -> dict:
             names.append(name)
             _hutch("run", "-d", "--name", name, "busybox", "sleep", "3600")
         time.sleep(1.0)   # let start-up transients exit
-        # what hutch keeps per container: its monitor (and anything shared it started);
-        # the container's own processes are not counted (Docker's figure counts the shim)
-        monitors, shared = _kept_processes(names, before)
-        kept = monitors + shared
-        total = sum(_pss_kib(p) for p in kept)
+        # what hutch keeps per container: its monitor, and its share of the root's shared
+        # processes (started now or before); the container's own processes are not counted
+        # (Docker's figure counts the shim)
+        monitors, shared = _kept_processes(names)
+        total = sum(_pss_kib(p) for p in monitors + list(shared))
     except RunFailed as e:
         return {"id": 4, "title": title, "status": "failed", "reason": str(e)}
     finally:
         _rm_containers(names)
     metrics = {"hutch KiB per container (PSS)": round(total / count, 1),
-               "host processes kept": f"{len(monitors)} monitors + {len(shared)} shared"}
+               "host processes kept": f"{len(monitors)} monitors + {len(shared)} shared"
+                                      + "".join(f", {n} ({p})" for p, n in sorted(shared.items()))}
     ratios_ = {}
     for anchor in ("containerd-shim", "conmon"):
         kib = _anchor_pss(anchor, count)
@@ -573,9 +620,8 @@ def _anchor_pss(anchor: str, count: int):
         why, run, rm = podman_missing(), PODMAN + ["run", "-d", *PODMAN_RUN], _podman_rm
         image = PODMAN_IMAGE
     else:
-        why, run, image = docker_missing(), ["docker", "run", "-d"], "busybox"
-        rm = lambda names: subprocess.run(["docker", "rm", "-f", *names],  # noqa: E731
-                                          capture_output=True, timeout=600)
+        why, run, image = docker_missing(), [DOCKER, "run", "-d"], "busybox"
+        rm = _docker_rm
     if why:
         return "missing: " + why
     names = [f"bench-dens-{anchor}-{os.getpid()}-{k}" for k in range(count)]
