@@ -317,6 +317,15 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             raise
         cgroups.reap_primer()
         sync.send(sock, "cgroup")
+        # Saved while the init finishes its setup (the lock keeps other commands out until
+        # we return; a failure below removes it).
+        started = statefile.process_start_time(init_pid)
+        if started is None:
+            raise RuntimeFailure("container init exited unexpectedly")
+        saved = {k: v for k, v in base.items() if k != "status"}  # status is derived
+        saved.update(pid=init_pid, pid_start=started, rootfs=cfg.rootfs, created=_now(),
+                     cgroups_path=cgroup.path, config=raw, no_pivot=no_pivot)
+        statefile.save(state_root, cid, saved)
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
             # runtime-tools (and crun) expect "created" in the prestart state.
@@ -329,13 +338,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             raise sync.ProtocolError("container init exited unexpectedly")
         if msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
-        started = statefile.process_start_time(init_pid)
-        if started is None:
-            raise RuntimeFailure("container init exited unexpectedly")
-        saved = {k: v for k, v in base.items() if k != "status"}  # status is derived
-        saved.update(pid=init_pid, pid_start=started, rootfs=cfg.rootfs, created=_now(),
-                     cgroups_path=cgroup.path, config=raw, no_pivot=no_pivot)
-        statefile.save(state_root, cid, saved)
         if pid_file:
             statefile.write_pid_file(pid_file, init_pid)
     except BaseException as e:
