@@ -8,11 +8,17 @@ policy, and exits when the container is done.
 
 Start-up handshake with the command that spawns it (which holds the container's lock):
 
-    command                              monitor (double-forked, setsid)
-    spawn(): fork ───────────────────▶   mount rootfs, write bundle, runtime.create()
+    command                              monitor (forked by the root's monitor host, or
+                                         double-forked by spawn when there is none; setsid)
+    spawn(): ask host / fork ────────▶   mount rootfs, write bundle, runtime.create()
                                          network connect, runtime.start()
     read report pipe  ◀── {"Pid":...} ── (or {"Error": msg, "ExitCode": 125/126/127})
     save state "running", unlock         loop: logs, attach, wait for the init's pidfd
+
+A monitor forked by the host (monitor_host: the memory of one preloaded image, shared)
+runs the start in a starter child, which hands it the running container (run_from_host),
+and its exit clean-ups and restarts in forked helpers: the fewer pages it writes, the
+less an idle container costs. One forked by spawn re-execs a lean interpreter to idle.
 
 Exit record (no lock: a command holding the lock may be waiting for it):
     init exits → drain output → runtime.delete, disconnect, unmount → write exit.json
