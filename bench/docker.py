@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 
+from bench.harness import apt_install, error_line
+
 # The docker.io package's CLI (the Debian anchor), not another one earlier on PATH.
 DOCKER = "/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else (shutil.which("docker") or "docker")
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
@@ -32,22 +34,15 @@ def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, **kw)
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
-
-
 def install() -> str:
     """'' when dockerd and the CLI are here (apt-get installing docker.io and containerd
     when missing), else why not."""
     if os.access(DOCKERD, os.X_OK) and shutil.which("containerd") and os.access(DOCKER, os.X_OK):
         return ""
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    p = _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
-             env=env, timeout=900)
-    if p.returncode != 0:
+    err = apt_install(*APT_PACKAGES)
+    if err:
         return f"docker.io is not installed and `apt-get install {' '.join(APT_PACKAGES)}` " \
-               "failed: " + _last_line(p.stderr)
+               "failed: " + err
     return ""
 
 
@@ -56,7 +51,7 @@ def _answers(env: dict | None = None) -> tuple[bool, str]:
         p = _run([DOCKER, "info", "--format", "{{.ServerVersion}}"], env=env, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, str(e)
-    return p.returncode == 0, _last_line(p.stderr)
+    return p.returncode == 0, error_line(p.stderr)
 
 
 class PrivateDaemon:
@@ -168,18 +163,18 @@ def undo_host_changes(before: dict) -> list[str]:
             argv[0] = "-D"
             p = _run(["iptables", "-t", table, *argv])
             if p.returncode:
-                left.append(f"iptables -t {table} {rule}: {_last_line(p.stderr)}")
+                left.append(f"iptables -t {table} {rule}: {error_line(p.stderr)}")
         for chain in chains:
             _run(["iptables", "-t", table, "-F", chain])
         for chain in chains:
             p = _run(["iptables", "-t", table, "-X", chain])
             if p.returncode:
-                left.append(f"iptables -t {table} chain {chain}: {_last_line(p.stderr)}")
+                left.append(f"iptables -t {table} chain {chain}: {error_line(p.stderr)}")
     _run(["iptables", "-P", "FORWARD", before["forward_policy"]])
     if not before["docker0"] and os.path.exists("/sys/class/net/docker0"):
         p = _run(["ip", "link", "delete", "docker0"])
         if p.returncode:
-            left.append("docker0: " + _last_line(p.stderr))
+            left.append("docker0: " + error_line(p.stderr))
     for path in before["absent"]:
         if path.startswith(_CGROUP_ROOT + "/"):
             _rmdir_tree(path)

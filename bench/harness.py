@@ -80,6 +80,19 @@ def run_quiet(argv: list[str], **kw) -> str:
     return p.stdout
 
 
+def apt_install(*packages: str) -> str:
+    """`apt-get install` the anchors' Debian packages (after an `apt-get update` when the
+    first try fails: a fresh machine has no package lists); '' or apt's error."""
+    import subprocess
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    if p.returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    return "" if p.returncode == 0 else error_line(p.stderr or p.stdout)
+
+
 @dataclass
 class Contender:
     """One side of a comparison. `command(i)` returns argv for run i; `before(i)` and

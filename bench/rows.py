@@ -20,8 +20,8 @@ import urllib.request
 
 from bench import docker
 from bench.docker import DOCKER
-from bench.harness import (Contender, RowSkipped, RunFailed, alternate, error_line, ratios,
-                           run_quiet, run_timed)
+from bench.harness import (Contender, RowSkipped, RunFailed, alternate, apt_install, error_line,
+                           ratios, run_quiet, run_timed)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
@@ -100,11 +100,9 @@ def podman_missing() -> str:
 
 def _prepare_podman() -> str:
     if not shutil.which("podman"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        p = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "podman"],
-                           capture_output=True, text=True, env=env, timeout=600)
-        if p.returncode != 0 or not shutil.which("podman"):
-            return "podman is not installed and `apt-get install podman` failed: " + error_line(p.stderr)
+        err = apt_install("podman")
+        if err or not shutil.which("podman"):
+            return "podman is not installed and `apt-get install podman` failed: " + err
     if subprocess.run(["podman", "image", "exists", PODMAN_IMAGE]).returncode != 0:
         with tempfile.TemporaryDirectory() as d:
             p = subprocess.run(["podman", "import", "--change", 'CMD ["sh"]', _busybox_tar(d),
@@ -537,12 +535,12 @@ def _of_root(cmdline: bytes) -> bool:
         arg == d or arg.startswith(d + b"/") for arg in cmdline.split(b"\0") for d in dirs)
 
 
-def _kept_processes(names: list[str]) -> tuple[list[int], dict[int, str]]:
+def _kept_processes(names: list[str]) -> tuple[list[int], dict[int, str], int]:
     """Every host process hutch keeps while `names` run, whenever it was started: (the
     monitors, i.e. the host parents of each container's init, and their other children in
     the host's pid namespace; the root's shared processes, e.g. the monitor host or a
-    network's DNS server, with their command names). The containers' own processes are
-    not counted."""
+    network's DNS server, with their command names; how many hutch monitors of other
+    containers, of this root or others, were left out). The containers' own processes are not counted."""
     monitors = set()
     for name in names:
         pid = int(_hutch("inspect", "--format", "{{.State.Pid}}", name).strip() or 0)
@@ -552,21 +550,30 @@ def _kept_processes(names: list[str]) -> tuple[list[int], dict[int, str]]:
         if parent <= 1 or not _in_host_pidns(parent):
             raise RunFailed(f"container {name}: its init {pid} has no monitor parent ({parent})")
         monitors.add(parent)
-    shared = {}
-    for pid in _host_pids() - monitors - {os.getpid()}:
+    procs = {}                          # host pid namespace: pid -> (parent, cmdline)
+    in_containers = set()               # parents of a process in another pid namespace
+    for pid in _host_pids() - {os.getpid()}:
         try:
             parent = _ppid(pid)
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
         except (OSError, ValueError, IndexError):
             continue
-        if not _in_host_pidns(pid):
-            continue                    # a container's own process
+        if _in_host_pidns(pid):
+            procs[pid] = (parent, cmdline)
+        else:
+            in_containers.add(parent)
+    shared, others = {}, 0
+    for pid, (parent, cmdline) in procs.items():
+        if pid in monitors:
+            continue
         if parent in monitors:
             monitors.add(pid)           # a helper of the monitor
+        elif pid in in_containers:
+            others += b"hutch" in cmdline   # a monitor of a container not the row's
         elif _of_root(cmdline):
             shared[pid] = _command_name(cmdline)
-    return sorted(monitors), shared
+    return sorted(monitors), shared, others
 
 
 def _command_name(cmdline: bytes) -> str:
@@ -592,7 +599,7 @@ def row_density(ctx: Context) -> dict:
         # what hutch keeps per container: its monitor, and its share of the root's shared
         # processes (started now or before); the container's own processes are not counted
         # (Docker's figure counts the shim)
-        monitors, shared = _kept_processes(names)
+        monitors, shared, others = _kept_processes(names)
         total = sum(_pss_kib(p) for p in monitors + list(shared))
     except RunFailed as e:
         return {"id": 4, "title": title, "status": "failed", "reason": str(e)}
@@ -600,7 +607,9 @@ def row_density(ctx: Context) -> dict:
         _rm_containers(names)
     metrics = {"hutch KiB per container (PSS)": round(total / count, 1),
                "host processes kept": f"{len(monitors)} monitors + {len(shared)} shared"
-                                      + "".join(f", {n} ({p})" for p, n in sorted(shared.items()))}
+                                      + "".join(f", {n} ({p})" for p, n in sorted(shared.items()))
+                                      + (f"; {others} monitors of other containers (any root) not "
+                                         "counted" if others else "")}
     ratios_ = {}
     for anchor in ("containerd-shim", "conmon"):
         kib = _anchor_pss(anchor, count)
