@@ -565,7 +565,21 @@ class ImageStore:
 
 
 def _is_mountpoint(path: str) -> bool:
+    """Whether a mount sits on `path` (only overlays are mounted there). A mount's root has
+    another device than its parent's (an overlay's directories report the overlay's own):
+    two stats, where the host's mountinfo grows two lines a running container (~1 ms a
+    read at 200 containers, more while another start holds the namespace lock). mountinfo
+    still decides when the path cannot be stat'ed (a mount whose layers went away)."""
     path = os.path.realpath(path)
+    try:
+        st = os.lstat(path)
+        parent = os.lstat(os.path.dirname(path))
+    except OSError:
+        return _listed_in_mountinfo(path)
+    return st.st_dev != parent.st_dev or st.st_ino == parent.st_ino
+
+
+def _listed_in_mountinfo(path: str) -> bool:
     try:
         with open("/proc/self/mountinfo") as f:
             for line in f:
