@@ -244,7 +244,8 @@ def run_from_host(paths, conn_fd: int) -> None:
     try:
         import hutch._sys      # (a `from` import of a package runs importlib's Python code)
         os.setsid()
-        hutch._sys.set_child_subreaper()   # the container's init is reparented to us
+        # the container's init is reparented to us (the call rehearse_idle made)
+        hutch._sys.prctl(hutch._sys.PR_SET_CHILD_SUBREAPER, 1)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         pid = os.fork()
@@ -253,20 +254,32 @@ def run_from_host(paths, conn_fd: int) -> None:
             _starter(paths, conn_fd, theirs)
         theirs.close()
         _close_fds_except([ours.fileno()])      # the host's: listener, lock, pidfds...
-        import socket
-        msg, got, _flags, _addr = socket.recv_fds(ours, 1 << 18, 64)
-        ours.close()
+        state = _take_over(ours)
         os.waitpid(pid, 0)     # gone: its children are ours now
-        if msg:        # else the container is done, or its start failed (it reported that)
-            import marshal
-            state = marshal.loads(msg)
-            _renumber(got, state.pop("fds"))     # stderr (monitor.log) among them
+        if state is not None:
             if state.pop("debug"):
                 trace.enable()   # to monitor.log, as a monitor of its own after its report
             resume(state, shares_host=True)
     except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
         code = _died("monitor", e)
     os._exit(code)
+
+
+def _take_over(sock) -> dict | None:
+    """The starter's hand-over: the idle state, its fds renumbered as it names them (our
+    stderr, monitor.log, among them); None: the container is done, or its start failed
+    (the starter reported that)."""
+    import marshal
+    import socket
+    try:
+        msg, got, _flags, _addr = socket.recv_fds(sock, 1 << 18, 64)
+    finally:
+        sock.close()
+    if not msg:
+        return None
+    state = marshal.loads(msg)
+    _renumber(got, state.pop("fds"))
+    return state
 
 
 def _starter(paths, conn_fd: int, handover) -> None:
@@ -1075,6 +1088,60 @@ class Monitor:
 def resume(state: dict, shares_host: bool = False) -> None:
     """The idle monitor after become_idle()'s exec, or after a starter's hand-over
     (shares_host): rebuild the loop from `state`."""
+    m = _rebuild(state, shares_host)
+    del state
+    if m.pidfd is not None and not shares_host:   # (a host's monitor has little garbage,
+        import gc                                    # and a collection writes pages)
+        gc.collect()     # the start-up's garbage, before the long idle wait
+    m.run_loop()
+
+
+def rehearse_idle(times: int = 10) -> None:
+    """For the monitor host, before it freezes its objects: build (and drop) the idle loop
+    on throw-away fds `times` times, as each monitor it forks will once, so that what the
+    first builds write (the classes' shared attribute tables, interned names, bytecode
+    specialised after a few calls) is written here, in the memory its monitors share."""
+    import marshal
+    import socket
+    from hutch import _sys
+    for _ in range(times):
+        _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 0)   # (not one itself: the same call path)
+        _close_fds_except([int(fd) for fd in os.listdir("/proc/self/fd")])   # (none)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        lsock, client = _socket.socketpair()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        state = {"root": "/", "run": "/", "cid": "", "run_dir": "/", "tty": False,
+                 "open_stdin": False, "stdin_once": False, "log": ["/dev/null", -1, 1],
+                 "generation": 0, "pid": os.getpid(), "started": 0.0,
+                 "listener": lsock.fileno(), "stdin": None, "master": None,
+                 "out": {str(out_r): "stdout", str(err_r): "stderr"},
+                 "pending": {"stdout": "", "stderr": ""}, "stdin_buf": "",
+                 "clients": [{"fd": client.fileno(), "op": "attach", "stdin": False,
+                              "stdout": True, "stderr": True, "until": "exited",
+                              "reading": True, "paused": False}]}
+        spare = os.dup(lsock.fileno())      # the hand-over renumbers onto it
+        socket.send_fds(theirs, [marshal.dumps(dict(state, fds=[spare]))], [lsock.fileno()])
+        theirs.close()
+        state = _take_over(ours)
+        os.close(spare)
+        m = _rebuild(state, True)
+        m.wait_exit(until=time.monotonic() + 0.001)
+        for fd in (out_w, err_w, m.pidfd, m.log.fd):
+            os.close(fd)
+        for fd in list(m.out_fds):
+            m._drop_out(fd)
+        for c in list(m.clients):
+            m._drop_client(c)
+        m.sel.unregister(m.listener)
+        m.listener.close()
+        m.sel._ep.close()
+        lsock.detach()
+        client.detach()
+
+
+def _rebuild(state: dict, shares_host: bool) -> Monitor:
     from hutch.engine.logs import LogWriter
     m = Monitor.__new__(Monitor)
     m._paths = m._store = m._record = None
@@ -1117,17 +1184,13 @@ def resume(state: dict, shares_host: bool = False) -> None:
         os.set_inheritable(fd, False)
     m.log = LogWriter(*state["log"])
     m.log.pending = {k: v.encode("latin-1") for k, v in state["pending"].items()}
-    del state
     try:
         m.pidfd = os.pidfd_open(m.pid)
     except ProcessLookupError:   # exited (and is a zombie we reap) between exec and here
         m.pidfd = None
     if m.pidfd is not None:
         m.sel.register(m.pidfd, EVENT_READ, "exit")
-        if not shares_host:   # (a host's monitor has little: a collection costs it pages)
-            import gc
-            gc.collect()     # the start-up's garbage, before the long idle wait
-    m.run_loop()
+    return m
 
 
 class StartFailure(Exception):

@@ -138,6 +138,7 @@ class Host:
         monitor.ignore_job_signals()
         ep = select.epoll()
         ep.register(self.listener.fileno(), select.EPOLLIN)
+        monitor.rehearse_idle()
         # from here on the objects of every module above are shared with each monitor:
         # keep the collector from touching (and so copying) them
         gc.collect()
