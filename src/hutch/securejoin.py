@@ -31,6 +31,9 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
     follow_final=False returns the last component itself when it is a symlink.
     The caller closes the fd.
     """
+    fd = _openat2_in_root(root, path, follow_final)
+    if fd is not None:
+        return fd
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
         if not isinstance(root, int) else os.dup(root)
     stack = [rootfd]          # fds of the directories walked; stack[-1] is where we are
@@ -67,6 +70,35 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
     finally:
         for fd in stack:
             os.close(fd)
+
+
+_openat2 = [True]   # False once the kernel says it has no openat2 (before 5.6)
+
+
+def _openat2_in_root(root, path: str, follow_final: bool) -> int | None:
+    """The kernel's own walk under the same rules, in one call (openat2 with
+    RESOLVE_IN_ROOT, as runc's securejoin does); None when it fails (a missing component,
+    a /proc magic link, a kernel without openat2...): the component walk then resolves the
+    path again, creates what is missing and reports what is wrong, as it always has."""
+    if not _openat2[0]:
+        return None
+    from hutch import _sys
+    flags = os.O_PATH | os.O_CLOEXEC | (0 if follow_final else os.O_NOFOLLOW)
+    try:
+        rootfd = root if isinstance(root, int) else os.open(
+            root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _sys.openat2(rootfd, "/".join(components(path)) or ".", flags,
+                            _sys.RESOLVE_IN_ROOT | _sys.RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            _openat2[0] = False
+        return None
+    finally:
+        if rootfd is not root:
+            os.close(rootfd)
 
 
 def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int:

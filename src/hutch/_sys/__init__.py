@@ -39,6 +39,10 @@ class c_ushort(_ctypes._SimpleCData):
     _type_ = "H"
 
 
+class c_uint64(_ctypes._SimpleCData):
+    _type_ = "Q"
+
+
 class c_void_p(_ctypes._SimpleCData):
     _type_ = "P"
 
@@ -136,6 +140,7 @@ SYS_capget = 125
 SYS_capset = 126
 SYS_seccomp = 317
 SYS_keyctl = 250
+SYS_openat2 = 437
 KEYCTL_JOIN_SESSION_KEYRING = 1
 SECCOMP_SET_MODE_FILTER = 1
 
@@ -201,6 +206,22 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def chroot(path: str) -> None:
     os.chroot(path)
+
+
+# --- openat2 (linux/openat2.h) ---
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2) without O_CREAT (mode 0); the new fd."""
+    how = _OpenHow(flags, 0, resolve)
+    return _check(_libc.syscall(c_long(SYS_openat2), c_long(dirfd), _b(path), byref(how),
+                                c_long(24)), "openat2", path)
 
 
 # --- capabilities (linux/capability.h) ---
