@@ -65,9 +65,9 @@ def run_timed(argv: list[str], *, child_setup=None, env=None, cwd=None,
 
 
 def error_line(text: str) -> str:
-    """The line that says what went wrong, not Docker's "See 'hutch run --help'." hint."""
+    """The line that says what went wrong, not the usage block or the "--help" hint."""
     lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.startswith(("See '", "Run '"))]
+             if ln.strip() and not ln.startswith(("See '", "Run '", "Usage:"))]
     return lines[-1] if lines else "no output"
 
 
