@@ -17,7 +17,9 @@ forks the monitor itself, as before there was a host, and starts a host for the 
 ones. The host reaps its monitors (pidfds) and exits once it has had none, and no
 request, for IDLE_EXIT seconds; a killed host leaves its monitors running (reparented).
 Only the holder of monitor-host.lock binds or removes the socket: two hosts started at
-once cannot both serve, and a stale socket is replaced.
+once cannot both serve, and a stale socket is replaced. A host whose code changes on disk
+(an upgrade, a checkout) retires: it stops serving and lets a new host claim the socket,
+and exits once its monitors are gone, so no container starts with stale code.
 """
 from __future__ import annotations
 
@@ -113,6 +115,27 @@ def main(root: str, run: str) -> None:
     Host(Paths(root=root, run=run), lock).serve()
 
 
+def _watch_code() -> int | None:
+    """An inotify fd that becomes readable when a file of hutch's loaded packages is written,
+    replaced or added (None: no inotify here; the host then lives its normal life)."""
+    import sys
+    from hutch._sys import inotify
+    dirs = {os.path.dirname(m.__file__) for name, m in list(sys.modules.items())
+            if name.split(".")[0] == "hutch" and getattr(m, "__file__", None)}
+    try:
+        fd = inotify.inotify_init1()
+    except OSError:
+        return None
+    try:
+        for d in dirs:
+            inotify.inotify_add_watch(fd, d, inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
+                                      | inotify.IN_CREATE)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class Host:
     def __init__(self, paths, lock: int):
         import socket
@@ -129,6 +152,7 @@ class Host:
         self.inode = os.stat(self.path).st_ino
         self.listener.listen(128)
         self.children: dict[int, int] = {}     # pidfd -> monitor pid
+        self.code_watch = _watch_code()
 
     def serve(self) -> None:
         import gc
@@ -136,8 +160,10 @@ class Host:
         import time
         from hutch.engine import monitor
         monitor.ignore_job_signals()
-        ep = select.epoll()
+        self.ep = ep = select.epoll()
         ep.register(self.listener.fileno(), select.EPOLLIN)
+        if self.code_watch is not None:
+            ep.register(self.code_watch, select.EPOLLIN)
         monitor.rehearse_idle()
         # from here on the objects of every module above are shared with each monitor:
         # keep the collector from touching (and so copying) them
@@ -146,17 +172,20 @@ class Host:
         last = time.monotonic()
         while True:
             timeout = -1.0 if self.children else last + IDLE_EXIT - time.monotonic()
-            if not self.children and timeout <= 0:
+            if not self.children and (timeout <= 0 or self.listener is None):
                 break
             events = ep.poll(timeout)
             for fd, _ in events:
-                if fd == self.listener.fileno():
+                if fd == self.code_watch:
+                    ep.unregister(fd)
+                    self._retire()
+                elif self.listener is not None and fd == self.listener.fileno():
                     pid = self._fork_monitor()
                     if pid:
                         pidfd = os.pidfd_open(pid)
                         self.children[pidfd] = pid
                         ep.register(pidfd, select.EPOLLIN)
-                else:
+                elif fd in self.children:      # a monitor is gone
                     ep.unregister(fd)
                     os.close(fd)
                     try:
@@ -165,17 +194,26 @@ class Host:
                         pass
             if events:
                 last = time.monotonic()
-        self._unbind()
+        self._retire()
 
-    def _unbind(self) -> None:
-        """Remove our socket (not a newer host's, should the run dir have been replaced); a
-        command connecting meanwhile reads EOF and forks its monitor itself."""
+    def _retire(self) -> None:
+        """Stop serving: remove our socket (not a newer host's, should the run dir have been
+        replaced) and release the lock, so the next command starts a new host; a command
+        connecting meanwhile reads EOF and forks its monitor itself."""
+        if self.listener is None:
+            return
         try:
             if os.stat(self.path).st_ino == self.inode:
                 os.unlink(self.path)
         except FileNotFoundError:
             pass
+        self.ep.unregister(self.listener.fileno())   # (a monitor may hold a copy a moment)
         self.listener.close()
+        self.listener = None
+        os.close(self.lock)
+        if self.code_watch is not None:
+            os.close(self.code_watch)
+            self.code_watch = None
 
     def _fork_monitor(self) -> int:
         """Accept one request and fork its monitor, which reads it (whatever we do here
