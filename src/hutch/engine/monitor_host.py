@@ -82,6 +82,7 @@ def start_detached(paths) -> None:
     if pid:
         return
     try:
+        os.setsid()      # out of the command's session: its terminal's signals are not ours
         os.closerange(3, 1 << 20)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
