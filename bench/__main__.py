@@ -119,8 +119,8 @@ def main(argv=None) -> int:
             print(f"bench: the private dockerd left {what}", file=sys.stderr)
 
     report = {"date": started.isoformat(timespec="seconds"), "machine": machine,
-              "method": "wall time of the whole command, contenders alternating A B A B after "
-                        "one warm-up round; median, min, max of N runs; ratio = median / "
+              "method": "wall time of the whole command, contenders alternating in rotated order (A B C, B C A, ...) "
+                        "after one warm-up round; median, min, max of N runs; ratio = median / "
                         "anchor's median in the same run",
               "runs": args.runs, "rows": results}
     if docker_left:

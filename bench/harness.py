@@ -127,18 +127,26 @@ class Contender:
         return d
 
 
-def alternate(contenders: list[Contender], runs: int, warmup: int = 1) -> None:
-    """Time each runnable contender `runs` times, interleaved A B C A B C, after `warmup`
-    untimed rounds (page cache, first-run costs). A contender that fails stops being timed
-    and carries the error; the others go on."""
+def alternate(contenders: list[Contender], runs: int, warmup: int = 1,
+              gap: float = 0.0) -> None:
+    """Time each runnable contender `runs` times, interleaved and rotated (A B C, B C A,
+    C A B, ...) after `warmup` untimed rounds (page cache, first-run costs). Rotating means
+    no contender always follows the same one: a run can be helped or hurt by what the one
+    before it left in the kernel (a cgroup move within one RCU grace period of the last
+    one is fast). `gap` seconds of sleep before each timed run make every run start cold,
+    as a user's single command does. A contender that fails stops being timed and carries
+    the error; the others go on."""
     live = [c for c in contenders if not c.missing]
     for i in range(-warmup, runs):
-        for c in live:
+        k = i % len(live) if live else 0
+        for c in live[k:] + live[:k]:
             if c.error:
                 continue
             try:
                 if c.before:
                     c.before(i)
+                if gap:
+                    time.sleep(gap)
                 s = run_timed(c.command(i), child_setup=c.child_setup)
                 if i >= 0:
                     c.samples.append(s)

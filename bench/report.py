@@ -11,7 +11,7 @@ def print_table(report: dict) -> None:
     m = report["machine"]
     print(f"\nhutch {m['hutch']} ({m['hutch_commit']}) on {m['os']}, kernel {m['kernel']}, "
           f"{m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, cgroup {m['cgroup_mode']}")
-    print(f"{report['runs']} timed runs per contender, alternating, after one warm-up round\n")
+    print(f"{report['runs']} timed runs per contender, alternating in rotated order, after one warm-up round\n")
     print(f"{'row':<4} {'contender':<40} {'median ms':>10} {'min ms':>9} {'max ms':>9} "
           f"{'cpu ms':>8}")
     for row in report["rows"]:
