@@ -138,7 +138,7 @@ def alternate(contenders: list[Contender], runs: int, warmup: int = 1,
     the error; the others go on."""
     live = [c for c in contenders if not c.missing]
     for i in range(-warmup, runs):
-        k = i % len(live) if live else 0
+        k = (i + warmup) % len(live) if live else 0
         for c in live[k:] + live[:k]:
             if c.error:
                 continue
