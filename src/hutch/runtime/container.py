@@ -247,9 +247,10 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         raise RuntimeFailure("cannot use console socket if runc will not detach or "
                              "allocate tty")
     os.makedirs(state_root, mode=0o700, exist_ok=True)
-    # mountinfo read before any fork: the child's unshare(CLONE_NEWNS) and mounts hold the
-    # namespace's lock it needs (4-5 ms, not 0.6, beside 430 host mounts). The manager
-    # itself (its driver's imports) is made after, while the child sets up.
+    # The host's cgroup layout before any fork: where it is not the standard one, it is
+    # read from mountinfo, and the child's unshare(CLONE_NEWNS) and mounts hold the
+    # namespace's lock that read needs (4-5 ms, not 0.6, beside 430 host mounts). The
+    # manager itself (its driver's imports) is made after, while the child sets up.
     cgroups.cgroup_mounts()
     lock = _claim_id(state_root, cid, cfg)
     cgroup = None  # once we make it
