@@ -61,10 +61,7 @@ def send(sock, kind: str, **fields) -> None:
         # more likely to allow write.
         os.write(sock.fileno(), dump_json(fields).encode())
     except (BrokenPipeError, ConnectionResetError):
-        try:
-            data = sock.recv(MAX_MESSAGE, MSG_DONTWAIT)
-        except OSError:
-            data = b""
+        data = _queued(sock)
         msg = parse_json(data.decode()) if data else {}
         if msg.get("type") == "error":
             raise ProtocolError(msg["msg"]) from None
@@ -73,10 +70,23 @@ def send(sock, kind: str, **fields) -> None:
 
 def recv(sock) -> dict | None:
     """The next message, or None when the other side closed."""
-    data = sock.recv(MAX_MESSAGE)
+    try:
+        data = sock.recv(MAX_MESSAGE)
+    except ConnectionResetError:
+        # The other side exited leaving our messages unread: the kernel reports that (once)
+        # before the messages it had queued for us, such as its last one, an "error".
+        data = _queued(sock)
     if not data:
         return None
     return parse_json(data.decode())
+
+
+def _queued(sock) -> bytes:
+    """A message already queued for us from a side that has gone, or b""."""
+    try:
+        return sock.recv(MAX_MESSAGE, MSG_DONTWAIT)
+    except OSError:
+        return b""
 
 
 class ProtocolError(Exception):
