@@ -56,11 +56,10 @@ def _check_host_support(cfg: specconv.Config, raw: dict) -> None:
         raise ConfigError(f"process.selinuxLabel: SELinux label {proc.selinux_label!r} "
                           "specified but SELinux is not enabled on this system")
     if proc.rlimits:
-        import resource
         has_sys_resource = _sys.capget()[0] >> capabilities.NUMBERS["CAP_SYS_RESOURCE"] & 1
         for name, res, soft, hard in proc.rlimits:
-            current = resource.getrlimit(res)[1]
-            if hard > current and current != resource.RLIM_INFINITY and not has_sys_resource:
+            current = _sys.getrlimit(res)[1]
+            if hard > current and current != _sys.RLIM_INFINITY and not has_sys_resource:
                 raise ConfigError(
                     f"process.rlimits: {name} hard limit {hard} is above this host's hard "
                     f"limit {current}, and raising it needs CAP_SYS_RESOURCE")

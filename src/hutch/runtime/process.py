@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import stat
 
 from hutch import _sys, trace
@@ -78,12 +77,12 @@ def set_rlimits(proc: Process) -> None:
     for name, res, soft, hard in proc.rlimits:
         trace.step("rlimit", name, soft=soft, hard=hard)
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (ValueError, OSError) as e:
-            current = resource.getrlimit(res)[1]
+            _sys.setrlimit(res, soft, hard)
+        except OSError as e:
+            current = _sys.getrlimit(res)[1]
             raise InitError(f"error setting rlimit type {name}: soft {soft} hard {hard}: "
-                            f"{describe(e) if isinstance(e, OSError) else e} (the hard limit "
-                            f"here is {current}; raising it needs CAP_SYS_RESOURCE)") from None
+                            f"{describe(e)} (the hard limit here is {current}; raising it "
+                            f"needs CAP_SYS_RESOURCE)") from None
 
 
 def _home_of(uid: int) -> str:
