@@ -228,19 +228,6 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     _check(_libc.prlimit(0, resource, byref(new), None), "setrlimit")
 
 
-# --- statfs (linux/magic.h) ---
-TMPFS_MAGIC = 0x01021994
-CGROUP_SUPER_MAGIC = 0x0027E0EB
-CGROUP2_SUPER_MAGIC = 0x63677270
-
-
-def statfs_type(path: str) -> int:
-    """The f_type (filesystem magic) of the filesystem holding `path`."""
-    buf = buffer(120)  # struct statfs on x86_64; f_type is its first field, a long
-    _check(_libc.statfs(_b(path), buf), "statfs", path)
-    return int.from_bytes(buf.raw[:8], "little", signed=True)
-
-
 # --- openat2 (linux/openat2.h) ---
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10

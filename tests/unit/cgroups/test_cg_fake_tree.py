@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hutch import _sys, cgroups
+from hutch import cgroups
 from hutch.cgroups import fs, mounts
 
 V1_FILES = {
@@ -111,48 +111,49 @@ def test_mountinfo_legacy_combined_and_unified():
     assert (unified.mode, unified.unified, unified.v1) == ("unified", "/sys/fs/cgroup", {})
 
 
-TMPFS, CG1, CG2 = _sys.TMPFS_MAGIC, _sys.CGROUP_SUPER_MAGIC, _sys.CGROUP2_SUPER_MAGIC
 HYBRID_PROC_CGROUP = "9:name=systemd:/\n3:memory:/x\n2:cpu,cpuacct:/\n1:pids:/\n0::/\n"
 
 
-def fs_types(types):
-    """statfs's magic by path, as the kernel would answer; ENOENT elsewhere."""
-    def fs_type(path):
-        if path not in types:
-            raise FileNotFoundError(path)
-        return types[path]
-    return fs_type
+def standard_tree(root, hierarchies=("memory", "cpu,cpuacct", "pids"), unified=True):
+    """What the kernel shows at each mount's root: release_agent in a v1 hierarchy's,
+    cgroup.controllers in cgroup2's."""
+    for h in hierarchies:
+        put(os.path.join(root, h, "release_agent"))
+    if unified:
+        put(os.path.join(root, "unified", "cgroup.controllers"))
+    return str(root)
 
 
-def test_standard_mounts_hybrid_legacy_unified():
-    r = "/sys/fs/cgroup"
-    hybrid = {r: TMPFS, r + "/memory": CG1, r + "/cpu,cpuacct": CG1, r + "/pids": CG1,
-              r + "/unified": CG2}
-    m = mounts.standard_mounts(HYBRID_PROC_CGROUP, fs_types(hybrid))
+def test_standard_mounts_hybrid_legacy_unified(tmp_path):
+    r = standard_tree(tmp_path / "hybrid")
+    m = mounts.standard_mounts(HYBRID_PROC_CGROUP, r)
     assert (m.mode, m.unified) == ("hybrid", r + "/unified")
     # In hierarchy id order (mount order), as mountinfo lists them.
     assert list(m.v1.items()) == [("pids", r + "/pids"), ("cpu", r + "/cpu,cpuacct"),
                                   ("cpuacct", r + "/cpu,cpuacct"), ("memory", r + "/memory")]
-    legacy = dict(hybrid, **{r + "/unified": TMPFS})
-    m = mounts.standard_mounts(HYBRID_PROC_CGROUP.replace("0::/\n", ""), fs_types(legacy))
+    r = standard_tree(tmp_path / "legacy", unified=False)
+    m = mounts.standard_mounts(HYBRID_PROC_CGROUP.replace("0::/\n", ""), r)
     assert (m.mode, m.unified, len(m.v1)) == ("legacy", None, 4)
-    m = mounts.standard_mounts("0::/user.slice\n", fs_types({r: CG2}))
+    r = str(tmp_path / "unified")
+    put(os.path.join(r, "cgroup.controllers"))
+    m = mounts.standard_mounts("0::/user.slice\n", r)
     assert (m.mode, m.v1, m.unified) == ("unified", {}, r)
 
 
-def test_standard_mounts_elsewhere_is_none():
-    r = "/sys/fs/cgroup"
-    ok = {r: TMPFS, r + "/memory": CG1, r + "/cpu,cpuacct": CG1, r + "/pids": CG1,
-          r + "/unified": CG2}
-    assert mounts.standard_mounts(HYBRID_PROC_CGROUP, fs_types(ok)) is not None
-    for broken in ({r: 0xEF53},                                # not a cgroup layout
-                   {k: v for k, v in ok.items() if k != r},   # nothing at the root
-                   dict(ok, **{r + "/memory": TMPFS}),        # memory mounted elsewhere
-                   {k: v for k, v in ok.items() if k != r + "/pids"},
-                   dict(ok, **{r + "/unified": TMPFS})):      # cgroup2 mounted elsewhere
-        assert mounts.standard_mounts(HYBRID_PROC_CGROUP, fs_types(broken)) is None
-    # No v1 hierarchy and no cgroup2 on a tmpfs: mountinfo decides.
-    assert mounts.standard_mounts("", fs_types({r: TMPFS})) is None
+def test_standard_mounts_elsewhere_is_none(tmp_path):
+    assert mounts.standard_mounts(HYBRID_PROC_CGROUP, standard_tree(tmp_path / "ok"))
+    for name, tree in (
+            ("memory-elsewhere", dict(hierarchies=("cpu,cpuacct", "pids"))),
+            ("combined-apart", dict(hierarchies=("memory", "cpu", "cpuacct", "pids"))),
+            ("cgroup2-elsewhere", dict(unified=False))):
+        r = standard_tree(tmp_path / name, **tree)
+        assert mounts.standard_mounts(HYBRID_PROC_CGROUP, r) is None, name
+    # A subdirectory of a hierarchy (a container's bind) has no release_agent.
+    r = standard_tree(tmp_path / "bound", hierarchies=("cpu,cpuacct", "pids"))
+    put(os.path.join(r, "memory", "cgroup.procs"))
+    assert mounts.standard_mounts(HYBRID_PROC_CGROUP, r) is None
+    # No v1 hierarchy and no cgroup2: mountinfo decides.
+    assert mounts.standard_mounts("", str(tmp_path / "empty")) is None
 
 
 def test_host_mounts_agree_with_mountinfo():
