@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import struct
 
-from hutch._sys.bpf import (BPF_DEVCG_ACC_MKNOD, BPF_DEVCG_ACC_READ, BPF_DEVCG_ACC_WRITE,
-                            BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR)
-
 
 class Rule:
     """One rule, immutable (a plain class: dataclasses cost ~8 ms of import)."""
@@ -141,18 +138,19 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("=BBhi", code, (src << 4) | dst, off, imm)
 
 
-_ACCESS_BITS = {"r": BPF_DEVCG_ACC_READ, "w": BPF_DEVCG_ACC_WRITE, "m": BPF_DEVCG_ACC_MKNOD}
-_TYPE_BITS = {"b": BPF_DEVCG_DEV_BLOCK, "c": BPF_DEVCG_DEV_CHAR}
-
-
 def _rule_block(r: Rule) -> list[bytes]:
+    # Here, not at the top: a v1 host's runtime (every `run`) has no use for hutch._sys.bpf.
+    from hutch._sys import bpf
     # Each test is a "jump to the end of this block if it does not match"; the offsets are
     # filled in once the block's length is known.
     tests: list[tuple] = []
     if r.type != "a":
-        tests.append((_JNE_K, 2, 0, _TYPE_BITS[r.type]))
+        type_bits = {"b": bpf.BPF_DEVCG_DEV_BLOCK, "c": bpf.BPF_DEVCG_DEV_CHAR}
+        tests.append((_JNE_K, 2, 0, type_bits[r.type]))
     if r.access != "rwm":
-        mask = sum(_ACCESS_BITS[ch] for ch in r.access)
+        access_bits = {"r": bpf.BPF_DEVCG_ACC_READ, "w": bpf.BPF_DEVCG_ACC_WRITE,
+                       "m": bpf.BPF_DEVCG_ACC_MKNOD}
+        mask = sum(access_bits[ch] for ch in r.access)
         # r6 = requested & mask; the rule matches only if nothing outside it was requested.
         tests.append(("mask", mask))
     if r.major >= 0:
