@@ -242,10 +242,10 @@ def run_from_host(paths, conn_fd: int) -> None:
     container's init, is then reparented to us."""
     code = 0
     try:
-        import hutch._sys      # (a `from` import of a package runs importlib's Python code)
+        import hutch._sys.zygote   # (a `from` import of a package runs importlib's Python code)
         os.setsid()
         # the container's init is reparented to us (the call rehearse_idle made)
-        hutch._sys.prctl(hutch._sys.PR_SET_CHILD_SUBREAPER, 1)
+        hutch._sys.zygote.set_child_subreaper()
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         pid = os.fork()
@@ -1103,9 +1103,9 @@ def rehearse_idle(times: int = 10) -> None:
     specialised after a few calls) is written here, in the memory its monitors share."""
     import marshal
     import socket
-    from hutch import _sys
+    import hutch._sys.zygote
     for _ in range(times):
-        _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 0)   # (not one itself: the same call path)
+        hutch._sys.zygote.set_child_subreaper(False)   # (not one itself: the same call path)
         _close_fds_except([int(fd) for fd in os.listdir("/proc/self/fd")])   # (none)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)

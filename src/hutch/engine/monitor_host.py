@@ -38,8 +38,8 @@ REQUEST_TIMEOUT = 5.0
 # pages, in every monitor): they import it as a monitor of their own would.
 PRELOAD = (
     "json", "socket", "signal", "fcntl", "shutil", "seccomp",
-    "hutch.paths", "hutch._sys.bpf", "hutch.engine.monitor", "hutch.engine.logs",
-    "hutch.engine.store", "hutch.engine.states", "hutch.engine.errors",
+    "hutch.paths", "hutch._sys.bpf", "hutch._sys.zygote", "hutch.engine.monitor",
+    "hutch.engine.logs", "hutch.engine.store", "hutch.engine.states", "hutch.engine.errors",
     "hutch.engine.lifecycle", "hutch.engine.spec", "hutch.engine.networking",
     "hutch.engine.security", "hutch.images.store", "hutch.network.manager",
     "hutch.network.ports", "hutch.runtime.container", "hutch.runtime.errors",
