@@ -220,7 +220,7 @@ class Host:
         """Accept one request and fork its monitor, which reads it (whatever we do here
         between forks writes pages each monitor would then hold a copy of); the monitor's
         pid, or 0."""
-        from hutch.engine import monitor
+        import hutch.engine.monitor   # (a `from` import of a package runs importlib's code)
         try:
             fd, _ = self.listener._accept()
         except OSError:
@@ -230,6 +230,6 @@ class Host:
         except OSError:        # the command reads EOF and forks its monitor itself
             pid = -1
         if pid == 0:  # pragma: no cover - the monitor; never returns
-            monitor.run_from_host(self.paths, fd)
+            hutch.engine.monitor.run_from_host(self.paths, fd)
         os.close(fd)
         return max(pid, 0)
