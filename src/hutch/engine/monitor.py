@@ -254,10 +254,11 @@ def run_from_host(paths, conn_fd: int) -> None:
             _starter(paths, conn_fd, theirs)
         theirs.close()
         _close_fds_except([ours.fileno()])      # the host's: listener, lock, pidfds...
-        state = _take_over(ours)
+        taken = _take_over(ours)
         os.waitpid(pid, 0)     # gone: its children are ours now
-        if state is not None:
-            if state.pop("debug"):
+        if taken is not None:
+            debug, state = taken
+            if debug:
                 trace.enable()   # to monitor.log, as a monitor of its own after its report
             resume(state, shares_host=True)
     except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
@@ -265,10 +266,10 @@ def run_from_host(paths, conn_fd: int) -> None:
     os._exit(code)
 
 
-def _take_over(sock) -> dict | None:
-    """The starter's hand-over: the idle state, its fds renumbered as it names them (our
-    stderr, monitor.log, among them); None: the container is done, or its start failed
-    (the starter reported that)."""
+def _take_over(sock) -> tuple[bool, list] | None:
+    """The starter's hand-over: (--debug, the idle state), its fds renumbered as it names
+    them (our stderr, monitor.log, among them); None: the container is done, or its start
+    failed (the starter reported that)."""
     import marshal
     import socket
     try:
@@ -277,9 +278,9 @@ def _take_over(sock) -> dict | None:
         sock.close()
     if not msg:
         return None
-    state = marshal.loads(msg)
-    _renumber(got, state.pop("fds"))
-    return state
+    want, debug, state = marshal.loads(msg)
+    _renumber(got, want)
+    return debug, state
 
 
 def _starter(paths, conn_fd: int, handover) -> None:
@@ -534,30 +535,29 @@ class Monitor:
         import socket
         state, fds = self._idle_state()
         fds.append(2)    # monitor.log, the monitor's stderr from now on
-        socket.send_fds(self.handover, [marshal.dumps(dict(state, fds=fds, debug=trace.enabled))],
-                        fds)
+        socket.send_fds(self.handover, [marshal.dumps((fds, trace.enabled, state))], fds)
         self.handover.close()
 
-    def _idle_state(self) -> tuple[dict, list[int]]:
-        """What resume() rebuilds the loop from, and the fds it names."""
+    def _idle_state(self) -> tuple[list, list[int]]:
+        """What resume() rebuilds the loop from (in _rebuild's order: a list, as its reader
+        looking up each key would write to every page holding one of those names), and the
+        fds it names."""
         fds = [self.listener.fileno()] + list(self.out_fds) + [c.sock.fileno() for c in self.clients]
         if self.stdin_fd is not None and self.stdin_fd != self.master:
             fds.append(self.stdin_fd)
-        state = {
-            "root": self._root, "run": self._run, "cid": self.cid, "run_dir": self.run_dir,
-            "tty": self.tty, "open_stdin": self.open_stdin, "stdin_once": self.stdin_once,
-            "log": [self.log.path, self.log.max_size, self.log.max_file],
-            "generation": self.generation, "pid": self.pid, "started": self.started_mono,
-            "listener": self.listener.fileno(), "stdin": self.stdin_fd, "master": self.master,
-            "out": {str(fd): name for fd, name in self.out_fds.items()},
-            "pending": {k: v.decode("latin-1") for k, v in self.log.pending.items()},
-            "clients": [{"fd": c.sock.fileno(), "op": c.op, "stdin": c.stdin, "stdout": c.stdout,
-                         "stderr": c.stderr, "until": c.until,
-                         "reading": c.sock in self._registered_socks(),
-                         "paused": c in self.paused}
-                        for c in self.clients],
-            "stdin_buf": self.stdin_buf.decode("latin-1"),
-        }
+        state = [
+            self._root, self._run, self.cid, self.run_dir, self.generation,
+            self.tty, self.open_stdin, self.stdin_once,
+            [self.log.path, self.log.max_size, self.log.max_file],
+            [[k, v.decode("latin-1")] for k, v in self.log.pending.items()],
+            self.pid, self.started_mono, self.listener.fileno(), self.stdin_fd, self.master,
+            [[fd, name] for fd, name in self.out_fds.items()],
+            [{"fd": c.sock.fileno(), "op": c.op, "stdin": c.stdin, "stdout": c.stdout,
+              "stderr": c.stderr, "until": c.until,
+              "reading": c.sock in self._registered_socks(), "paused": c in self.paused}
+             for c in self.clients],
+            self.stdin_buf.decode("latin-1"),
+        ]
         return state, fds
 
     def _registered_socks(self) -> set:
@@ -1085,7 +1085,7 @@ class Monitor:
             return False
 
 
-def resume(state: dict, shares_host: bool = False) -> None:
+def resume(state: list, shares_host: bool = False) -> None:
     """The idle monitor after become_idle()'s exec, or after a starter's hand-over
     (shares_host): rebuild the loop from `state`."""
     m = _rebuild(state, shares_host)
@@ -1112,19 +1112,15 @@ def rehearse_idle(times: int = 10) -> None:
         lsock, client = _socket.socketpair()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        state = {"root": "/", "run": "/", "cid": "", "run_dir": "/", "tty": False,
-                 "open_stdin": False, "stdin_once": False, "log": ["/dev/null", -1, 1],
-                 "generation": 0, "pid": os.getpid(), "started": 0.0,
-                 "listener": lsock.fileno(), "stdin": None, "master": None,
-                 "out": {str(out_r): "stdout", str(err_r): "stderr"},
-                 "pending": {"stdout": "", "stderr": ""}, "stdin_buf": "",
-                 "clients": [{"fd": client.fileno(), "op": "attach", "stdin": False,
-                              "stdout": True, "stderr": True, "until": "exited",
-                              "reading": True, "paused": False}]}
+        state = ["/", "/", "", "/", 0, False, False, False, ["/dev/null", -1, 1],
+                 [["stdout", ""], ["stderr", ""]], os.getpid(), 0.0, lsock.fileno(), None, None,
+                 [[out_r, "stdout"], [err_r, "stderr"]],
+                 [{"fd": client.fileno(), "op": "attach", "stdin": False, "stdout": True,
+                   "stderr": True, "until": "exited", "reading": True, "paused": False}], ""]
         spare = os.dup(lsock.fileno())      # the hand-over renumbers onto it
-        socket.send_fds(theirs, [marshal.dumps(dict(state, fds=[spare]))], [lsock.fileno()])
+        socket.send_fds(theirs, [marshal.dumps(([spare], False, state))], [lsock.fileno()])
         theirs.close()
-        state = _take_over(ours)
+        _debug, state = _take_over(ours)
         os.close(spare)
         m = _rebuild(state, True)
         m.wait_exit(until=time.monotonic() + 0.001)
@@ -1141,37 +1137,39 @@ def rehearse_idle(times: int = 10) -> None:
         client.detach()
 
 
-def _rebuild(state: dict, shares_host: bool) -> Monitor:
+def _rebuild(state: list, shares_host: bool) -> Monitor:
     from hutch.engine.logs import LogWriter
+    (root, run, cid, run_dir, generation, tty, open_stdin, stdin_once, log, pending, pid,
+     started, listener, stdin_fd, master, out, clients, stdin_buf) = state
     m = Monitor.__new__(Monitor)
     m._paths = m._store = m._record = None
-    m._root, m._run = state["root"], state["run"]
+    m._root, m._run = root, run
     m.shares_host = shares_host
     m.handover = None
-    m.cid = state["cid"]
-    m.generation = state["generation"]
+    m.cid = cid
+    m.generation = generation
     m.report_fd = None
     m.console_size = None
-    m.run_dir = state["run_dir"]
+    m.run_dir = run_dir
     m.sel = _Selector()
     m.clients = []
     m.pending_attach = None
-    m.tty, m.open_stdin, m.stdin_once = state["tty"], state["open_stdin"], state["stdin_once"]
-    m.stdin_fd = state["stdin"]
-    m.master = state["master"]
+    m.tty, m.open_stdin, m.stdin_once = tty, open_stdin, stdin_once
+    m.stdin_fd = stdin_fd
+    m.master = master
     m.out_fds = {}
-    m.pid = state["pid"]
-    m.started_mono = state["started"]
+    m.pid = pid
+    m.started_mono = started
     m.last_exit = None
-    m.listener = _socket.socket(fileno=state["listener"])
+    m.listener = _socket.socket(fileno=listener)
     m.sel.register(m.listener, EVENT_READ, "listen")
-    for fd, name in state["out"].items():
-        m.out_fds[int(fd)] = name
-        m.sel.register(int(fd), EVENT_READ, "out")
+    for fd, name in out:
+        m.out_fds[fd] = name
+        m.sel.register(fd, EVENT_READ, "out")
     m.woken = False
-    m.stdin_buf = state["stdin_buf"].encode("latin-1")
+    m.stdin_buf = stdin_buf.encode("latin-1")
     m.paused = []
-    for cs in state["clients"]:
+    for cs in clients:
         client = Client(_socket.socket(fileno=cs["fd"]), cs)
         client.sock.settimeout(5.0)
         m.clients.append(client)
@@ -1182,8 +1180,8 @@ def _rebuild(state: dict, shares_host: bool) -> Monitor:
     all_fds = [m.listener.fileno(), *m.out_fds, *(cl.sock.fileno() for cl in m.clients)]
     for fd in all_fds + ([m.stdin_fd] if m.stdin_fd is not None else []):
         os.set_inheritable(fd, False)
-    m.log = LogWriter(*state["log"])
-    m.log.pending = {k: v.encode("latin-1") for k, v in state["pending"].items()}
+    m.log = LogWriter(*log)
+    m.log.pending = {k: v.encode("latin-1") for k, v in pending}
     try:
         m.pidfd = os.pidfd_open(m.pid)
     except ProcessLookupError:   # exited (and is a zombie we reap) between exec and here
