@@ -66,6 +66,7 @@ def manager(cgroups_path: str, *, root: str | None = None,
 _primer = 0
 PRIMER_LIFETIME = 1.0   # seconds: a helper never reaped (its caller failed) stops by itself
 PRIMER_INTERVAL = 0.002  # seconds between its no-op moves: well within a grace period
+PRIMER_FD_MIN = 100      # prime_attach_in_thread's fd: out of the way of the caller's
 
 
 def prime_attach() -> None:
@@ -149,15 +150,20 @@ def prime_attach_in_thread() -> None:
     during the wait, so a cgroup mkdir meanwhile waits for it. Never fails: without it,
     the real move is only slower."""
     import _thread
+    from fcntl import F_DUPFD_CLOEXEC, fcntl
     try:
         fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
     except (OSError, StopIteration):
         return
+    # Above the fds the caller opens next, so that their numbers (the container init's
+    # fd layout) do not depend on when the thread's write returns and closes this one.
+    high = fcntl(fd, F_DUPFD_CLOEXEC, PRIMER_FD_MIN)
+    os.close(fd)
     # Wait until the thread is about to write: else, as we keep the GIL busy (imports),
     # it would start only at our next switch interval (5 ms).
     started = _thread.allocate_lock()
     started.acquire()
-    _thread.start_new_thread(_noop_move, (fd, started))
+    _thread.start_new_thread(_noop_move, (high, started))
     started.acquire()
 
 
