@@ -153,6 +153,7 @@ class Host:
         self.inode = os.stat(self.path).st_ino
         self.listener.listen(128)
         self.children: dict[int, int] = {}     # pidfd -> monitor pid
+        self.accepted_buf = [bytearray(1)]
         self.code_watch = _watch_code()
 
     def serve(self) -> None:
@@ -162,39 +163,48 @@ class Host:
         from hutch.engine import monitor
         monitor.ignore_job_signals()
         self.ep = ep = select.epoll()
-        ep.register(self.listener.fileno(), select.EPOLLIN)
+        self.readable = select.EPOLLIN
+        listen_fd = self.listener.fileno()
+        # the monitor accepts (a poll that found no connection must not block it)
+        self.listener.setblocking(False)
+        ep.register(listen_fd, select.EPOLLIN)
         if self.code_watch is not None:
             ep.register(self.code_watch, select.EPOLLIN)
         monitor.rehearse_idle()
+        # (looked up here: an import in the fork path would touch importlib's objects)
+        self.run_monitor = monitor.run_from_host
         # from here on the objects of every module above are shared with each monitor:
         # keep the collector from touching (and so copying) them
         gc.collect()
         gc.freeze()
+        # Between two forks, each page this loop writes is one more copy per monitor: so
+        # it allocates little (no accept, request or clock here; few events per poll)
+        children = self.children
+        poll, fork_monitor = ep.poll, self._fork_monitor
         last = time.monotonic()
         while True:
-            timeout = -1.0 if self.children else last + IDLE_EXIT - time.monotonic()
-            if not self.children and (timeout <= 0 or self.listener is None):
-                break
-            events = ep.poll(timeout)
-            for fd, _ in events:
-                if fd == self.code_watch:
-                    ep.unregister(fd)
-                    self._retire()
-                elif self.listener is not None and fd == self.listener.fileno():
-                    pid = self._fork_monitor()
-                    if pid:
-                        pidfd = os.pidfd_open(pid)
-                        self.children[pidfd] = pid
-                        ep.register(pidfd, select.EPOLLIN)
-                elif fd in self.children:      # a monitor is gone
+            if children:
+                timeout = -1.0
+            else:
+                timeout = last + IDLE_EXIT - time.monotonic()
+                if timeout <= 0 or self.listener is None:
+                    break
+            for fd, _ in poll(timeout, 4):
+                if fd == listen_fd:
+                    if self.listener is not None:
+                        fork_monitor()
+                elif fd in children:      # a monitor is gone
                     ep.unregister(fd)
                     os.close(fd)
                     try:
-                        os.waitpid(self.children.pop(fd), 0)
+                        os.waitpid(children.pop(fd), 0)
                     except ChildProcessError:
                         pass
-            if events:
-                last = time.monotonic()
+                elif fd == self.code_watch:
+                    ep.unregister(fd)
+                    self._retire()
+                if not children:
+                    last = time.monotonic()
         self._retire()
 
     def _retire(self) -> None:
@@ -216,20 +226,29 @@ class Host:
             os.close(self.code_watch)
             self.code_watch = None
 
-    def _fork_monitor(self) -> int:
-        """Accept one request and fork its monitor, which reads it (whatever we do here
-        between forks writes pages each monitor would then hold a copy of); the monitor's
-        pid, or 0."""
-        import hutch.engine.monitor   # (a `from` import of a package runs importlib's code)
-        try:
-            fd, _ = self.listener._accept()
-        except OSError:
-            return 0
+    def _fork_monitor(self) -> None:
+        """Fork a monitor for the connection waiting on the listener: it accepts and reads
+        the request itself (whatever we do here between forks writes pages each monitor
+        would then hold a copy of), and tells us once it has accepted, so that we poll
+        again (and do not fork twice for one connection)."""
+        accepted, tell = os.pipe2(os.O_CLOEXEC)
         try:
             pid = os.fork()
         except OSError:        # the command reads EOF and forks its monitor itself
             pid = -1
         if pid == 0:  # pragma: no cover - the monitor; never returns
-            hutch.engine.monitor.run_from_host(self.paths, fd)
-        os.close(fd)
-        return max(pid, 0)
+            os.close(accepted)
+            try:
+                fd = self.listener._accept()[0]
+            except OSError:    # none waiting (another poll's), or the command is gone
+                os._exit(0)
+            finally:
+                os.close(tell)
+            self.run_monitor(self.paths, fd)
+        os.close(tell)
+        if pid > 0:
+            pidfd = os.pidfd_open(pid)
+            self.children[pidfd] = pid
+            self.ep.register(pidfd, self.readable)
+            os.readv(accepted, self.accepted_buf)  # b"" (EOF): accepted, or gone
+        os.close(accepted)
