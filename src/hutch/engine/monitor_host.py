@@ -30,6 +30,7 @@ LOCK_NAME = "monitor-host.lock"
 PROCESS_NAME = "hutch-monitor-host"   # in its command line, beside the state root
 IDLE_EXIT = 1.5          # seconds without monitors or requests before the host exits
 REQUEST_TIMEOUT = 5.0
+REHEARSALS = 10          # (CPython 3.11 specialises a function's bytecode after 8 calls)
 
 # Imported before the fork, so no monitor, starter or helper pays for them: what the start
 # (rootfs, network, runtime create/start) and the exit (runtime delete, disconnect,
@@ -153,7 +154,6 @@ class Host:
         self.inode = os.stat(self.path).st_ino
         self.listener.listen(128)
         self.children: dict[int, int] = {}     # pidfd -> monitor pid
-        self.accepted_buf = [bytearray(1)]
         self.code_watch = _watch_code()
 
     def serve(self) -> None:
@@ -163,7 +163,7 @@ class Host:
         from hutch.engine import monitor
         monitor.ignore_job_signals()
         self.ep = ep = select.epoll()
-        self.readable = select.EPOLLIN
+        self.watch, self.readable = ep.register, select.EPOLLIN    # (a bound method each)
         listen_fd = self.listener.fileno()
         # the monitor accepts (a poll that found no connection must not block it)
         self.listener.setblocking(False)
@@ -173,6 +173,11 @@ class Host:
         monitor.rehearse_idle()
         # (looked up here: an import in the fork path would touch importlib's objects)
         self.run_monitor = monitor.run_from_host
+        # the fork path, as each request runs it, enough times that what its first runs
+        # write (bytecode specialised after 8 calls) is written here: these monitors find no
+        # connection and exit (should a command have connected already, one serves it)
+        for _ in range(REHEARSALS):
+            self._fork_monitor()
         # from here on the objects of every module above are shared with each monitor:
         # keep the collector from touching (and so copying) them
         gc.collect()
@@ -249,6 +254,6 @@ class Host:
         if pid > 0:
             pidfd = os.pidfd_open(pid)
             self.children[pidfd] = pid
-            self.ep.register(pidfd, self.readable)
-            os.readv(accepted, self.accepted_buf)  # b"" (EOF): accepted, or gone
+            self.watch(pidfd, self.readable)
+            os.read(accepted, 1)     # EOF: accepted, or gone
         os.close(accepted)

@@ -158,3 +158,22 @@ def test_parallel_starts_make_one_host(hutch, name):
     assert all(hutch.state(n)["Running"] for n in names)
     hutch.ok("rm", "-f", *names, name + "x")
     _no_host(hutch)
+
+
+def test_dropped_and_silent_connections_do_not_hold_the_host(hutch, name):
+    # the host forks a monitor for each connection, which accepts and reads it: one that
+    # closes at once, or sends nothing, costs that monitor, never the next request
+    hutch.ok("run", "-d", "--name", name + "1", "busybox", "sleep", "300")
+    host = _one_host(hutch)
+    path = os.path.join(hutch.root, "run", "monitor-host.sock")
+    dropped, silent = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+    dropped.connect(path)
+    dropped.close()
+    silent.connect(path)
+    try:
+        hutch.ok("run", "-d", "--name", name + "2", "busybox", "sleep", "300")
+        assert _ppid(_monitor(hutch, name + "2")) == host
+    finally:
+        silent.close()
+    hutch.ok("rm", "-f", name + "1", name + "2")
+    _no_host(hutch)
