@@ -236,11 +236,16 @@ class Host:
         the request itself (whatever we do here between forks writes pages each monitor
         would then hold a copy of), and tells us once it has accepted, so that we poll
         again (and do not fork twice for one connection)."""
-        accepted, tell = os.pipe2(os.O_CLOEXEC)
+        try:
+            accepted, tell = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            return self._refuse()
         try:
             pid = os.fork()
-        except OSError:        # the command reads EOF and forks its monitor itself
-            pid = -1
+        except OSError:
+            os.close(accepted)
+            os.close(tell)
+            return self._refuse()
         if pid == 0:  # pragma: no cover - the monitor; never returns
             os.close(accepted)
             try:
@@ -251,9 +256,16 @@ class Host:
                 os.close(tell)
             self.run_monitor(self.paths, fd)
         os.close(tell)
-        if pid > 0:
-            pidfd = os.pidfd_open(pid)
-            self.children[pidfd] = pid
-            self.watch(pidfd, self.readable)
-            os.read(accepted, 1)     # EOF: accepted, or gone
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = pid
+        self.watch(pidfd, self.readable)
+        os.read(accepted, 1)     # EOF: accepted, or gone
         os.close(accepted)
+
+    def _refuse(self) -> None:
+        """Close the waiting connection (no monitor could be forked for it): its command
+        reads EOF and forks its monitor itself."""
+        try:
+            os.close(self.listener._accept()[0])
+        except OSError:
+            pass
