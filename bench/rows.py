@@ -485,12 +485,18 @@ def row_logs(ctx: Context) -> dict:
     script = _producer_script(lines)
     out = os.path.join(ctx.work, "logs.out")
     try:
+        # each pass starts with no dirty pages of the one before: otherwise the kernel's
+        # write-back of the previous GiB competes with the pass being timed
+        os.sync()
         raw = run_timed([BUSYBOX, "sh", "-c", script], stdout_path=out)
+        os.unlink(out)
+        os.sync()
         try:
             into = run_timed([HUTCH, "run", "-d", "--name", name, "busybox", "sh", "-c", script])
             t0 = time.perf_counter()
             _hutch("wait", name)
             into_s = into.wall + (time.perf_counter() - t0)
+            os.sync()
             through = run_timed([HUTCH, "logs", name], stdout_path=out)
         except RunFailed as e:
             return {"id": 6, "title": title, "status": "failed", "reason": str(e)}
