@@ -34,9 +34,7 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
     fd = _openat2_in_root(root, path, follow_final)
     if fd is not None:
         return fd
-    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
-        if not isinstance(root, int) else os.dup(root)
-    stack = [rootfd]          # fds of the directories walked; stack[-1] is where we are
+    stack = [_root_fd(root)]   # fds of the directories walked; stack[-1] is where we are
     parts = components(path)[::-1]   # a stack: the next component last
     links = 0
     try:
@@ -119,13 +117,18 @@ def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int
     raise OSError(errno.EAGAIN, "path keeps changing while it is resolved", name)
 
 
+def _root_fd(root) -> int:
+    """An O_PATH fd of the root (a path, or a dup of the fd given) that the walk may close."""
+    if isinstance(root, int):
+        return os.dup(root)
+    return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
 def resolve_in_root(root, path: str) -> str:
     """The container path that `path` names once every symlink is resolved inside `root`
     (missing trailing components kept as they are): "/link/x" -> "/real/x"."""
     names: list[str] = []
-    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
-        if not isinstance(root, int) else os.dup(root)
-    stack = [rootfd]
+    stack = [_root_fd(root)]
     parts = components(path)[::-1]   # a stack: the next component last
     links = 0
     try:
