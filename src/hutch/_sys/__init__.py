@@ -19,40 +19,16 @@ byref = _ctypes.byref
 get_errno = _ctypes.get_errno
 
 
-class c_int(_ctypes._SimpleCData):
-    _type_ = "i"
+def _c_type(name: str, code: str) -> type:
+    """One of ctypes' simple C types, made from its C core as ctypes itself does."""
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code})
 
 
-class c_uint32(_ctypes._SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_ctypes._SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
-class c_ushort(_ctypes._SimpleCData):
-    _type_ = "H"
-
-
-class c_uint64(_ctypes._SimpleCData):
-    _type_ = "Q"
-
-
-class c_void_p(_ctypes._SimpleCData):
-    _type_ = "P"
-
-
-class c_char(_ctypes._SimpleCData):
-    _type_ = "c"
-
-
-class c_char_p(_ctypes._SimpleCData):
-    _type_ = "z"
+c_int, c_uint32, c_long, c_ulong, c_ushort, c_uint64, c_void_p, c_char, c_char_p = (
+    _c_type(name, code) for name, code in (
+        ("c_int", "i"), ("c_uint32", "I"), ("c_long", "l"), ("c_ulong", "L"),
+        ("c_ushort", "H"), ("c_uint64", "Q"), ("c_void_p", "P"), ("c_char", "c"),
+        ("c_char_p", "z")))
 
 
 def buffer(init: bytes | int):
