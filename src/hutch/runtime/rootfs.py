@@ -139,11 +139,7 @@ def _mount_cgroup(sys, rootfs: str, m: Mount, in_userns: bool,
         if "," in name:
             tmpfs = open_in_root(rootfs, m.destination)
             try:
-                for alias in name.split(","):
-                    try:
-                        os.symlink(name, alias, dir_fd=tmpfs)
-                    except FileExistsError:
-                        pass
+                _symlinks(((name, alias) for alias in name.split(",")), tmpfs)
             finally:
                 os.close(tmpfs)
     # The tmpfs itself stays writable, as under runc and Docker; each hierarchy is not.
@@ -198,13 +194,18 @@ def setup_dev(sys, cfg: Config) -> None:
         os.symlink("pts/ptmx", "ptmx", dir_fd=dev_dir)
         links = DEV_SYMLINKS + ((("/proc/kcore", "core"),) if os.path.exists("/proc/kcore")
                                 else ())
-        for target, link in links:
-            try:
-                os.symlink(target, link, dir_fd=dev_dir)
-            except FileExistsError:
-                pass
+        _symlinks(links, dev_dir)
     finally:
         os.close(dev_dir)
+
+
+def _symlinks(pairs, dir_fd: int) -> None:
+    """Each (target, link) as a symlink in dir_fd; one already there is kept."""
+    for target, link in pairs:
+        try:
+            os.symlink(target, link, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
 
 
 def prepare(sys, cfg: Config, cgroup_made) -> None:
