@@ -44,6 +44,7 @@ def name(request):
 @pytest.fixture(autouse=True)
 def leaves_nothing(hutch):
     """After each test: its containers removed (rm -f, as its own cleanup), and then no
-    cgroup, mount or process of this root may remain."""
+    cgroup, mount or process of this root may remain (its shared monitor host, which
+    lingers 1.5 s: at the module's end)."""
     yield
-    e2e.assert_cleaned_up(hutch)
+    e2e.assert_cleaned_up(hutch, include_host=False)
