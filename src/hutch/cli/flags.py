@@ -25,6 +25,9 @@ from collections.abc import Callable   # not typing: ~5 ms of every command's st
 
 FLAG_ERROR_EXIT = 125   # Docker's StatusError for a bad flag
 ARGS_ERROR_EXIT = 1     # cobra's argument-count errors are plain errors: Docker exits 1
+# The command's path as typed through a group ("hutch container stop"), set by main: errors
+# and help name it, as Docker's do ("docker container stop --nope" names "docker container stop").
+invoked_path: str | None = None
 
 
 class CommandLineError(Exception):
@@ -126,7 +129,7 @@ class Command:
         self._short = {f.short: f for f in self.flags if f.short}
 
     def path(self, prog: str | None = None) -> str:
-        return prog or f"hutch {self.name}"
+        return prog or invoked_path or f"hutch {self.name}"
 
     def use_line(self, prog: str | None = None) -> str:
         return f"{self.path(prog)} {self.usage}".rstrip()

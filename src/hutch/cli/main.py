@@ -54,6 +54,7 @@ COMMANDS = {
     "runtime": "hutch.cli.runtime_main:cmd_runtime",
 }
 
+ALIASES = {"list": "ls", "remove": "rm"}   # a group's alias: errors name the command itself
 GROUPS = {
     "container": {
         "ls": "hutch.cli.containers:cmd_ps", "list": "hutch.cli.containers:cmd_ps",
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         target = GROUPS[name].get(sub) or (COMMANDS.get(sub) if name in ("container", "image") else None)
         if target is None:
             return die(f"hutch: '{name} {sub}' is not a hutch command.\nSee 'hutch {name} --help'")
+        from hutch.cli import flags
+        flags.invoked_path = f"hutch {name} {ALIASES.get(sub, sub)}"
     else:
         target = COMMANDS.get(name)
         if target is None:
