@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timezone
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -113,9 +113,10 @@ def to_unix(t) -> float:
     if "." in main:
         main, digits = main.split(".", 1)
         frac = int(digits) / 10 ** len(digits)
-    dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
-    dt = dt.replace(tzinfo=datetime.strptime(tz.replace(":", ""), "%z").tzinfo)
-    return dt.timestamp() + frac
+    # fromisoformat and int(), not strptime: ps -a parses one per container (~20 us each
+    # and _strptime's import, against ~1 us)
+    offset = (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (-1 if tz[0] == "-" else 1)
+    return datetime.fromisoformat(main).replace(tzinfo=timezone.utc).timestamp() - offset + frac
 
 
 def created_at_string(t) -> str:
