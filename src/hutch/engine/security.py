@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from hutch import trace
 from hutch.engine.errors import InvalidParameter
-from hutch.oci import defaults
-from hutch.oci.seccomp_default import ProfileError, load_docker_json, profile_for
 from hutch.securejoin import fd_path, open_in_root
+
+# The monitor host imports this module for a start's --user and --userns work: the spec's
+# defaults and seccomp profiles (the create's work) are imported where they are used, and
+# the records are plain classes, not dataclasses (whose inspect and ast weigh ~1.4 MiB).
 
 ALL = "ALL"
 MAX_ID = 2147483647
@@ -42,6 +44,7 @@ HOST_DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".ude
 
 def normalize_caps(names, flag: str) -> list[str]:
     """Upper-case, CAP_-prefixed names; ALL kept. flag is "CapAdd"/"CapDrop" for errors."""
+    from hutch.oci import defaults
     out = []
     for name in names:
         cap = name.strip().upper()
@@ -60,6 +63,7 @@ def tweak_capabilities(cap_add=(), cap_drop=(), privileged: bool = False,
     host_caps: what this engine can hand out (its bounding set). "All capabilities" means
     those; an explicitly added one it does not hold is refused rather than failing later.
     """
+    from hutch.oci import defaults
     if host_caps is None:
         host_caps = defaults.host_bounding_caps()
     if privileged:
@@ -94,13 +98,11 @@ def set_capabilities(spec: dict, caps: list[str]) -> None:
 
 # --- --security-opt -------------------------------------------------------------------
 
-@dataclass
-class SecurityOpts:
-    no_new_privileges: bool = False
-    seccomp: str | None = None   # None or "builtin": default; "unconfined"; a profile path
-    apparmor: str | None = None
-    labels: list[str] = field(default_factory=list)
-    systempaths_unconfined: bool = False
+class SecurityOpts(SimpleNamespace):
+    def __init__(self):
+        # seccomp: None or "builtin" (Docker's default), "unconfined", or a profile's path
+        super().__init__(no_new_privileges=False, seccomp=None, apparmor=None, labels=[],
+                         systempaths_unconfined=False)
 
 
 def parse_security_opts(opts) -> SecurityOpts:
@@ -195,12 +197,11 @@ def _check_range(value: int) -> int:
     return value
 
 
-@dataclass
-class ExecUser:
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    home: str = "/"
+class ExecUser(SimpleNamespace):
+    def __init__(self, uid: int = 0, gid: int = 0, additional_gids: list[int] | None = None,
+                 home: str = "/"):
+        super().__init__(uid=uid, gid=gid, home=home,
+                         additional_gids=[] if additional_gids is None else additional_gids)
 
 
 def resolve_user(rootfs: str, user: str | None, group_add=()) -> ExecUser:
@@ -559,6 +560,7 @@ def apply_security(spec: dict, *, privileged: bool = False, cap_add=(), cap_drop
     the hutch user, or user[:group]) with ranges in /etc/subuid and /etc/subgid; the
     rootfs is then shifted to the remapped owners (once). Returns warnings for the user.
     """
+    from hutch.oci import defaults
     warnings: list[str] = []
     linux = spec.setdefault("linux", {})
     opts = parse_security_opts(security_opt)
@@ -606,6 +608,7 @@ def apply_security(spec: dict, *, privileged: bool = False, cap_add=(), cap_drop
 
 
 def _apply_seccomp(spec: dict, opts: SecurityOpts, privileged: bool, caps: set[str]) -> None:
+    from hutch.oci.seccomp_default import ProfileError, load_docker_json, profile_for
     linux = spec["linux"]
     if privileged or opts.seccomp == "unconfined":
         linux.pop("seccomp", None)

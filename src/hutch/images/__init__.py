@@ -14,10 +14,22 @@ Public API (the engine's side of docs/contracts.md):
   pull_image(paths, name, out=stderr)       what run/create do for a missing image
 Modules: reference (parsing), store, layer (apply_tar, write_tree), importer, changes
 (--change), registry (Client, pull, push), archive (save, load), auth (logins), present
-(inspect/history/filters). Imported lazily by their users to keep start-up quick.
+(inspect/history/filters). Imported lazily by their users to keep start-up quick, and so
+are the names above: importing hutch.images.store (as the monitor host does) runs this
+file, and should not bring in reference's dataclass and regular expressions.
 """
-from hutch.images.reference import InvalidReference
-from hutch.images.store import Image, ImageNotFound, ImageStore, StoreError
+from __future__ import annotations
+
+
+def __getattr__(name):
+    if name == "InvalidReference":
+        from hutch.images.reference import InvalidReference
+        return InvalidReference
+    if name in ("Image", "ImageNotFound", "ImageStore", "StoreError"):
+        from hutch.images import store
+        return getattr(store, name)
+    raise AttributeError(name)
+
 
 __all__ = ["Image", "ImageNotFound", "ImageStore", "InvalidReference", "StoreError",
            "export_rootfs", "pull_image"]
@@ -36,6 +48,7 @@ def pull_image(paths, name: str, out=None, *, platform: str = "", quiet: bool = 
     hutch.images.registry.RegistryError (str: the daemon's message)."""
     import sys
     from hutch.images import reference, registry
+    from hutch.images.store import ImageStore
     ref = reference.parse(name).tagged_or_latest()
     store = ImageStore(paths.images, paths.containers)
     progress = registry.Progress(out or sys.stderr, quiet=quiet)

@@ -19,17 +19,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import time
-import uuid
-from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from hutch import trace
-from hutch.images import reference as refs
-from hutch.images.layer import apply_tar
 
 MEDIA_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -54,15 +50,17 @@ class DigestMismatch(StoreError):
     pass
 
 
-@dataclass
-class Image:
-    id: str                      # sha256:<hex> of the config blob
-    config: dict                 # the image config (architecture, os, config{...}, rootfs, history)
-    repo_tags: list[str] = field(default_factory=list)     # familiar: busybox:latest
-    repo_digests: list[str] = field(default_factory=list)  # familiar: busybox@sha256:...
-    layers: list[str] = field(default_factory=list)        # diff ids, bottom first
-    size: int = 0
-    added: float = 0.0
+class Image(SimpleNamespace):
+    """An image record: id (sha256:<hex> of the config blob), config (the image config:
+    architecture, os, config{...}, rootfs, history), repo_tags (familiar: busybox:latest),
+    repo_digests (familiar: busybox@sha256:...), layers (diff ids, bottom first), size and
+    added. Not a dataclass: the monitor host imports this module (the snapshots), and
+    dataclasses' inspect and ast would be ~1.4 MiB more of its image."""
+
+    def __init__(self, id: str, config: dict, repo_tags: list[str], repo_digests: list[str],
+                 layers: list[str], size: int, added: float):
+        super().__init__(id=id, config=config, repo_tags=repo_tags, repo_digests=repo_digests,
+                         layers=layers, size=size, added=added)
 
     @property
     def created(self) -> str:
@@ -79,6 +77,7 @@ def now_rfc3339() -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib   # (OpenSSL's libcrypto: not in the monitor host, which never hashes)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -162,7 +161,7 @@ class ImageStore:
     def new_tmp(self) -> str:
         """A fresh work dir under tmp/, named with our pid so a later sweep knows it is dead."""
         self._ensure()
-        path = os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        path = os.path.join(self.tmp, f"{os.getpid()}-{os.urandom(6).hex()}")
         os.mkdir(path, 0o700)
         return path
 
@@ -196,7 +195,7 @@ class ImageStore:
         path = self.blob_path(digest)
         if not os.path.exists(path):
             self._ensure()
-            tmp = os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex[:12]}.blob")
+            tmp = os.path.join(self.tmp, f"{os.getpid()}-{os.urandom(6).hex()}.blob")
             with open(tmp, "wb") as f:
                 f.write(data)
             os.rename(tmp, path)
@@ -237,6 +236,7 @@ class ImageStore:
         diff = os.path.join(work, "diff")
         os.mkdir(diff, 0o755)
         try:
+            from hutch.images.layer import apply_tar
             trace.step("layer", f"apply into {diff}")
             diff_id, size, tar_size = apply_tar(tar_stream, diff, tee)
             if tee is not None:
@@ -311,6 +311,7 @@ class ImageStore:
         return self.get(image_id)
 
     def image_in(self, db: dict, image_id: str) -> Image:
+        from hutch.images import reference as refs
         rec = db["images"][image_id]
         config = json.loads(self.read_blob(image_id))
         tags = sorted(refs.parse(t).familiar() for t, i in db["tags"].items() if i == image_id)
@@ -331,6 +332,7 @@ class ImageStore:
 
     def lookup_id(self, db: dict, ref: str) -> str | None:
         """Docker's order: a full id, a name (tag or digest), then a unique short id."""
+        from hutch.images import reference as refs
         if ref.startswith("sha256:") and ref in db["images"]:
             return ref
         try:

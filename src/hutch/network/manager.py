@@ -19,6 +19,10 @@ import ipaddress
 import json
 import os
 
+# CPython's own sha256 (built in), not hashlib's: hashlib loads OpenSSL's libcrypto, ~2 ms
+# and ~3.7 MiB of pages in the monitor host, which preloads what a start runs
+from _sha256 import sha256
+
 from hutch import trace
 from hutch.network import etcfiles, ipam, iptables
 from hutch.network.errors import NetworkError, NetworkNotFound
@@ -37,8 +41,7 @@ def _hex(nbytes: int) -> str:
 
 
 def _sha256(text: str) -> str:
-    import hashlib
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(text.encode()).hexdigest()
 
 
 def _rmtree(path: str) -> None:

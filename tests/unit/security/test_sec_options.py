@@ -9,6 +9,7 @@ from hutch.engine import security
 from hutch.engine.errors import InvalidParameter
 from hutch.engine.security import (apply_security, normalize_caps, parse_device,
                                    parse_security_opts, tweak_capabilities, validate_sysctl)
+from hutch.oci import defaults
 from hutch.oci.defaults import ALL_CAPS, DEFAULT_CAPS, default_spec
 
 HOST_CAPS = [c for c in ALL_CAPS if c != "CAP_SYS_RESOURCE"]
@@ -30,7 +31,7 @@ def rootfs(tmp_path):
 
 @pytest.fixture(autouse=True)
 def fixed_host_caps(monkeypatch):
-    monkeypatch.setattr(security.defaults, "host_bounding_caps", lambda *a: list(HOST_CAPS))
+    monkeypatch.setattr(defaults, "host_bounding_caps", lambda *a: list(HOST_CAPS))
 
 
 def apply(rootfs, **kw):
