@@ -32,6 +32,8 @@ def open_in_root(root, path: str, *, create: str | None = None, mode: int = 0o75
     The caller closes the fd.
     """
     fd = _openat2_in_root(root, path, follow_final)
+    if fd is None and create:
+        fd = _create_last_in_root(root, path, create, mode, follow_final)
     if fd is not None:
         return fd
     stack = [_root_fd(root)]   # fds of the directories walked; stack[-1] is where we are
@@ -97,6 +99,31 @@ def _openat2_in_root(root, path: str, follow_final: bool) -> int | None:
     finally:
         if rootfd is not root:
             os.close(rootfd)
+
+
+def _create_last_in_root(root, path: str, create: str, mode: int,
+                         follow_final: bool) -> int | None:
+    """The common miss (a mount target whose parent exists) in the kernel's scoped walk:
+    the parent through openat2, the last component made in it, the whole path through
+    openat2 again. None when any step fails (the parent is missing too, or the last is a
+    dangling link or ".."): the component walk then does it all, as it always has."""
+    parent, _, name = "/".join(components(path)).rpartition("/")
+    if name in ("", ".."):
+        return None
+    dirfd = _openat2_in_root(root, parent, True)
+    if dirfd is None:
+        return None
+    try:
+        if create == "file":
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
+        else:
+            os.mkdir(name, mode, dir_fd=dirfd)
+    except OSError:
+        return None
+    finally:
+        os.close(dirfd)
+    return _openat2_in_root(root, path, follow_final)
 
 
 def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int:

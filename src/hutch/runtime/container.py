@@ -19,9 +19,9 @@ from _socket import socket as unix_socket
 
 from hutch import _sys, cgroups, trace
 from hutch.oci.runtime_spec import SPEC_VERSION, ConfigError, load_config
-from hutch.runtime import (capabilities, hooks, process, specconv, statefile, status, sync,
-                           terminal)
-from hutch.runtime.errors import ContainerNotFound, RuntimeFailure
+# hooks and terminal are imported where a config or a call needs them: most runs use neither.
+from hutch.runtime import capabilities, process, specconv, statefile, status, sync
+from hutch.runtime.errors import ContainerNotFound, HookError, RuntimeFailure
 
 __all__ = ["create", "start", "run", "state", "list_containers", "kill", "delete", "pause",
            "resume", "ps", "exec_process", "process_from_args", "update", "stats",
@@ -329,6 +329,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         statefile.save(state_root, cid, saved)
         msg = sync.recv(sock)
         if msg and msg["type"] == "hooks":
+            from hutch.runtime import hooks
             # runtime-tools (and crun) expect "created" in the prestart state.
             hook_state = dict(base, pid=init_pid, status=status.CREATED)
             hooks.run_hooks(cfg.hooks.get("prestart"), hook_state, "prestart")
@@ -358,7 +359,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             except cgroups.CgroupError as ce:  # the first error is the one to report
                 _warn(f"removing cgroup {cgroup.path}: {ce}")
         statefile.remove(state_root, cid)
-        if isinstance(e, (sync.ProtocolError, hooks.HookError)):
+        if isinstance(e, (sync.ProtocolError, HookError)):
             raise RuntimeFailure(f"unable to start container process: {e}") from None
         if isinstance(e, OSError):
             raise RuntimeFailure(process.describe(e)) from None
@@ -485,6 +486,7 @@ def _release(state_root: str, st: dict) -> None:
     os.unlink(fifo)
     cfg_hooks = (st["config"].get("hooks") or {}).get("poststart")
     if cfg_hooks:
+        from hutch.runtime import hooks
         hooks.run_hooks_warn(cfg_hooks, dict(_hook_state(st), status=status.RUNNING),
                              "poststart", _warn)
 
@@ -511,6 +513,7 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
     ours = theirs = None
     raw = _read_config(bundle)
     if not detach and not console_socket and raw and (raw.get("process") or {}).get("terminal"):
+        from hutch.runtime import terminal
         ours, theirs = terminal.pair()
     try:
         st, sock = _create(state_root, cid, bundle, pid_file=pid_file,
@@ -707,6 +710,7 @@ def delete(state_root, cid, force=False) -> None:
         _warn(str(e))
     poststop = (st["config"].get("hooks") or {}).get("poststop")
     if poststop:
+        from hutch.runtime import hooks
         hooks.run_hooks_warn(poststop, dict(_hook_state(st), status=status.STOPPED),
                              "poststop", _warn)
     statefile.remove(state_root, cid)
@@ -787,6 +791,9 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         from hutch.runtime import seccomp
         program = seccomp.program_for(seccomp_spec, statefile.seccomp_cache_dir(state_root))
     ours = None
+    if proc.terminal:
+        # The process sets its terminal up in the container, out of our modules' reach.
+        from hutch.runtime import terminal
     if proc.terminal and not console_socket:
         ours, console = terminal.pair()  # a foreground terminal, proxied by us
     else:

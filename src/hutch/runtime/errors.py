@@ -7,3 +7,8 @@ class RuntimeFailure(Exception):
 
 class ContainerNotFound(RuntimeFailure):
     pass
+
+
+class HookError(Exception):
+    """An OCI hook failed (runc's wording). Here, not in hooks.py: a create tells it apart
+    without importing the hooks, which only a config with hooks loads."""

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from hutch import trace
 from hutch.oci.runtime_spec import dump_json
-
-
-class HookError(Exception):
-    pass
+from hutch.runtime.errors import HookError
 
 
 def run_hooks(hooks: list[dict] | None, state: dict, kind: str) -> None:

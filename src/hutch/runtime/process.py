@@ -11,7 +11,7 @@ import os
 import stat
 
 from hutch import _sys, trace
-from hutch.runtime import capabilities, hooks, rootfs, sync, terminal
+from hutch.runtime import capabilities, rootfs, sync
 from hutch.runtime.specconv import NAMESPACE_FLAGS, Config, Process
 
 
@@ -124,6 +124,7 @@ def setup_terminal(proc: Process, console, proc_fd: int | None = None) -> None:
     """A pty from the container's devpts; the master goes to the console socket.
 
     proc_fd (the init only): it also gets the pty bound on /dev/console, as the spec asks."""
+    from hutch.runtime import terminal  # preloaded: we may be in the container's root
     master, slave = _sys.open_pty()
     if proc_fd is not None:
         rootfs.bind_console(_sys, os.ttyname(slave), proc_fd)
@@ -185,6 +186,10 @@ def preload(cfg: Config) -> None:
     """Import now what the init needs after pivot_root, where our modules are out of reach."""
     if any(cfg.hooks.get(k) for k in ("createContainer", "startContainer")):
         import subprocess  # noqa: F401 - hooks run through it
+
+        from hutch.runtime import hooks  # noqa: F401
+    if cfg.process.terminal:
+        from hutch.runtime import terminal  # noqa: F401
 
 
 class InitArgs:
@@ -324,6 +329,7 @@ def init(a: InitArgs) -> None:
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
         sync.send(a.sock, "hooks", pid=state["pid"])
         sync.expect(a.sock, "resume")
+        from hutch.runtime import hooks
         hooks.run_hooks(cfg.hooks.get("createContainer"), dict(state, status="created"),
                         "createContainer")
     if not own_mounts:
@@ -360,8 +366,10 @@ def init(a: InitArgs) -> None:
         fifo = os.open(fifo_path, os.O_WRONLY | os.O_CLOEXEC)
     os.write(fifo, b"0")
     os.close(fifo)
-    hooks.run_hooks(cfg.hooks.get("startContainer"), dict(state, status="created"),
-                    "startContainer")
+    if cfg.hooks.get("startContainer"):
+        from hutch.runtime import hooks  # preloaded
+        hooks.run_hooks(cfg.hooks.get("startContainer"), dict(state, status="created"),
+                        "startContainer")
     exec_user_program(proc, program, path, env)
 
 

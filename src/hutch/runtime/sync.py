@@ -43,7 +43,9 @@ from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_SEQPACKET, socketpair
 
 from hutch.oci.runtime_spec import dump_json, parse_json
 
-MAX_MESSAGE = 1 << 20
+# Far above any message (an error line, the cgroup's directories), and below malloc's mmap
+# threshold: a larger buffer is an mmap, mremap and munmap for every message received.
+MAX_MESSAGE = 1 << 16
 
 
 def pair():

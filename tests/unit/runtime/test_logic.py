@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from hutch.cli import runtime_main
+from hutch.cli import runtime_commands, runtime_main
 from hutch.runtime import rootfs, specconv, statefile, status
 from hutch.runtime.errors import RuntimeFailure
 
@@ -124,10 +124,10 @@ def test_global_flags_split():
 
 
 def test_bytes_parsing():
-    assert runtime_main._bytes("64m") == 64 << 20
-    assert runtime_main._bytes("1g") == 1 << 30
-    assert runtime_main._bytes("512") == 512
-    assert runtime_main._bytes("-1") == -1
+    assert runtime_commands._bytes("64m") == 64 << 20
+    assert runtime_commands._bytes("1g") == 1 << 30
+    assert runtime_commands._bytes("512") == 512
+    assert runtime_commands._bytes("-1") == -1
 
 
 def test_spec_command_writes_a_valid_config(tmp_path):

@@ -106,3 +106,23 @@ def test_root_as_fd(root):
         os.close(fd)
     finally:
         os.close(rfd)
+
+
+def test_create_last_component_in_existing_parent(root):
+    fd = open_in_root(str(root), "/abs-etc/made", create="dir", mode=0o700)
+    try:
+        assert os.readlink(fd_path(fd)) == str(root / "etc" / "made")
+    finally:
+        os.close(fd)
+    assert stat.S_IMODE((root / "etc" / "made").stat().st_mode) == 0o700
+
+
+def test_create_through_dangling_last_link_lands_inside(root, tmp_path):
+    os.symlink(str(tmp_path / "outside" / "new"), root / "dangling")
+    fd = open_in_root(str(root), "/dangling", create="dir")
+    try:
+        real = os.readlink(fd_path(fd))
+    finally:
+        os.close(fd)
+    assert real == str(root / tmp_path.relative_to("/") / "outside" / "new")
+    assert not (tmp_path / "outside" / "new").exists()
