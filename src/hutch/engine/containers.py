@@ -10,10 +10,10 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from hutch import trace
 from hutch.engine import errors, lifecycle, states
+from hutch.engine.records import Record
 from hutch.engine.store import Container, Store, atomic_write, new_state, now_iso
 
 SIGNALS = {s.name[3:]: int(s) for s in signal.Signals if s.name.startswith("SIG") and "_" not in s.name}
@@ -44,35 +44,34 @@ def parse_signal(value: str) -> int:
     raise errors.InvalidParameter(f"Invalid signal: {value}")
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     """Docker's create options, already parsed from flags (typed, in between layers)."""
     image: str
-    cmd: list[str] = field(default_factory=list)
+    cmd: list[str] = []
     entrypoint: list[str] | None = None        # None: the image's; [] reset
     name: str | None = None
     hostname: str = ""
     domainname: str = ""
-    env: list[str] = field(default_factory=list)
+    env: list[str] = []
     workdir: str = ""
     user: str = ""
-    labels: dict = field(default_factory=dict)
+    labels: dict = {}
     tty: bool = False
     open_stdin: bool = False
     stdin_once: bool = False
-    attach: list[str] = field(default_factory=list)     # "stdin", "stdout", "stderr"
+    attach: list[str] = []     # "stdin", "stdout", "stderr"
     init: bool = False
     stop_signal: str | None = None
     stop_timeout: int | None = None
     restart: tuple[str, int] = ("no", 0)
     auto_remove: bool = False
     cidfile: str = ""
-    log_opts: dict = field(default_factory=dict)
+    log_opts: dict = {}
     log_driver: str = "json-file"
     network: str = "default"
     runtime: str = "runc"
-    flags: dict = field(default_factory=dict)   # every parsed flag by long name (for modules)
-    changed: set = field(default_factory=set)   # the flags the user gave
+    flags: dict = {}   # every parsed flag by long name (for modules)
+    changed: set = set()   # the flags the user gave
     resources: object = None     # hutch.engine.resources.Resources, parsed by the CLI
     oom_score_adj: int = 0
 

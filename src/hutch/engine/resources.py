@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
+
+from hutch.engine.records import Record
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 MIN_MEMORY = 6 * 1024 * 1024          # Docker's linuxMinMemory
@@ -273,8 +274,7 @@ def _convert(flags: dict, allowed) -> dict:
 
 # --- what the host can do --------------------------------------------------------------
 
-@dataclass
-class HostInfo:
+class HostInfo(Record):
     """The resource features of the host, as Docker's sysinfo sees them."""
     mode: str = "legacy"
     ncpu: int = 1
@@ -353,8 +353,7 @@ def host_info() -> HostInfo:
 
 # --- validation and conversion ---------------------------------------------------------
 
-@dataclass
-class Resources:
+class Resources(Record):
     linux_resources: dict
     rlimits: list
     host_config: dict

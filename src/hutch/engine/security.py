@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import stat
-from types import SimpleNamespace
 
 from hutch import trace
 from hutch.engine.errors import InvalidParameter
+from hutch.engine.records import Record
 from hutch.securejoin import fd_path, open_in_root
 
 # The monitor host imports this module for a start's --user and --userns work: the spec's
-# defaults and seccomp profiles (the create's work) are imported where they are used, and
-# the records are plain classes, not dataclasses (whose inspect and ast weigh ~1.4 MiB).
+# defaults and seccomp profiles (the create's work) are imported where they are used.
 
 ALL = "ALL"
 MAX_ID = 2147483647
@@ -98,11 +97,12 @@ def set_capabilities(spec: dict, caps: list[str]) -> None:
 
 # --- --security-opt -------------------------------------------------------------------
 
-class SecurityOpts(SimpleNamespace):
-    def __init__(self):
-        # seccomp: None or "builtin" (Docker's default), "unconfined", or a profile's path
-        super().__init__(no_new_privileges=False, seccomp=None, apparmor=None, labels=[],
-                         systempaths_unconfined=False)
+class SecurityOpts(Record):
+    no_new_privileges: bool = False
+    seccomp: str | None = None   # None or "builtin": default; "unconfined"; a profile path
+    apparmor: str | None = None
+    labels: list[str] = []
+    systempaths_unconfined: bool = False
 
 
 def parse_security_opts(opts) -> SecurityOpts:
@@ -197,11 +197,11 @@ def _check_range(value: int) -> int:
     return value
 
 
-class ExecUser(SimpleNamespace):
-    def __init__(self, uid: int = 0, gid: int = 0, additional_gids: list[int] | None = None,
-                 home: str = "/"):
-        super().__init__(uid=uid, gid=gid, home=home,
-                         additional_gids=[] if additional_gids is None else additional_gids)
+class ExecUser(Record):
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = []
+    home: str = "/"
 
 
 def resolve_user(rootfs: str, user: str | None, group_add=()) -> ExecUser:
