@@ -561,14 +561,14 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
         if master is not None:
             os.close(master)
         if detach:
-            _force_delete(state_root, cid)
+            _force_delete(state_root, cid, st)
         raise
     finally:
         sock.close()
         if saved is not None:
             _restore_signals(saved)
         if not detach:
-            _force_delete(state_root, cid)
+            _force_delete(state_root, cid, st)
 
 
 def _read_config(bundle: str) -> dict | None:
@@ -578,9 +578,9 @@ def _read_config(bundle: str) -> dict | None:
         return None  # create() reports it
 
 
-def _force_delete(state_root: str, cid: str) -> None:
+def _force_delete(state_root: str, cid: str, saved: dict | None = None) -> None:
     try:
-        delete(state_root, cid, force=True)
+        delete(state_root, cid, force=True, saved=saved)
     except ContainerNotFound:
         pass
 
@@ -691,8 +691,10 @@ def _signal_all(st: dict, sig: int) -> None:
 
 
 @_exclusive
-def delete(state_root, cid, force=False) -> None:
-    st, current = _load(state_root, cid)
+def delete(state_root, cid, force=False, *, saved: dict | None = None) -> None:
+    """saved: the state as the caller (`run`) saved it, rather than read back."""
+    st = statefile.load(state_root, cid) if saved is None else saved
+    current = _status(state_root, st)
     if current != status.STOPPED:
         if not force:
             status.check("delete", current, cid)
