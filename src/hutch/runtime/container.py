@@ -232,10 +232,11 @@ def create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pi
 
 def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
             preserve_fds=0, stdio=None, no_new_keyring=False, keep_sync=False, console=None,
-            raw=None):
-    """create(); returns the state saved and the sync socket (keep_sync) for `run` to see
-    exec errors, and takes an already connected console socket (`console`) for a
-    foreground terminal, and the config.json already read (`raw`)."""
+            raw=None, start=False):
+    """create(); returns the state saved, the sync socket (keep_sync) for `run` to see
+    exec errors, and, with `start` (run), the release already under way (see _release).
+    Takes an already connected console socket (`console`) for a foreground terminal, and
+    the config.json already read (`raw`)."""
     statefile.validate_id(cid)
     bundle = os.path.abspath(bundle)
     raw, cfg = _load_bundle(bundle, raw)
@@ -256,6 +257,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
     fds: list[int] = [lock]
     init_pid = 0
     intermediate = 0
+    release = None
     try:
         fifo = statefile.fifo_path(state_root, cid)
         os.mkfifo(fifo, 0o622)
@@ -321,6 +323,10 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             raise
         cgroups.reap_primer()
         sync.send(sock, "cgroup")
+        if start:
+            # The fifo's read end open before the init is ready: its open for writing, then
+            # its execve, need not wait for us to see "ready" and come back to release it.
+            release = _open_release(fifo, init_pid)
         # Saved while the init finishes its setup (the lock keeps other commands out until
         # we return; a failure below removes it).
         started = statefile.process_start_time(init_pid)
@@ -347,6 +353,8 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             statefile.write_pid_file(pid_file, init_pid)
     except BaseException as e:
         cgroups.reap_primer()
+        if release is not None:
+            _close_release(release)
         if intermediate:
             _kill_and_wait(intermediate)
             _reap(intermediate)
@@ -376,7 +384,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             os.close(fd)
         if sock is not None and not keep_sync:
             sock.close()
-    return saved, sock
+    return saved, sock, release
 
 
 def _exclusive(operation):
@@ -457,21 +465,33 @@ def start(state_root, cid) -> None:
     _release(state_root, st)
 
 
-def _release(state_root: str, st: dict) -> None:
-    """Let the init past the exec fifo, then run the poststart hooks."""
-    fifo = statefile.fifo_path(state_root, st["id"])
+def _open_release(fifo: str, pid: int) -> tuple[int, int]:
+    """(pidfd of the init, the exec fifo's read end): once the fifo is open, the init goes
+    on to exec."""
     # The pidfd first: once the fifo is open the init runs, and may exit and be reaped (by
     # a subreaper such as Docker's shim) before we would look.
     try:
-        pidfd = os.pidfd_open(st["pid"])
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         raise RuntimeFailure("cannot start a container that has stopped") from None
     try:
         # Opened non-blocking: a dead init must not leave `start` hanging on the fifo.
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return pidfd, os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except BaseException:
         os.close(pidfd)
         raise
+
+
+def _close_release(release: tuple[int, int]) -> None:
+    for fd in release:
+        os.close(fd)
+
+
+def _release(state_root: str, st: dict, release: tuple[int, int] | None = None) -> None:
+    """Let the init past the exec fifo (or see it past: `release`, from _open_release), then
+    run the poststart hooks."""
+    fifo = statefile.fifo_path(state_root, st["id"])
+    pidfd, fd = release or _open_release(fifo, st["pid"])
     try:
         trace.step("exec.fifo", "release the init")
         while True:
@@ -484,8 +504,7 @@ def _release(state_root: str, st: dict) -> None:
                     break
                 raise RuntimeFailure("cannot start a container that has stopped")
     finally:
-        os.close(fd)
-        os.close(pidfd)
+        _close_release((pidfd, fd))
     os.unlink(fifo)
     cfg_hooks = (st["config"].get("hooks") or {}).get("poststart")
     if cfg_hooks:
@@ -519,11 +538,11 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
         from hutch.runtime import terminal
         ours, theirs = terminal.pair()
     try:
-        st, sock = _create(state_root, cid, bundle, pid_file=pid_file,
-                           console_socket=console_socket, no_pivot=no_pivot,
-                           preserve_fds=preserve_fds, stdio=stdio,
-                           no_new_keyring=no_new_keyring, keep_sync=True, console=theirs,
-                           raw=raw)
+        st, sock, release = _create(state_root, cid, bundle, pid_file=pid_file,
+                                    console_socket=console_socket, no_pivot=no_pivot,
+                                    preserve_fds=preserve_fds, stdio=stdio,
+                                    no_new_keyring=no_new_keyring, keep_sync=True,
+                                    console=theirs, raw=raw, start=True)
     except BaseException:
         if ours is not None:
             ours.close()
@@ -540,7 +559,8 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
                 theirs.close()
                 master = terminal.receive_master(ours)
                 ours.close()
-            _release(state_root, st)  # as saved: no need to read it back
+            release, pending = None, release
+            _release(state_root, st, pending)  # as saved: no need to read it back
         except RuntimeFailure:
             # The init died before exec: its own error says why.
             error = _child_error(sock)
@@ -558,6 +578,8 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
             terminal.proxy(proxied, pid)  # closes it
         return _wait(pid)
     except BaseException:
+        if release is not None:
+            _close_release(release)
         if master is not None:
             os.close(master)
         if detach:
