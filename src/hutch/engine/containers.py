@@ -231,7 +231,6 @@ class Engine:
 
     def _base_spec(self, cid, opts: CreateOptions, record: dict, warnings: list[str]) -> dict:
         """Docker's defaults + security flags + resources + mounts from their modules."""
-        import tempfile
         from hutch import cgroups
         from hutch.engine import security
         from hutch.oci.defaults import default_spec
@@ -247,13 +246,19 @@ class Engine:
             k, v = security.validate_sysctl(item)
             sysctls[k] = v
         # --user and --group-add are resolved at each start, in the image's own files;
-        # here the flags are validated against an empty root.
-        with tempfile.TemporaryDirectory(prefix="hutch-create-") as empty:
+        # here the flags are validated against an empty root (made as tempfile.mkdtemp
+        # does: tempfile, with shutil, random and weakref, is ~2.5 ms of each create)
+        empty = os.path.join(os.environ.get("TMPDIR") or "/tmp",
+                             f"hutch-create-{os.urandom(6).hex()}")
+        os.mkdir(empty, 0o700)
+        try:
             warnings += security.apply_security(
                 spec, privileged=bool(f.get("privileged")), cap_add=f.get("cap-add") or (),
                 cap_drop=f.get("cap-drop") or (), security_opt=f.get("security-opt") or (),
                 read_only=bool(f.get("read-only")), devices=f.get("device") or (),
                 sysctls=sysctls, rootfs=empty, userns=f.get("userns") or None)
+        finally:
+            os.rmdir(empty)   # (apply_security only reads it, or chowns it for --userns)
         spec["process"].pop("user", None)
         spec["process"]["env"] = [e for e in spec["process"]["env"] if not e.startswith("HOME=")]
         hc.update({

@@ -1,7 +1,7 @@
 """Docker's random container names: adjective_surname, as docker's namesgenerator makes them."""
 from __future__ import annotations
 
-import random
+import os
 
 ADJECTIVES = (
     "admiring adoring affectionate agitated amazing angry awesome beautiful blissful bold boring "
@@ -40,11 +40,16 @@ SURNAMES = (
     "williamson wilson wing wozniak wright wu yalow yonath zhukovsky").split()
 
 
+def _choice(seq):
+    # os.urandom, not the random module: its import is ~0.5 ms of each `run` without --name
+    return seq[int.from_bytes(os.urandom(4), "little") % len(seq)]
+
+
 def random_name(retry: int = 0) -> str:
     """adjective_surname; after a collision Docker appends a digit."""
-    name = f"{random.choice(ADJECTIVES)}_{random.choice(SURNAMES)}"
+    name = f"{_choice(ADJECTIVES)}_{_choice(SURNAMES)}"
     if name == "boring_wozniak":  # Steve Wozniak is not boring (Docker's own rule)
         return random_name(retry)
     if retry:
-        name += str(random.randint(0, 9))
+        name += _choice("0123456789")
     return name

@@ -21,7 +21,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import time
 from types import SimpleNamespace
 
@@ -167,6 +166,7 @@ class ImageStore:
 
     def sweep_tmp(self) -> None:
         """Remove what killed writers left in tmp/."""
+        import shutil
         try:
             names = os.listdir(self.tmp)
         except FileNotFoundError:
@@ -232,6 +232,7 @@ class ImageStore:
         tee: a file that gets a copy of the uncompressed tar.
         On any failure nothing is kept.
         """
+        import shutil
         work = self.new_tmp()
         diff = os.path.join(work, "diff")
         os.mkdir(diff, 0o755)
@@ -427,6 +428,7 @@ class ImageStore:
 
     def _drop_layer(self, diff_id: str) -> None:
         """Remove a layer, its short link and its blob (a blob belongs to one layer)."""
+        import shutil
         h = _hex(diff_id)
         try:
             blob = self.layer_info(diff_id)["blob"]["digest"]
@@ -549,6 +551,7 @@ class ImageStore:
     def remove_snapshot(self, cid: str) -> None:
         """Unmount and delete a container's snapshot, and the layers only it still held
         (those of an image removed with `rmi -f` while the container existed)."""
+        import shutil
         snap = self._snap(cid)
         if not os.path.exists(snap):
             return

@@ -7,7 +7,7 @@ plus a few reads of /proc and /sys describing this host.
 """
 from __future__ import annotations
 
-import glob
+import os
 import resource
 
 from hutch.oci.seccomp_default import profile_for
@@ -112,10 +112,16 @@ def host_bounding_caps(proc: str = "/proc") -> list[str]:
 
 
 def thermal_throttle_paths(sysfs: str = "/sys") -> list[str]:
-    """Every existing /sys/devices/system/cpu/cpu<N>/thermal_throttle, masked by Docker."""
-    found = glob.glob(f"{sysfs}/devices/system/cpu/cpu[0-9]*/thermal_throttle")
-    paths = ["/sys" + p[len(sysfs):] for p in found]
-    return sorted(paths, key=lambda p: int(p.split("/")[5][3:]))
+    """Every existing /sys/devices/system/cpu/cpu<N>/thermal_throttle, masked by Docker.
+    (A listdir, not glob: glob's import, with fnmatch, is ~0.3 ms of each create.)"""
+    cpus = os.path.join(sysfs, "devices/system/cpu")
+    try:
+        names = os.listdir(cpus)
+    except FileNotFoundError:
+        return []
+    found = sorted(int(n[3:]) for n in names if n.startswith("cpu") and n[3:].isdigit()
+                   and os.path.exists(os.path.join(cpus, n, "thermal_throttle")))
+    return [f"/sys/devices/system/cpu/cpu{n}/thermal_throttle" for n in found]
 
 
 def default_nofile() -> int:
