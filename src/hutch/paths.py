@@ -11,6 +11,32 @@ DEFAULT_ROOT = "/var/lib/hutch"
 DEFAULT_RUN = "/run/hutch"
 
 
+class FileLock:
+    """`with FileLock(path):` holds flock(LOCK_EX) on `path` (made 0600 if `create` and
+    missing). A class, not a contextlib generator: contextlib's import is ~0.4 ms of each
+    command and ~116 KiB of the monitor host's image."""
+
+    __slots__ = ("path", "create", "fd")
+
+    def __init__(self, path: str, create: bool = True):
+        self.path = path
+        self.create = create
+
+    def __enter__(self) -> "FileLock":
+        import fcntl
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if self.create else 0)
+        self.fd = os.open(self.path, flags, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
 class Paths:
     """A plain class, not a dataclass: importing dataclasses costs ~10 ms per hutch call."""
 

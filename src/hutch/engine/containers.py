@@ -9,7 +9,6 @@ import json
 import os
 import time
 from _signal import SIGKILL, SIGRTMAX, SIGRTMIN  # not signal: its enums, ~0.5 ms of ps, exec
-from contextlib import contextmanager
 
 from hutch import trace
 from hutch.engine import errors, lifecycle, states
@@ -394,9 +393,12 @@ class Engine:
                 timeout = 10
             self._signal(c, sig)
         if not self._wait_exit(c, None if timeout < 0 else timeout):
-            with self._same_start(c) as now:
-                if now is not None:
-                    self._signal(now, SIGKILL)
+            try:
+                with self.store.locked(c.id) as now:
+                    if self._same_start(c, now):
+                        self._signal(now, SIGKILL)
+            except errors.NotFound:   # removed meanwhile
+                pass
             self._wait_exit(c, None)
         return self._settle_unlocked(c, killed_by=sig)
 
@@ -416,17 +418,12 @@ class Engine:
             return self._settle_unlocked(c, killed_by=sig)
         return c
 
-    @contextmanager
-    def _same_start(self, c: Container):
-        """The container locked again, if it is still in the start we signalled (else None:
-        removed, or already exited and started anew by someone else)."""
-        try:
-            with self.store.locked(c.id) as now:
-                same = now.state["Generation"] == c.state["Generation"] and \
-                    now.status in (states.RUNNING, states.PAUSED)
-                yield now if same else None
-        except errors.NotFound:
-            yield None
+    @staticmethod
+    def _same_start(c: Container, now: Container) -> bool:
+        """Whether `now`, the container locked again, is still in the start we signalled
+        (not exited and started anew by someone else)."""
+        return now.state["Generation"] == c.state["Generation"] and \
+            now.status in (states.RUNNING, states.PAUSED)
 
     def _settle_unlocked(self, c: Container, killed_by: int) -> Container:
         try:

@@ -25,13 +25,12 @@ Lock order (every hutch process, so no two can wait on each other in a cycle):
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
-from contextlib import contextmanager
 
 from hutch.engine import errors, states
+from hutch.paths import FileLock
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -306,24 +305,10 @@ class Store:
         out.sort(key=lambda c: c.record.get("CreatedNs", 0), reverse=True)
         return out
 
-    @contextmanager
-    def locked(self, ref: str):
-        """Resolve, lock, load fresh and refresh: the start of every operation."""
-        cid = self.resolve(ref)
-        try:
-            fd = os.open(os.path.join(self.dir(cid), "lock"), os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise errors.NotFound(f"No such container: {ref}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            c = self.load(cid)
-            before = json.dumps(c.state, sort_keys=True)
-            c.refresh()
-            if json.dumps(c.state, sort_keys=True) != before:
-                c.save()
-            yield c
-        finally:
-            os.close(fd)
+    def locked(self, ref: str) -> _Locked:
+        """`with store.locked(ref) as c:` resolve, lock, load fresh and refresh: the start of
+        every operation."""
+        return _Locked(self, ref)
 
     # --- create / remove ---
     def begin(self, cid: str) -> None:
@@ -379,3 +364,30 @@ class Store:
     def run_dir(self, cid: str) -> str:
         """Per-container runtime directory (sockets, bundle) under paths.run."""
         return os.path.join(self.paths.run, "containers", cid)
+
+
+class _Locked(FileLock):
+    """Store.locked's with block: the container, locked, loaded fresh and refreshed."""
+
+    __slots__ = ("store", "ref", "cid")
+
+    def __init__(self, store: Store, ref: str):
+        self.store, self.ref = store, ref
+        self.cid = store.resolve(ref)
+        super().__init__(os.path.join(store.dir(self.cid), "lock"), create=False)
+
+    def __enter__(self) -> Container:
+        try:
+            super().__enter__()
+        except FileNotFoundError:
+            raise errors.NotFound(f"No such container: {self.ref}") from None
+        try:
+            c = self.store.load(self.cid)
+            before = json.dumps(c.state, sort_keys=True)
+            c.refresh()
+            if json.dumps(c.state, sort_keys=True) != before:
+                c.save()
+        except BaseException:
+            super().__exit__()
+            raise
+        return c

@@ -16,15 +16,14 @@ writer sweeps, never a half layer or blob under its final name.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import json
 import os
 import time
 from types import SimpleNamespace
 
 from hutch import trace
+from hutch.paths import FileLock
 
 MEDIA_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -123,20 +122,11 @@ class ImageStore:
         for d in (self.blobs, self.layers_dir, self.snapshots, self.tmp):
             os.makedirs(d, exist_ok=True)
 
-    @contextlib.contextmanager
-    def locked(self):
-        """Hold the store lock; yields the db dict, saved atomically on a clean exit."""
+    def locked(self) -> _LockedDb:
+        """`with store.locked() as db:` holds the store lock; db, saved atomically on a
+        clean exit."""
         self._ensure()
-        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            db = self.read_db()
-            before = json.dumps(db, sort_keys=True)
-            yield db
-            if json.dumps(db, sort_keys=True) != before:
-                self._save(db)
-        finally:
-            os.close(fd)
+        return _LockedDb(self)
 
     def read_db(self) -> dict:
         try:
@@ -265,8 +255,7 @@ class ImageStore:
                     raise
                 shutil.rmtree(work, ignore_errors=True)  # another writer made it first
                 if self.layer_info(diff_id)["blob"]["digest"] != blob["digest"]:
-                    with contextlib.suppress(OSError):  # ours is now nobody's blob
-                        os.unlink(self.blob_path(blob["digest"]))
+                    self._drop_blob(blob["digest"])   # ours is now nobody's blob
             return diff_id, size
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -285,8 +274,7 @@ class ImageStore:
             json.dump(info, f)
         os.rename(tmp, path)
         if old != blob["digest"]:
-            with contextlib.suppress(OSError):
-                os.unlink(self.blob_path(old))
+            self._drop_blob(old)
 
     # --- images ---
 
@@ -410,8 +398,7 @@ class ImageStore:
             del db["digests"][d]
             manifests.add(d.rpartition("@")[2])
         for m in manifests - {d.rpartition("@")[2] for d in db["digests"]}:
-            with contextlib.suppress(OSError, StoreError):
-                os.unlink(self.blob_path(m))
+            self._drop_blob(m)
         keep = self._used_layers(db)
         removed = []
         for diff_id, chain in zip(rec["layers"], chain_ids(rec["layers"])):
@@ -419,8 +406,7 @@ class ImageStore:
                 self._drop_layer(diff_id)
                 removed.append(chain)
         if not any(image_id == i for i in db["images"]):
-            with contextlib.suppress(OSError):
-                os.unlink(self.blob_path(image_id))
+            self._drop_blob(image_id)
         return removed
 
     def _used_layers(self, db: dict) -> set[str]:
@@ -436,12 +422,20 @@ class ImageStore:
             blob = None
         shutil.rmtree(os.path.join(self.layers_dir, h), ignore_errors=True)
         link = os.path.join(self.layers_dir, "l", h[:24])
-        with contextlib.suppress(OSError):
+        try:
             if os.readlink(link) == f"../{h}/diff":
                 os.unlink(link)
+        except OSError:
+            pass
         if blob:
-            with contextlib.suppress(OSError, StoreError):
-                os.unlink(self.blob_path(blob))
+            self._drop_blob(blob)
+
+    def _drop_blob(self, digest: str) -> None:
+        """Remove a blob if it is there (a malformed digest names none)."""
+        try:
+            os.unlink(self.blob_path(digest))
+        except (OSError, StoreError):
+            pass
 
     # --- snapshots (one overlay per container) ---
 
@@ -567,6 +561,34 @@ class ImageStore:
             for diff_id in layers:
                 if diff_id not in keep and self.has_layer(diff_id):
                     self._drop_layer(diff_id)
+
+
+class _LockedDb(FileLock):
+    """ImageStore.locked's with block: the db, saved atomically if the block changed it and
+    ended cleanly."""
+
+    __slots__ = ("store", "db", "before")
+
+    def __init__(self, store: ImageStore):
+        super().__init__(os.path.join(store.root, "lock"))
+        self.store = store
+
+    def __enter__(self) -> dict:
+        super().__enter__()
+        try:
+            self.db = self.store.read_db()
+        except BaseException:
+            super().__exit__()
+            raise
+        self.before = json.dumps(self.db, sort_keys=True)
+        return self.db
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None and json.dumps(self.db, sort_keys=True) != self.before:
+                self.store._save(self.db)
+        finally:
+            super().__exit__()
 
 
 def _is_mountpoint(path: str) -> bool:

@@ -13,8 +13,6 @@ bridge device of a network is (re)made when missing (after a reboot, say).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -27,7 +25,7 @@ from hutch import trace
 from hutch.network import etcfiles, ipam, iptables
 from hutch.network.errors import NetworkError, NetworkNotFound
 from hutch.network.netlink import Netlink
-from hutch.paths import DEFAULT_ROOT
+from hutch.paths import DEFAULT_ROOT, FileLock
 
 PREDEFINED = ("bridge", "host", "none")
 DEFAULT_BRIDGE = "hutch0"
@@ -125,28 +123,16 @@ class NetworkManager:
         self.bridge_subnet = bridge_subnet
 
     # ---------------------------------------------------------------- storage
-    @contextlib.contextmanager
-    def lock(self):
+    def lock(self) -> FileLock:
         os.makedirs(self.dir, exist_ok=True)
-        fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return FileLock(os.path.join(self.dir, "lock"))
 
     @staticmethod
-    @contextlib.contextmanager
-    def host_lock():
+    def host_lock() -> FileLock:
         """Host-wide: choosing a subnet and creating its bridge is one step for every hutch
         root, so two roots never take the same free subnet."""
         os.makedirs(os.path.dirname(HOST_LOCK), exist_ok=True)
-        fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return FileLock(HOST_LOCK)
 
     def _records(self) -> list[dict]:
         out = []

@@ -12,7 +12,6 @@ Errors are OSError(errno, "netlink <op> <what>: <strerror>").
 """
 from __future__ import annotations
 
-import contextlib
 import errno as _errno
 import ipaddress
 import os
@@ -100,28 +99,40 @@ def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
 
-@contextlib.contextmanager
-def in_netns(netns_path: str, why: str = ""):
-    """Run the body with this thread in another network namespace, then come back.
+class in_netns:   # (lower case: called as the function it was, `with in_netns(path, why):`)
+    """Run the with block with this thread in another network namespace, then come back.
 
     Sockets made inside stay in that namespace for their whole life, which is how hutch
-    acts in a container's network without forking.
+    acts in a container's network without forking. (A class, not a contextlib generator:
+    see hutch.paths.FileLock.)
     """
-    from hutch import _sys
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+
+    __slots__ = ("netns_path", "why", "own")
+
+    def __init__(self, netns_path: str, why: str = ""):
+        self.netns_path = netns_path
+        self.why = why
+
+    def __enter__(self) -> None:
+        from hutch import _sys
+        self.own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            trace.step("setns", f"net {netns_path}", why=why)
-            _sys.setns(target, _sys.CLONE_NEWNET)
-        finally:
-            os.close(target)
+            target = os.open(self.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                trace.step("setns", f"net {self.netns_path}", why=self.why)
+                _sys.setns(target, _sys.CLONE_NEWNET)
+            finally:
+                os.close(target)
+        except BaseException:
+            os.close(self.own)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        from hutch import _sys
         try:
-            yield
+            _sys.setns(self.own, _sys.CLONE_NEWNET)
         finally:
-            _sys.setns(own, _sys.CLONE_NEWNET)
-    finally:
-        os.close(own)
+            os.close(self.own)
 
 
 class Netlink:
