@@ -55,6 +55,8 @@ READ_SIZE = 256 * 1024   # per read of the container's output: few syscalls per 
 PIPE_SIZE = 1 << 20      # the output pipes' capacity (fs.pipe-max-size): a fast writer
 #                          fills bigger reads instead of waking us per 64 KiB
 WARM_GRACE = 0.25        # seconds the starting process keeps serving before it goes lean
+SLEEP_MAX_STATE = 64 * 1024   # a hand-over this big is taken at once (see _take_over)
+WAKE_ANCILLARY = _socket.CMSG_SPACE(2 * 4)   # the sleep's two fds (see _take_over)
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -239,7 +241,8 @@ def run_from_host(paths, conn_fd: int) -> None:
     monitor of its own would (read the request, answer, Monitor.main: the start, the
     report, and the warm spell in which a container that ends at once is seen out), then
     hands the running container over (its idle state and fds) and exits: its child, the
-    container's init, is then reparented to us."""
+    container's init, is then reparented to us. We sleep until the loop has an event, and
+    only then build it (see _take_over)."""
     code = 0
     try:
         import hutch._sys.zygote   # (a `from` import of a package runs importlib's Python code)
@@ -254,8 +257,7 @@ def run_from_host(paths, conn_fd: int) -> None:
             _starter(paths, conn_fd, theirs)
         theirs.close()
         _close_fds_except([ours.fileno()])      # the host's: listener, lock, pidfds...
-        taken = _take_over(ours)
-        os.waitpid(pid, 0)     # gone: its children are ours now
+        taken = _take_over(ours, pid)
         if taken is not None:
             debug, state = taken
             if debug:
@@ -266,21 +268,44 @@ def run_from_host(paths, conn_fd: int) -> None:
     os._exit(code)
 
 
-def _take_over(sock) -> tuple[bool, list] | None:
+def _take_over(sock, starter: int | None) -> tuple[bool, list] | None:
     """The starter's hand-over: (--debug, the idle state), its fds renumbered as it names
     them (our stderr, monitor.log, among them); None: the container is done, or its start
-    failed (the starter reported that)."""
-    import marshal
-    import socket
+    failed (the starter reported that). The starter is reaped (its children are ours).
+
+    Its first message says when: b"w" (with its loop's epoll and the init's pidfd, which
+    keeps that epoll watching the init): sleep on that epoll until one of the loop's fds
+    has an event (the init's exit, output, a client), and only then take the loop over, so
+    that an idle container's monitor has built nothing: each object built or touched is a
+    page copied from the host. b"n": now (the starter then waits for our read: the state
+    may not fit in the socket's buffer)."""
     try:
+        when, wake, _flags, _addr = sock.recvmsg(1, WAKE_ANCILLARY)
+        if when == b"w":
+            if starter is not None:
+                os.waitpid(starter, 0)
+                starter = None
+            _sleep(*memoryview(wake[0][2]).cast("i"))
+        import socket    # (after the sleep: an import statement touches importlib's objects)
         msg, got, _flags, _addr = socket.recv_fds(sock, 1 << 18, 64)
     finally:
         sock.close()
+    if starter is not None:
+        os.waitpid(starter, 0)
     if not msg:
         return None
+    import marshal
     want, debug, state = marshal.loads(msg)
     _renumber(got, want)
     return debug, state
+
+
+def _sleep(epoll_fd: int, pidfd: int) -> None:
+    """Wait for an event on the starter's loop's epoll (see _take_over), then close it."""
+    ep = select.epoll.fromfd(epoll_fd)
+    ep.poll(-1, 1)
+    ep.close()
+    os.close(pidfd)
 
 
 def _starter(paths, conn_fd: int, handover) -> None:
@@ -535,7 +560,15 @@ class Monitor:
         import socket
         state, fds = self._idle_state()
         fds.append(2)    # monitor.log, the monitor's stderr from now on
-        socket.send_fds(self.handover, [marshal.dumps((fds, trace.enabled, state))], fds)
+        data = marshal.dumps((fds, trace.enabled, state))
+        # the monitor may sleep on our loop's epoll before it takes the loop (see
+        # _take_over): not with stdin pending (retried on a tick), nor a state that the
+        # socket might not hold until the monitor, which reaps us first, reads it
+        if self.stdin_buf or self.pidfd is None or len(data) > SLEEP_MAX_STATE:
+            self.handover.send(b"n")
+        else:
+            socket.send_fds(self.handover, [b"w"], [self.sel._ep.fileno(), self.pidfd])
+        socket.send_fds(self.handover, [data], fds)
         self.handover.close()
 
     def _idle_state(self) -> tuple[list, list[int]]:
@@ -1118,10 +1151,18 @@ def rehearse_idle(times: int = 10) -> None:
                  [{"fd": client.fileno(), "op": "attach", "stdin": False, "stdout": True,
                    "stderr": True, "until": "exited", "reading": True, "paused": False}], ""]
         spare = os.dup(lsock.fileno())      # the hand-over renumbers onto it
+        # a sleep that ends at once: its epoll has an event already
+        ep, ready_r, ready_w = select.epoll(), *os.pipe()
+        ep.register(ready_r, EVENT_READ)
+        os.write(ready_w, b".")
+        pidfd = os.pidfd_open(os.getpid())
+        socket.send_fds(theirs, [b"w"], [ep.fileno(), pidfd])
         socket.send_fds(theirs, [marshal.dumps(([spare], False, state))], [lsock.fileno()])
         theirs.close()
-        _debug, state = _take_over(ours)
-        os.close(spare)
+        _debug, state = _take_over(ours, None)
+        ep.close()
+        for fd in (spare, ready_r, ready_w, pidfd):
+            os.close(fd)
         m = _rebuild(state, True)
         m.wait_exit(until=time.monotonic() + 0.001)
         for fd in (out_w, err_w, m.pidfd, m.log.fd):

@@ -177,3 +177,26 @@ def test_dropped_and_silent_connections_do_not_hold_the_host(hutch, name):
         silent.close()
     hutch.ok("rm", "-f", name + "1", name + "2")
     _no_host(hutch)
+
+
+def test_a_sleeping_monitor_wakes_for_clients_output_and_the_exit(hutch, name):
+    # after the hand-over an idle container's monitor sleeps on its starter's epoll and
+    # builds its loop only at the first event: a client (wait), output, the init's exit
+    hutch.ok("run", "-d", "--name", name + "1", "busybox", "sleep", "300")
+    host = _one_host(hutch)
+    script = "sleep 1.5; echo late; sleep 0.5; exit 3"
+    for n in (name + "w", name + "o"):
+        hutch.ok("run", "-d", "--name", n, "busybox", "sh", "-c", script)
+        assert _ppid(_monitor(hutch, n)) == host
+    assert _wait(lambda: _ppid(hutch.state(name + "w")["Pid"]) == _monitor(hutch, name + "w"))
+    assert hutch.ok("wait", name + "w") == "3\n"     # woken by the client, then output, exit
+    assert _wait(lambda: hutch.state(name + "o")["Status"] == "exited")   # by output, exit
+    for n in (name + "w", name + "o"):
+        assert hutch.ok("logs", n) == "late\n"
+        st = hutch.state(n)
+        assert st["ExitCode"] == 3 and not st["Error"], st
+    hutch.ok("run", "-d", "--name", name + "x", "busybox", "sh", "-c", "sleep 1.5; exit 4")
+    assert _wait(lambda: hutch.state(name + "x")["Status"] == "exited")   # by the exit alone
+    assert hutch.state(name + "x")["ExitCode"] == 4
+    hutch.ok("rm", "-f", name + "1", name + "w", name + "o", name + "x")
+    _no_host(hutch)
