@@ -35,6 +35,7 @@ container's stdin; its EOF closes the container's stdin when the container is St
 from __future__ import annotations
 
 import _socket
+import _struct
 import os
 import select
 import time
@@ -233,8 +234,10 @@ def _died(who: str, e: BaseException) -> int:
     return 1
 
 
-def run_from_host(paths, conn_fd: int) -> None:
+def run_from_host(paths, conn_fd: int, set_child_subreaper) -> None:
     """A monitor just forked by the host for the request on `conn_fd`. Never returns.
+    (set_child_subreaper: hutch._sys.zygote's, which the host imported; an import statement
+    here would run importlib's code, each page it touches one more copy.)
 
     This process shares its memory with the host, and each page it writes becomes its own:
     so it runs only the idle loop and the exit. A starter child does the rest, as a
@@ -245,10 +248,9 @@ def run_from_host(paths, conn_fd: int) -> None:
     only then build it (see _take_over)."""
     code = 0
     try:
-        import hutch._sys.zygote   # (a `from` import of a package runs importlib's Python code)
         os.setsid()
         # the container's init is reparented to us (the call rehearse_idle made)
-        hutch._sys.zygote.set_child_subreaper()
+        set_child_subreaper()
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         pid = os.fork()
@@ -256,7 +258,11 @@ def run_from_host(paths, conn_fd: int) -> None:
             ours.close()
             _starter(paths, conn_fd, theirs)
         theirs.close()
-        _close_fds_except([ours.fileno()])      # the host's: listener, lock, pidfds...
+        # the host's fds (listener, lock, pidfds...): _close_fds_except's calls, without
+        # its list and sort
+        keep = ours.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
         taken = _take_over(ours, pid)
         if taken is not None:
             debug, state = taken
@@ -285,7 +291,7 @@ def _take_over(sock, starter: int | None) -> tuple[bool, list] | None:
             if starter is not None:
                 os.waitpid(starter, 0)
                 starter = None
-            _sleep(*memoryview(wake[0][2]).cast("i"))
+            _sleep(*_struct.unpack("ii", wake[0][2]))   # (fewer objects than memoryview's)
         import socket    # (after the sleep: an import statement touches importlib's objects)
         msg, got, _flags, _addr = socket.recv_fds(sock, 1 << 18, 64)
     finally:
@@ -1139,7 +1145,6 @@ def rehearse_idle(times: int = 10) -> None:
     import hutch._sys.zygote
     for _ in range(times):
         hutch._sys.zygote.set_child_subreaper(False)   # (not one itself: the same call path)
-        _close_fds_except([int(fd) for fd in os.listdir("/proc/self/fd")])   # (none)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         lsock, client = _socket.socketpair()

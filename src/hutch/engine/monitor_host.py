@@ -160,6 +160,7 @@ class Host:
         import gc
         import select
         import time
+        import hutch._sys.zygote
         from hutch.engine import monitor
         monitor.ignore_job_signals()
         self.ep = ep = select.epoll()
@@ -173,6 +174,7 @@ class Host:
         monitor.rehearse_idle()
         # (looked up here: an import in the fork path would touch importlib's objects)
         self.run_monitor = monitor.run_from_host
+        self.subreaper = hutch._sys.zygote.set_child_subreaper
         # the fork path, as each request runs it, enough times that what its first runs
         # write (bytecode specialised after 8 calls) is written here: these monitors find no
         # connection and exit (should a command have connected already, one serves it)
@@ -254,7 +256,7 @@ class Host:
                 os._exit(0)
             finally:
                 os.close(tell)
-            self.run_monitor(self.paths, fd)
+            self.run_monitor(self.paths, fd, self.subreaper)
         os.close(tell)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = pid
