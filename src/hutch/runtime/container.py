@@ -323,15 +323,20 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             raise
         cgroups.reap_primer()
         sync.send(sock, "cgroup")
-        if start:
-            # The fifo's read end open before the init is ready: its open for writing, then
-            # its execve, need not wait for us to see "ready" and come back to release it.
-            release = _open_release(fifo, init_pid)
-        # Saved while the init finishes its setup (the lock keeps other commands out until
-        # we return; a failure below removes it).
+        # Its start time before the fifo is open: from then on it may run and exit (and
+        # with `start` nothing waits for us).
         started = statefile.process_start_time(init_pid)
         if started is None:
             raise RuntimeFailure("container init exited unexpectedly")
+        if start:
+            # The fifo's read end open before the init is ready: its open for writing, then
+            # its execve, need not wait for us to see "ready" and come back to release it.
+            try:
+                release = _open_release(fifo, init_pid)
+            except RuntimeFailure:
+                pass  # gone already: its own error (or EOF) is read below
+        # Saved while the init finishes its setup (the lock keeps other commands out until
+        # we return; a failure below removes it).
         saved = {k: v for k, v in base.items() if k != "status"}  # status is derived
         saved.update(pid=init_pid, pid_start=started, rootfs=cfg.rootfs, created=_now(),
                      cgroups_path=cgroup.path, config=raw, no_pivot=no_pivot)
