@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import platform
 
 
 def cmd_version(ctx, argv):
@@ -13,7 +12,7 @@ def cmd_version(ctx, argv):
 
 
 def _arch():
-    m = platform.machine()
+    m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
@@ -26,6 +25,6 @@ def cmd_info(ctx, argv):
         mode = "unknown"
     print(f"Server Version: {__version__}\nStorage Driver: overlay2\nCgroup Driver: cgroupfs\n"
           f"Cgroup Mode: {mode}\nKernel Version: {os.uname().release}\n"
-          f"Architecture: {platform.machine()}\nCPUs: {os.cpu_count()}\n"
+          f"Architecture: {os.uname().machine}\nCPUs: {os.cpu_count()}\n"
           f"Hutch Root Dir: {ctx.paths.root}\n")
     return 0
