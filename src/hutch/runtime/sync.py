@@ -46,6 +46,7 @@ from hutch.oci.runtime_spec import dump_json, parse_json
 # Far above any message (an error line, the cgroup's directories), and below malloc's mmap
 # threshold: a larger buffer is an mmap, mremap and munmap for every message received.
 MAX_MESSAGE = 1 << 16
+_MAX_TEXT = MAX_MESSAGE // 16  # characters of a "msg" that fit, however escaped (<= 12 bytes)
 
 
 def pair():
@@ -58,10 +59,15 @@ def send(sock, kind: str, **fields) -> None:
     """Send one message. When the other side has already exited, its last message (an
     "error") is still queued for us: that, not "broken pipe", is what is raised."""
     fields["type"] = kind
+    data = dump_json(fields).encode()
+    if len(data) > MAX_MESSAGE and len(fields.get("msg", "")) > _MAX_TEXT:
+        # An error that long (a failed hook's whole output) is cut to what recv() reads.
+        fields["msg"] = fields["msg"][:_MAX_TEXT] + "..."
+        data = dump_json(fields).encode()
     try:
         # write(2), not send(2): a seccomp profile loaded before the last messages is far
         # more likely to allow write.
-        os.write(sock.fileno(), dump_json(fields).encode())
+        os.write(sock.fileno(), data)
     except (BrokenPipeError, ConnectionResetError):
         data = _queued(sock)
         msg = parse_json(data.decode()) if data else {}

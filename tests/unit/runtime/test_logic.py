@@ -171,3 +171,19 @@ def test_seccomp_program_is_cached(tmp_path):
     assert len(os.listdir(tmp_path / "cache")) == 1
     assert seccomp.program_for(spec, str(tmp_path / "cache")) == first
     assert seccomp.program_for(dict(spec, defaultErrnoRet=2), str(tmp_path / "cache")) != first
+
+
+def test_sync_error_longer_than_a_message_is_cut_to_fit():
+    from hutch.runtime import sync
+    ours, theirs = sync.pair()
+    try:
+        text = "hook output \U0001f600 é " * 20000  # escaped, far beyond MAX_MESSAGE
+        sync.send(theirs, "error", msg=text)
+        msg = sync.recv(ours)
+        assert msg["type"] == "error"
+        assert msg["msg"].endswith("...") and text.startswith(msg["msg"][:-3])
+        sync.send(theirs, "cgroup-made", dirs=[["cpu", "/sys/fs/cgroup/cpu/x"]])
+        assert sync.recv(ours)["dirs"] == [["cpu", "/sys/fs/cgroup/cpu/x"]]
+    finally:
+        ours.close()
+        theirs.close()
