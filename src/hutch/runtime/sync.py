@@ -29,6 +29,9 @@ usual case): the parent unshares CLONE_NEWPID for its next child only, forks the
 itself, and knows its pid; the init enters its namespaces, "pid" is not sent, and
 "cgroup-made" comes before the limits are written.
 
+`run` (create + start) opens the exec fifo's read end right after "cgroup": the init then
+does not block on it, and execs as soon as it is ready.
+
 `exec` is shorter: the intermediate joins the namespaces, forks and sends "pid"; the parent
 moves that process into the cgroup and sends "cgroup"; it sets itself up, sends "ready" and
 execs.
