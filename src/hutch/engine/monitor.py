@@ -219,11 +219,19 @@ def run_forked(paths, job: dict, fds: list[int]) -> None:
     code = 0
     try:
         os.setsid()
+        _name_process()
         _detach_stdio(os.path.join(paths.run, "containers", job["cid"]), fds)
         _monitor(paths, job, fds).main()
     except BaseException as e:  # noqa: BLE001 - the monitor must always exit cleanly
         code = _died("monitor", e)
     os._exit(code)
+
+
+def _name_process() -> None:
+    """The monitors' name in ps, as the host's (which its monitors inherit)."""
+    import hutch._sys.zygote
+    from hutch.engine.monitor_host import PROCESS_COMM
+    hutch._sys.zygote.set_process_name(PROCESS_COMM)
 
 
 def _died(who: str, e: BaseException) -> int:
@@ -1127,6 +1135,8 @@ class Monitor:
 def resume(state: list, shares_host: bool = False) -> None:
     """The idle monitor after become_idle()'s exec, or after a starter's hand-over
     (shares_host): rebuild the loop from `state`."""
+    if not shares_host:      # (a host's monitor has its host's name)
+        _name_process()      # (execve named it "python")
     m = _rebuild(state, shares_host)
     del state
     if m.pidfd is not None and not shares_host:   # (a host's monitor has little garbage,

@@ -28,6 +28,7 @@ import os
 SOCK_NAME = "monitor-host.sock"
 LOCK_NAME = "monitor-host.lock"
 PROCESS_NAME = "hutch-monitor-host"   # in its command line, beside the state root
+PROCESS_COMM = b"hutch-monitor"        # its and its monitors' name in ps (comm, 15 bytes)
 IDLE_EXIT = 1.5          # seconds without monitors or requests before the host exits
 REQUEST_TIMEOUT = 5.0
 REHEARSALS = 10          # (CPython 3.11 specialises a function's bytecode after 8 calls)
@@ -107,6 +108,8 @@ def main(root: str, run: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return           # another host serves this root, or is coming up
+    import hutch._sys.zygote
+    hutch._sys.zygote.set_process_name(PROCESS_COMM)   # not "python" in ps, for its monitors too
     import importlib
     for name in PRELOAD:
         try:

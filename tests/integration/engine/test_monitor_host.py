@@ -46,6 +46,11 @@ def _hosts(hutch) -> set[int]:
     return out
 
 
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().rstrip("\n")
+
+
 def _wait(pred, deadline=10.0):
     end = time.monotonic() + deadline
     while True:
@@ -84,6 +89,10 @@ def test_started_on_demand_shared_and_gone_after_the_last(hutch, name):
     assert HOST_NAME in _cmdline(host) and hutch.root.encode() in _cmdline(host)
     hutch.ok("run", "-d", "--name", name + "2", "busybox", "sleep", "300")
     hutch.ok("run", "-d", "--name", name + "3", "busybox", "sleep", "300")
+    # named in ps, not "python" (the first's monitor, not the host's, names itself again
+    # after its exec of the idle loop)
+    for n in (name + "1", name + "2", name + "3"):
+        assert _wait(lambda: _comm(_monitor(hutch, n)) == "hutch-monitor")
     for n in (name + "2", name + "3"):
         assert _ppid(_monitor(hutch, n)) == host
         # the monitor is the parent of the container's init (once its starter, the
