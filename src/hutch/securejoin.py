@@ -114,11 +114,7 @@ def _create_last_in_root(root, path: str, create: str, mode: int,
     if dirfd is None:
         return None
     try:
-        if create == "file":
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
-        else:
-            os.mkdir(name, mode, dir_fd=dirfd)
+        _make(dirfd, name, create, mode)
     except OSError:
         return None
     finally:
@@ -134,14 +130,19 @@ def _open_or_create(dirfd: int, name: str, create: str | None, mode: int) -> int
             if create is None:
                 raise
         try:
-            if create == "file":
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
-            else:
-                os.mkdir(name, mode, dir_fd=dirfd)
+            _make(dirfd, name, create, mode)
         except FileExistsError:
             pass
     raise OSError(errno.EAGAIN, "path keeps changing while it is resolved", name)
+
+
+def _make(dirfd: int, name: str, create: str, mode: int) -> None:
+    """`name` made in `dirfd`: an empty file ("file") or a directory; never through a link."""
+    if create == "file":
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
+    else:
+        os.mkdir(name, mode, dir_fd=dirfd)
 
 
 def _root_fd(root) -> int:

@@ -1149,28 +1149,18 @@ def cmd_top(ctx, argv):
     states.check("top", c.status, cid=c.id, ref=args[0], name=c.name)
     from hutch.runtime import container as rt
     pids = rt.ps(ctx.paths.runtime_state, c.id)
-    import subprocess
-    ps_args = args[1:] or ["-ef"]
+    from hutch.cli.ps_table import PsFailed, ps_lines
     try:
-        res = subprocess.run(["ps"] + ps_args, capture_output=True, text=True)
+        found = ps_lines(pids, args[1:])
     except OSError as e:
         return daemon_err(f"ps: {e}")
-    if res.returncode != 0:
-        return daemon_err(f"Error running ps: exit status {res.returncode}: {res.stderr.strip()}")
-    lines = res.stdout.splitlines()
-    if not lines:
+    except PsFailed as e:
+        return daemon_err(f"Error running ps: exit status {e.returncode}: {e.stderr}"
+                          if e.returncode else "Couldn't find PID field in ps output")
+    if not found:
         return 0
-    header = lines[0].split()
-    if "PID" not in header:
-        return daemon_err("Couldn't find PID field in ps output")
-    pid_col = header.index("PID")
-    ncols = len(header)
-    rows = []
-    want = set(pids)
-    for line in lines[1:]:
-        fields = line.split(None, ncols - 1)
-        if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in want:
-            rows.append(fields)
+    header = found[0].split()
+    rows = [line.split(None, len(header) - 1) for line in found[1]]
     from hutch.cli import format as fmt
     text = "\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
     _out(fmt.tabwrite(text, minwidth=20, padding=1))

@@ -70,23 +70,14 @@ def cmd_ps(root, argv):
         return 0
     if fmt != "table":
         raise UsageError(f"invalid format option {fmt!r}")
-    import subprocess
-    ps_args = a.positional[1:] or ["-ef"]
-    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise _Failure(f"ps: {out.stderr.strip()}")
-    lines = out.stdout.splitlines()
-    if not lines:
-        return 0
-    header = lines[0].split()
-    if "PID" not in header:
-        raise _Failure("couldn't find PID field in ps output")
-    col = header.index("PID")
-    print(lines[0])
-    wanted = set(pids)
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+    from hutch.cli.ps_table import PsFailed, ps_lines
+    try:
+        found = ps_lines(pids, a.positional[1:])
+    except PsFailed as e:
+        raise _Failure(f"ps: {e.stderr}" if e.returncode else "couldn't find PID field in ps output")
+    if found:
+        print(found[0])
+        for line in found[1]:
             print(line)
     return 0
 
