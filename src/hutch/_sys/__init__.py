@@ -180,6 +180,11 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
 
 
+def sched_getcpu() -> int:
+    """The CPU this thread runs on now (a hint: it may move right after)."""
+    return _check(_libc.sched_getcpu(), "sched_getcpu")
+
+
 def chroot(path: str) -> None:
     os.chroot(path)
 

@@ -209,6 +209,7 @@ class InitArgs:
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.state = state
+        self.cpus: set[int] | None = None   # the CPU set to take back (container._spawn)
 
 
 def join_namespaces(joined: list[tuple[str, str]]) -> None:
@@ -322,6 +323,11 @@ def init(a: InitArgs) -> None:
     cgroup_made()
     # The parent writes the cgroup's limits and moves us in meanwhile.
     sync.expect(a.sock, "cgroup")
+    if a.cpus:     # (the parent started us on another CPU than its own: container._spawn)
+        try:
+            os.sched_setaffinity(0, a.cpus)
+        except OSError:   # none of them in our cpuset: its move set ours, the pin undone
+            pass
     if cfg.new_namespaces & _sys.CLONE_NEWCGROUP:
         trace.step("unshare", "cgroup")
         _sys.unshare(_sys.CLONE_NEWCGROUP)

@@ -81,6 +81,23 @@ def test_cpuset_is_the_process_affinity(hutch, name):
     assert out == "Cpus_allowed_list:\t0\n"
 
 
+def _cpus_allowed_line(pid="self") -> str:
+    with open(f"/proc/{pid}/status") as f:
+        return next(line for line in f if line.startswith("Cpus_allowed_list"))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_init_runs_on_every_cpu_it_may(hutch, name):
+    """The runtime starts the init on another CPU than its own (container._spawn), and the
+    init takes the whole set back: the command (PID 1 after its exec) has the caller's set,
+    or its cpuset's."""
+    out = hutch.ok("run", "--rm", "busybox", "grep", "Cpus_allowed_list", "/proc/self/status")
+    assert out == _cpus_allowed_line()
+    out = hutch.ok("run", "--rm", "--cpuset-cpus", "1", "busybox", "grep", "Cpus_allowed_list",
+                   "/proc/self/status")
+    assert out == "Cpus_allowed_list:\t1\n"
+
+
 def _root_device(hutch):
     dev = lh.block_device_of(hutch.root)
     if dev is None:
