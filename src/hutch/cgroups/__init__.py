@@ -18,7 +18,8 @@ from _signal import SIGKILL  # not the signal module: its enums cost ~1 ms of im
 from hutch import trace
 from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
-from hutch.cgroups.mounts import CGROUP_ROOT, Mounts, fake_mounts, host_mounts, own_cgroup
+from hutch.cgroups.mounts import (CGROUP_ROOT, Mounts, fake_mounts, host_mounts, own_cgroup,
+                                  proc_self_cgroup)
 
 __all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager",
            "prime_attach", "prime_attach_in_thread", "reap_primer"]
@@ -112,8 +113,7 @@ def _own_procs_file() -> str:
     in it (writing to any other would move us); else from the host's layout."""
     me = str(os.getpid()).encode()
     try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
+        lines = proc_self_cgroup().splitlines()
     except OSError:
         lines = []
     # The longest path first: a deeper cgroup has fewer processes to list (a root cgroup

@@ -102,6 +102,21 @@ def standard_mounts(proc_cgroup: str, root: str = CGROUP_ROOT) -> Mounts | None:
 
 
 _cached: Mounts | None = None
+_own: tuple[int, str] | None = None     # (pid, /proc/self/cgroup's text)
+
+
+def proc_self_cgroup() -> str:
+    """/proc/self/cgroup, read once per process: the kernel takes cgroup_mutex to list it,
+    and a cgroup move (the runtime's primer: cgroups.prime_attach_in_thread) holds that
+    mutex through an RCU grace period, so a second read would wait for it. Nothing moves
+    our process meanwhile (a forked child, whose pid differs, reads its own). OSError when
+    there is no such file."""
+    global _own
+    pid = os.getpid()
+    if _own is None or _own[0] != pid:
+        with open("/proc/self/cgroup") as f:
+            _own = (pid, f.read())
+    return _own[1]
 
 
 def host_mounts() -> Mounts:
@@ -109,8 +124,7 @@ def host_mounts() -> Mounts:
     global _cached
     if _cached is None:
         try:
-            with open("/proc/self/cgroup") as f:
-                _cached = standard_mounts(f.read())
+            _cached = standard_mounts(proc_self_cgroup())
         except OSError:
             pass
         if _cached is None:
@@ -143,8 +157,7 @@ def fake_mounts(root: str, mode: str | None = None) -> Mounts:
 def own_cgroup(controller: str | None) -> str:
     """The calling process's cgroup path for a v1 controller (None: the cgroup2 one)."""
     try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
+        lines = proc_self_cgroup().splitlines()
     except OSError:
         return "/"
     for line in lines:
