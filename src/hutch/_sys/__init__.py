@@ -9,7 +9,6 @@ from __future__ import annotations
 import _ctypes
 import fcntl
 import os
-import struct
 
 # ctypes' C core and the few C types used here: the ctypes package itself costs ~1.5 ms of
 # import on every runtime call (its module, struct, types, its endian structures).
@@ -308,6 +307,7 @@ def open_pty() -> tuple[int, int]:
     """A pty pair from /dev/ptmx of the current root (the container's own devpts).
 
     Returns (master, slave), both close-on-exec."""
+    import struct     # (terminals only: not on every run's import path)
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -324,6 +324,7 @@ def set_controlling_tty(fd: int) -> None:
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
+    import struct
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 

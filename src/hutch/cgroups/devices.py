@@ -7,8 +7,6 @@ program (BPF_PROG_TYPE_CGROUP_DEVICE) that the kernel runs on every open/mknod.
 """
 from __future__ import annotations
 
-import struct
-
 
 class Rule:
     """One rule, immutable (a plain class: dataclasses cost ~8 ms of import)."""
@@ -135,6 +133,7 @@ _EXIT = 0x95       # BPF_JMP | BPF_EXIT
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    import struct     # (the v2 program only: a v1 run imports this module too)
     return struct.pack("=BBhi", code, (src << 4) | dst, off, imm)
 
 
