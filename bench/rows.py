@@ -246,7 +246,7 @@ def row_runtime_start(ctx: Context) -> dict:
         raise RowSkipped("hutch-runtime is not installed (make setup)")
     cg = f"hutch-bench-rt-{os.getpid()}"
     bundle = make_bundle(os.path.join(ctx.work, "bundle"), "/" + cg)
-    runs = max(ctx.runs, 20)
+    runs = max(ctx.runs, 40)   # (its medians moved 0.99-1.12x runc between runs of 20)
     # Back to back (rotated order), then each run 100 ms after the last: the first cgroup
     # move after a quiet spell waits one RCU grace period (10-16 ms here) that a move soon
     # after another one skips, so the two passes show both a warm and a user's cold start.
