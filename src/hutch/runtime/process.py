@@ -433,6 +433,7 @@ def check_cwd_inside() -> None:
 
 def exec_user_program(proc: Process, seccomp_program: bytes | None, path: str,
                       env: list[str]) -> None:
+    reset_signals()
     if proc.no_new_privileges:
         trace.step("prctl", "PR_SET_NO_NEW_PRIVS")
         _sys.set_no_new_privs()
@@ -443,6 +444,18 @@ def exec_user_program(proc: Process, seccomp_program: bytes | None, path: str,
         os.execve(path, proc.args, dict(e.partition("=")[::2] for e in env))
     except OSError as e:
         raise InitError(f'exec: "{proc.args[0]}": {describe(e)}') from None
+
+
+def reset_signals() -> None:
+    """The program starts with no signal ignored or blocked, as under runc: an ignored
+    signal stays ignored across execve, and ours are (Python ignores SIGPIPE and SIGXFSZ,
+    the engine's monitor the job-control signals): `yes | head` would spin forever on
+    EPIPE, a shell's children would shrug off SIGINT."""
+    import _signal    # (C, loaded already: the interpreter's own signal handling)
+    for sig in range(1, _signal.NSIG):
+        if _signal.getsignal(sig) == _signal.SIG_IGN:
+            _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
 # --- exec into a running container ---

@@ -15,6 +15,18 @@ def test_run_streams_output_and_exits_with_its_code(hutch):
     assert hutch.ok("ps", "-aq") == ""
 
 
+def test_the_command_and_an_exec_ignore_no_signal(hutch, name):
+    """Neither Python's ignored SIGPIPE/SIGXFSZ nor the monitor's job-control signals reach
+    the container (an ignored signal survives execve): `yes | head` ends."""
+    none = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    probe = ("grep", "-E", "SigIgn|SigBlk", "/proc/self/status")
+    assert hutch.ok("run", "--rm", "busybox", *probe) == none
+    hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "300")
+    assert hutch.ok("exec", name, *probe) == none
+    assert hutch.ok("exec", name, "sh", "-c", "yes | head -c 5") == "y\ny\ny"
+    hutch.ok("rm", "-f", name)
+
+
 def test_command_not_found_127_not_executable_126(hutch, name):
     r = hutch("run", "--name", name, "busybox", "nosuchcmd")
     assert r.returncode == 127

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-PROBE = ("echo $$; id; hostname; grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; "
+PROBE = ("echo $$; id; hostname; grep -E '^(Cap|NoNewPrivs|Seccomp|SigIgn|SigBlk)' /proc/self/status; "
          "ulimit -n; umask; pwd; env | sort; awk '{print $2, $3, $4}' /proc/self/mounts; "
          "ls -la /dev | awk '{print $1, $5, $6, $NF}'; cat /proc/self/oom_score_adj; "
          "ls /sys/class/net")
