@@ -573,7 +573,7 @@ def run(state_root, cid, bundle, *, detach=False, pid_file=None, console_socket=
                 theirs.close()
                 master = terminal.receive_master(ours)
                 ours.close()
-            release, pending = None, release
+            pending, release = release, None   # (_release closes it, whatever happens)
             _release(state_root, st, pending)  # as saved: no need to read it back
         except RuntimeFailure:
             # The init died before exec: its own error says why.
