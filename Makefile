@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	hutch run --rm busybox echo "hello from a hutch container"
+	$(VENV)/bin/hutch run --rm busybox echo "hello from a hutch container"
 
 test: setup
 	$(PYTEST) -q tests
