@@ -154,3 +154,24 @@ def test_engine_sees_a_v2_host():
     assert r.warnings == [
         "WARNING: Your kernel does not support memory swappiness capabilities or the cgroup "
         "is not mounted. Memory swappiness discarded."]
+
+
+def test_a_child_is_born_in_the_cgroup(cg):
+    # What the runtime's init does (clone3's CLONE_INTO_CGROUP): no move, no grace period.
+    from hutch import _sys
+    fd = os.open(cg.birth_dir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    r, w = os.pipe()
+    try:
+        pid = _sys.fork_into_cgroup(fd)
+        if pid == 0:
+            try:
+                with open("/proc/self/cgroup") as f:
+                    os.write(w, f.read().encode())
+            finally:
+                os._exit(0)
+    finally:
+        os.close(fd)
+        os.close(w)
+    with os.fdopen(r) as f:
+        assert f.read().strip() == "0::/" + cg.path.lstrip("/")
+    os.waitpid(pid, 0)

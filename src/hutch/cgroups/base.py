@@ -83,9 +83,24 @@ class CgroupManager:
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self._dirs())
 
-    def add_process(self, pid: int) -> None:
+    def add_process(self, pid: int, joined: tuple[str, ...] = ()) -> None:
+        """Move process `pid` into each directory but those it `joined` by itself."""
         for d in self._dirs():
-            fs.write(os.path.join(d, "cgroup.procs"), pid)
+            if d not in joined:
+                fs.write(os.path.join(d, "cgroup.procs"), pid)
+
+    # --- joining without a move's global lock (see runtime.container._create) ---
+    # Moving a process takes the kernel's cgroup_threadgroup_rwsem for writing, and its first
+    # writer after a quiet spell waits for an RCU grace period (10-20 ms here). Two ways in
+    # skip it: a child forked straight into a cgroup2 directory (clone3's CLONE_INTO_CGROUP),
+    # and, on v1, a single-threaded process writing "0" (itself) into a `tasks` file.
+    def birth_dir(self) -> str | None:
+        """Our cgroup2 directory, made now, for a child to be forked into; None if none."""
+        return None
+
+    def self_join_files(self) -> dict[str, str]:
+        """directory -> the file a single-threaded process writes "0" to, to join it."""
+        return {}
 
     def pids(self) -> list[int]:
         """Every process in the cgroup and its descendants (what `ps` lists)."""

@@ -107,7 +107,7 @@ _own: tuple[int, str] | None = None     # (pid, /proc/self/cgroup's text)
 
 def proc_self_cgroup() -> str:
     """/proc/self/cgroup, read once per process: the kernel takes cgroup_mutex to list it,
-    and a cgroup move (the runtime's primer: cgroups.prime_attach_in_thread) holds that
+    and a cgroup move (a primer: cgroups.prime_attach_in_thread) holds that
     mutex through an RCU grace period, so a second read would wait for it. Nothing moves
     our process meanwhile (a forked child, whose pid differs, reads its own). OSError when
     there is no such file."""

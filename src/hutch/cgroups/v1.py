@@ -32,11 +32,27 @@ class V1Manager(CgroupManager):
         if mounts.unified:
             self._unified = os.path.join(mounts.unified, inner_paths.get("", path).lstrip("/"))
 
-    def add_process(self, pid: int) -> None:
+    def add_process(self, pid: int, joined: tuple[str, ...] = ()) -> None:
         for d in self._dirs():
-            if d == self._unified and not os.path.isdir(d):
-                continue    # not created (see create())
+            if d in joined or d == self._unified and not os.path.isdir(d):
+                continue    # joined by itself, or not created (see create())
             fs.write(os.path.join(d, "cgroup.procs"), pid)
+
+    def birth_dir(self) -> str | None:
+        """The cgroup2 side of a hybrid host (where it is writable: see create())."""
+        if not self._unified:
+            return None
+        try:
+            self._makedirs(self.mounts.unified, self._unified, [])
+        except CgroupError as e:
+            trace.step("cgroup", f"cgroup2 directory skipped: {e}")
+            return None
+        return self._unified
+
+    def self_join_files(self) -> dict[str, str]:
+        # `tasks` moves one thread: all of a single-threaded process, and no threadgroup
+        # to hold still, so the kernel skips the global lock (for "0", the writer itself).
+        return {d: os.path.join(d, "tasks") for _, d in self.hierarchy_dirs()}
 
     def paths(self) -> dict[str, str]:
         out = dict(self._paths)

@@ -58,6 +58,10 @@ class V2Manager(CgroupManager):
                     pass
             raise
 
+    def birth_dir(self) -> str | None:
+        self.create()
+        return self.dir
+
     def destroy(self) -> None:
         if not os.path.isdir(self.dir):
             return

@@ -163,8 +163,6 @@ def _create_kwargs(a: Args) -> dict:
 
 
 def cmd_create(root, argv):
-    from hutch import cgroups
-    cgroups.prime_attach_in_thread()  # its wait overlaps our imports and config reading
     from hutch.runtime import container
     a = Args(argv, _CREATE_FLAGS)
     cid = _need_id(a, "create")
@@ -173,8 +171,6 @@ def cmd_create(root, argv):
 
 
 def cmd_run(root, argv):
-    from hutch import cgroups
-    cgroups.prime_attach_in_thread()  # its wait overlaps our imports and config reading
     from hutch.runtime import container
     a = Args(argv, {**_CREATE_FLAGS, "detach": "bool", "d": "bool:detach", "keep": "bool"})
     cid = _need_id(a, "run")

@@ -29,12 +29,8 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
     The netns is made here, before the runtime's create (as Docker's sandbox is), so the
     network's address is known when /etc/hosts is written and bind-mounted.
     """
-    from hutch import cgroups
     from hutch.engine import spec as specmod
     from hutch.images.store import ImageStore
-    # The runtime's move of the init into its cgroup waits for the kernel first (10-15 ms,
-    # see prime_attach): that wait runs while the rootfs and network are made.
-    cgroups.prime_attach()
     store = Store(paths)
     run_dir = store.run_dir(cid)
     os.makedirs(run_dir, exist_ok=True)

@@ -147,11 +147,15 @@ def _connect_console(path: str | None):
 
 
 def _spawn(body, sock_child, sock_parent, elsewhere: set[int] | None = None) -> int:
-    """fork; the child runs body and never returns. `elsewhere`: our CPU set, to start the
-    child on one of them but ours: it sets up while we make its cgroup, where the kernel
+    """fork; the child runs body and never returns."""
+    return _forked(os.fork(), body, sock_child, sock_parent, elsewhere)
+
+
+def _forked(pid: int, body, sock_child, sock_parent, elsewhere: set[int] | None) -> int:
+    """After a fork: the child runs body and never returns. `elsewhere`: our CPU set, to start
+    the child on one of them but ours: it sets up while we make its cgroup, where the kernel
     would queue it behind us on our CPU (~1.4 ms here, beside an idle one). The init takes
     the whole set back once the "cgroup" message shows our pinning is done."""
-    pid = os.fork()
     if pid == 0:
         sock_parent.close()
         process.run_child(body, sock_child)
@@ -177,6 +181,29 @@ def _spawn_into_new_pidns(body, sock_child, sock_parent, elsewhere: set[int] | N
             _sys.setns(own, _sys.CLONE_NEWPID)
     finally:
         os.close(own)
+
+
+def _fork_init(body, sock_child, sock_parent, cfg: specconv.Config, cgroup,
+               elsewhere: set[int] | None) -> tuple[int, str | None]:
+    """Fork the init (PID 1 of a new pid namespace if asked), born in our cgroup2 directory
+    where the kernel can (see CgroupManager.birth_dir); its pid, and that directory or None
+    (then it is moved in like the others)."""
+    new_pidns = cfg.new_namespaces & _sys.CLONE_NEWPID
+    birth = cgroup.birth_dir()
+    if birth:
+        pid = None
+        fd = os.open(birth, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            trace.step("clone3", f"init into {birth}")
+            pid = _sys.fork_into_cgroup(fd, new_pidns)
+        except OSError as e:   # an older kernel (5.7), a threaded caller: fork, then move
+            trace.step("clone3", f"not used: {e}")
+        finally:
+            os.close(fd)
+        if pid is not None:
+            return _forked(pid, body, sock_child, sock_parent, elsewhere), birth
+    spawn = _spawn_into_new_pidns if new_pidns else _spawn
+    return spawn(body, sock_child, sock_parent, elsewhere), None
 
 
 def _child_error(sock) -> str | None:
@@ -291,21 +318,27 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                                 no_pivot=no_pivot, state=base,
                                 seccomp_cache=statefile.seccomp_cache_dir(state_root),
                                 keyring=None if no_new_keyring else f"_ses.{cid}")
+        # What the init joins by itself (see CgroupManager.birth_dir): none of the moves
+        # that wait for the kernel after a quiet spell, where it forks it itself.
+        joins: dict[str, str] = {}
+        joined: tuple[str, ...] = ()
+        cgroup = manager
         if not process.forks_init_itself(cfg):
+            # Its moves are ours: their wait begins now, in the background.
+            cgroups.prime_attach_in_thread()
             intermediate = _spawn(lambda: process.stage1(args), child_sock, sock)
         else:
             cpus = os.sched_getaffinity(0)
             args.cpus = cpus if len(cpus) > 1 else None
-            spawn = _spawn_into_new_pidns if cfg.new_namespaces & _sys.CLONE_NEWPID else _spawn
-            init_pid = spawn(lambda: process.init_forked_by_parent(args), child_sock, sock,
-                             args.cpus)
+            init_pid, birth = _fork_init(lambda: process.init_forked_by_parent(args),
+                                         child_sock, sock, cfg, cgroup, args.cpus)
+            joins = cgroup.self_join_files()
+            joined = tuple(joins) + ((birth,) if birth else ())
         if console:
             console.close()
         # The cgroup is made while the intermediate unshares and the init mounts (it waits
-        # for "cgroup-made" before binding the cgroup's directories): a first mkdir after a
-        # quiet spell waits for the primer's RCU grace period (see cgroups.prime_attach).
+        # for "cgroup-made" before binding the cgroup's directories).
         try:
-            cgroup = manager
             trace.step("cgroup", "create", path=cgroup.path)
             cgroup.create()
             if not intermediate:  # (it reads the socket for "userns-done" until it forks)
@@ -323,7 +356,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         # While the init prepares its rootfs; quick, as the primer started the wait.
         trace.step("cgroup", f"add pid {init_pid}")
         try:
-            cgroup.add_process(init_pid)
+            cgroup.add_process(init_pid, joined)
         except cgroups.CgroupError:
             # It may have failed and exited first: its own error is the one to report.
             error = _child_error(sock)
@@ -331,7 +364,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                 raise sync.ProtocolError(error) from None
             raise
         cgroups.reap_primer()
-        sync.send(sock, "cgroup")
+        sync.send(sock, "cgroup", join=list(joins.values()))
         # Its start time before the fifo is open: from then on it may run and exit (and
         # with `start` nothing waits for us).
         started = statefile.process_start_time(init_pid)

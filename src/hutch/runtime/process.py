@@ -280,6 +280,21 @@ def stage1(a: InitArgs) -> None:
     sync.send(a.sock, "pid", pid=pid)
 
 
+def join_cgroup(path: str) -> None:
+    """Join a v1 cgroup by writing "0" to its `tasks` file: this (single) thread moves
+    itself, which the kernel does without the global lock a move by another takes (see
+    CgroupManager.birth_dir)."""
+    trace.step("cgroup", f"join {path}")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise InitError(f"failed to join cgroup {os.path.dirname(path)}: {describe(e)}") from None
+
+
 def init_forked_by_parent(a: InitArgs) -> None:
     """The init when the parent forked it itself (forks_init_itself)."""
     enter_namespaces(a, unshare_pid=False)
@@ -301,9 +316,8 @@ def init(a: InitArgs) -> None:
     made = []
 
     def cgroup_made() -> list[tuple[str, str]]:
-        """Once: the parent makes the cgroup meanwhile (slow after a quiet spell, see
-        cgroups.prime_attach); its directories, one per hierarchy (what a cgroup mount
-        binds)."""
+        """Once: the parent makes the cgroup meanwhile; its directories, one per
+        hierarchy (what a cgroup mount binds)."""
         if not made:
             made.append(sync.expect(a.sock, "cgroup-made")["dirs"])
         return made[0]
@@ -321,8 +335,9 @@ def init(a: InitArgs) -> None:
         from hutch.runtime import seccomp
         program = seccomp.program_for(cfg.seccomp, a.seccomp_cache)
     cgroup_made()
-    # The parent writes the cgroup's limits and moves us in meanwhile.
-    sync.expect(a.sock, "cgroup")
+    # The parent writes the cgroup's limits meanwhile, and moves us where we do not join.
+    for path in sync.expect(a.sock, "cgroup").get("join", ()):
+        join_cgroup(path)
     if a.cpus:     # (the parent started us on another CPU than its own: container._spawn)
         try:
             os.sched_setaffinity(0, a.cpus)

@@ -13,8 +13,9 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
           ◀──────────── "pid" {pid}
     reaps the intermediate                                           mounts up to the first
     "cgroup-made" {dirs} ─────────────────────────────────────────▶ cgroup mount, which
-    moves the init into the cgroup                                   binds `dirs`, the
-    "cgroup" ─────────────────────────────────────────────────────▶ others, devices,
+    writes the limits, moves the init into the cgroup                binds `dirs`, the
+    "cgroup" {join} ──────────────────────────────────────────────▶ others, devices;
+                                                                     joins `join`'s files,
                                                                      unshare(CLONE_NEWCGROUP)
           ◀─────────────────────────────────────────────── "hooks" (only if hooks exist)
     prestart, createRuntime hooks
@@ -27,7 +28,10 @@ One SOCK_SEQPACKET socketpair; each message is one JSON object with a "type".
 Without a user namespace or a pid namespace to join there is no intermediate (runc's
 usual case): the parent unshares CLONE_NEWPID for its next child only, forks the init
 itself, and knows its pid; the init enters its namespaces, "pid" is not sent, and
-"cgroup-made" comes before the limits are written.
+"cgroup-made" comes before the limits are written. Then nobody moves the init: it is forked
+into the cgroup2 directory (clone3's CLONE_INTO_CGROUP), and joins each v1 hierarchy itself,
+writing "0" to the `tasks` files "cgroup" lists in `join`: a move by another process waits
+for the kernel (an RCU grace period, 10-20 ms) after a quiet spell; these do not.
 
 `run` (create + start) opens the exec fifo's read end right after "cgroup": the init then
 does not block on it, and execs as soon as it is ready.

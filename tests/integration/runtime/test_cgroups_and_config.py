@@ -183,3 +183,21 @@ def test_systemd_cgroup_refused(bundle):
 def test_any_1x_oci_version(bundle):
     bundle.config["ociVersion"] = "1.3.0"
     assert bundle.run(["true"]).returncode == 0
+
+
+def test_the_init_joins_its_cgroups_without_a_move(bundle):
+    # Born in the cgroup2 directory (clone3) and joining each v1 hierarchy by itself
+    # (`tasks`): none of the parent's moves that wait for the kernel after a quiet spell.
+    from hutch import cgroups
+    bundle.config["process"]["args"] = ["cat", "/proc/self/cgroup"]
+    bundle.write()
+    out = bundle.runtime("--debug", "run", "--bundle", bundle.path, bundle.id, check=True)
+    lines = [line for line in out.stdout.splitlines() if ":name=" not in line]
+    assert lines and all(line.endswith(f":/{bundle.id}") for line in lines), lines
+    steps = out.stderr
+    if cgroups.cgroup_mounts().unified:
+        assert f"clone3: init into /sys/fs/cgroup/unified/{bundle.id}" in steps
+    for _, d in cgroups.manager("/" + bundle.id).hierarchy_dirs():
+        assert f"cgroup: join {d}/tasks" in steps
+    assert "/cgroup.procs = " not in steps
+    assert leaks(bundle) == []
