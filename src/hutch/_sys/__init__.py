@@ -208,7 +208,7 @@ class _WithGil(_ctypes.CFuncPtr):
     _restype_ = c_long
 
 
-def fork_into_cgroup(cgroup_fd: int, flags: int = 0) -> int:
+def fork_into_cgroup(cgroup_fd: int, flags: int = 0, proc_fd: int | None = None) -> int:
     """os.fork(), the child born in the cgroup2 directory open at `cgroup_fd` (clone3's
     CLONE_INTO_CGROUP, Linux 5.7), with more clone `flags` (CLONE_NEWPID).
 
@@ -216,9 +216,16 @@ def fork_into_cgroup(cgroup_fd: int, flags: int = 0) -> int:
     for writing, whose first writer after a quiet spell waits for an RCU grace period
     (10-20 ms here). Python's fork hooks run as in os.fork; glibc's fork wrapper does not
     (it makes malloc's and stdio's locks safe for the child of a threaded process), so a
-    process with more than one thread is refused (EBUSY): fork, then move, instead."""
-    if len(os.listdir("/proc/self/task")) != 1:
-        raise OSError(errno.EBUSY, "clone3: other threads are running")
+    process with more than one thread is refused (EBUSY): fork, then move, instead.
+    `proc_fd`: the host's /proc, open, where ours may be out of sight (in a container's
+    mount namespace)."""
+    tasks = os.open("self/task" if proc_fd is not None else "/proc/self/task",
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    try:
+        if len(os.listdir(tasks)) != 1:
+            raise OSError(errno.EBUSY, "clone3: other threads are running")
+    finally:
+        os.close(tasks)
     args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
     before = _WithGil(("PyOS_BeforeFork", _libc))
     in_child = _WithGil(("PyOS_AfterFork_Child", _libc))

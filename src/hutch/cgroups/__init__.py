@@ -5,15 +5,13 @@
     m.create(); m.apply(oci_linux_resources); m.add_process(pid)
     m.freeze(); m.thaw(); m.is_frozen(); m.pids(); m.stats(); m.oom_kill_count()
     m.destroy(); m.paths(); m.exists()
-    prime_attach(); ...; m.add_process(pid); reap_primer()
-    prime_attach_in_thread()          # the same, once, for a short-lived caller
+    prime_attach_in_thread(); ...; m.add_process(pid)   # a move's slow part, earlier
 
 Errors are CgroupError, one line naming the path and value.
 """
 from __future__ import annotations
 
 import os
-from _signal import SIGKILL  # not the signal module: its enums cost ~1 ms of import
 
 from hutch import trace
 from hutch.cgroups.base import CgroupManager
@@ -64,46 +62,7 @@ def manager(cgroups_path: str, *, root: str | None = None,
     return V1Manager(os.path.normpath(cgroups_path), m, inner)
 
 
-_primer = 0
-PRIMER_LIFETIME = 1.0   # seconds: a helper never reaped (its caller failed) stops by itself
-PRIMER_INTERVAL = 0.002  # seconds between its no-op moves: well within a grace period
 PRIMER_FD_MIN = 100      # prime_attach_in_thread's fd: out of the way of the caller's
-
-
-def prime_attach() -> None:
-    """Start, in the background, the wait that makes a first cgroup move slow.
-
-    Every write to a cgroup.procs file takes the kernel's global cgroup_threadgroup_rwsem
-    for writing, and a writer after a quiet spell waits for an RCU grace period first
-    (10-15 ms here); a writer within about one grace period of the last one does not wait
-    (microseconds). A forked helper pays that wait by moving itself into the cgroup it is
-    already in (a no-op), and repeats the no-op every 2 ms to keep the fast spell going,
-    while the caller prepares; the caller's real moves are then quick, whenever they
-    come. reap_primer() stops it. The kernel holds the cgroup_mutex during the first wait,
-    so a cgroup mkdir or rmdir meanwhile waits too. One helper at a time; it never fails:
-    without it, moves are only slower.
-    """
-    global _primer
-    if _primer:
-        return
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        _primer = pid
-        trace.step("cgroup", f"primer {pid}: no-op moves into its own cgroup until reaped")
-        return
-    try:
-        # Nothing of the caller's may be held open here: a pipe or socket whose reader
-        # waits for EOF (a command's stdout, a monitor's report) would wait for us.
-        os.closerange(0, 1 << 20)
-        import time
-        fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
-        deadline = time.monotonic() + PRIMER_LIFETIME
-        while time.monotonic() < deadline and os.getppid() == parent:
-            os.write(fd, b"0")  # "0": the writer itself
-            time.sleep(PRIMER_INTERVAL)
-    finally:
-        os._exit(0)
 
 
 def _own_procs_file() -> str:
@@ -141,14 +100,16 @@ def _own_procs_file() -> str:
 
 
 def prime_attach_in_thread() -> None:
-    """Pay the slow part of the first cgroup move (see prime_attach) in a thread, now.
+    """Pay the slow part of a first cgroup move in a thread, now, for a caller that moves
+    a process soon (where it cannot join by itself: see CgroupManager.birth_dir).
 
+    Every write to a cgroup.procs file takes the kernel's global cgroup_threadgroup_rwsem
+    for writing, and a writer after a quiet spell waits for an RCU grace period first
+    (10-20 ms here); a writer within about one grace period of the last one does not wait.
     One no-op move of ourselves into the cgroup we are in; the GIL is released while the
-    kernel waits, so the caller goes on (imports, config). A move within about a grace
-    period after it is quick. Cheaper than prime_attach's fork for a caller whose real
-    move comes within ~20 ms (hutch-runtime run/create). The kernel holds the cgroup_mutex
-    during the wait, so a cgroup mkdir meanwhile waits for it. Never fails: without it,
-    the real move is only slower."""
+    kernel waits, so the caller goes on. The kernel holds the cgroup_mutex during the wait,
+    so a cgroup mkdir meanwhile waits for it. Never fails: without it, the real move is
+    only slower."""
     import _thread
     from fcntl import F_DUPFD_CLOEXEC, fcntl
     try:
@@ -177,13 +138,3 @@ def _noop_move(fd: int, started) -> None:
         os.close(fd)
 
 
-def reap_primer() -> None:
-    """Stop and reap the helper of prime_attach(), once the caller's moves are done."""
-    global _primer
-    if _primer:
-        try:
-            os.kill(_primer, SIGKILL)
-            os.waitpid(_primer, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        _primer = 0

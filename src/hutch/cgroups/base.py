@@ -94,8 +94,9 @@ class CgroupManager:
     # writer after a quiet spell waits for an RCU grace period (10-20 ms here). Two ways in
     # skip it: a child forked straight into a cgroup2 directory (clone3's CLONE_INTO_CGROUP),
     # and, on v1, a single-threaded process writing "0" (itself) into a `tasks` file.
-    def birth_dir(self) -> str | None:
-        """Our cgroup2 directory, made now, for a child to be forked into; None if none."""
+    def birth_dir(self, make: bool = True) -> str | None:
+        """Our cgroup2 directory for a child to be forked into, made now (`make`) or when
+        it exists already; None if none."""
         return None
 
     def self_join_files(self) -> dict[str, str]:

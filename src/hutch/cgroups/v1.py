@@ -38,10 +38,12 @@ class V1Manager(CgroupManager):
                 continue    # joined by itself, or not created (see create())
             fs.write(os.path.join(d, "cgroup.procs"), pid)
 
-    def birth_dir(self) -> str | None:
+    def birth_dir(self, make: bool = True) -> str | None:
         """The cgroup2 side of a hybrid host (where it is writable: see create())."""
         if not self._unified:
             return None
+        if not make:
+            return self._unified if os.path.isdir(self._unified) else None
         try:
             self._makedirs(self.mounts.unified, self._unified, [])
         except CgroupError as e:

@@ -58,9 +58,10 @@ class V2Manager(CgroupManager):
                     pass
             raise
 
-    def birth_dir(self) -> str | None:
-        self.create()
-        return self.dir
+    def birth_dir(self, make: bool = True) -> str | None:
+        if make:
+            self.create()
+        return self.dir if make or os.path.isdir(self.dir) else None
 
     def destroy(self) -> None:
         if not os.path.isdir(self.dir):

@@ -687,10 +687,6 @@ class Engine:
     def check_exec(self, ref: str) -> Container:
         c = self.store.get(ref)
         states.check("exec", c.status, cid=c.id, ref=ref, name=c.name)
-        # The exec'd process will join the container's cgroup: the kernel's slow part of
-        # that runs while the process is prepared.
-        from hutch import cgroups
-        cgroups.prime_attach()
         return c
 
     def exec_spec(self, c: Container, args: list[str], *, tty=False, user="", workdir="",

@@ -206,6 +206,26 @@ def _fork_init(body, sock_child, sock_parent, cfg: specconv.Config, cgroup,
     return spawn(body, sock_child, sock_parent, elsewhere), None
 
 
+def _self_join_fds(cgroup) -> tuple[int | None, list[tuple[str, int]]]:
+    """For a process to join an existing cgroup by itself from inside the container (where
+    the host's cgroup files are out of sight): our cgroup2 directory open (or None), and
+    each v1 `tasks` file open for writing, with its path. What will not open, we move it
+    into instead."""
+    birth, birth_fd = cgroup.birth_dir(make=False), None
+    if birth:
+        try:
+            birth_fd = os.open(birth, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            pass
+    join_fds = []
+    for tasks in cgroup.self_join_files().values():
+        try:
+            join_fds.append((tasks, os.open(tasks, os.O_WRONLY | os.O_CLOEXEC)))
+        except OSError:
+            pass
+    return birth_fd, join_fds
+
+
 def _child_error(sock) -> str | None:
     """The error a container process already sent, if one is waiting (non-blocking)."""
     if not select.select([sock], [], [], 0)[0]:
@@ -214,8 +234,9 @@ def _child_error(sock) -> str | None:
     return msg["msg"] if msg and msg["type"] == "error" else None
 
 
-def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> int:
-    """Serve the intermediate until it reports the pid of its child, then reap it."""
+def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) -> dict:
+    """Serve the intermediate until it reports the pid of its child, then reap it; its
+    "pid" message."""
     while True:
         msg = sync.recv(sock)
         if msg is None:
@@ -225,7 +246,7 @@ def _receive_pid(sock, intermediate: int, cfg: specconv.Config | None = None) ->
             sync.send(sock, "userns-done")
         elif msg["type"] == "pid":
             _reap(intermediate)
-            return msg["pid"]
+            return msg
         elif msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
         else:
@@ -350,7 +371,7 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
                 init_pid = _forked_init(sock, intermediate)  # killed below, as it is
             raise
         if intermediate:
-            init_pid = _receive_pid(sock, intermediate, cfg)
+            init_pid = _receive_pid(sock, intermediate, cfg)["pid"]
             intermediate = 0
             sync.send(sock, "cgroup-made", dirs=cgroup.hierarchy_dirs())
         # While the init prepares its rootfs; quick, as the primer started the wait.
@@ -363,7 +384,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             if error:
                 raise sync.ProtocolError(error) from None
             raise
-        cgroups.reap_primer()
         sync.send(sock, "cgroup", join=list(joins.values()))
         # Its start time before the fifo is open: from then on it may run and exit (and
         # with `start` nothing waits for us).
@@ -399,7 +419,6 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
         if pid_file:
             statefile.write_pid_file(pid_file, init_pid)
     except BaseException as e:
-        cgroups.reap_primer()
         if release is not None:
             _close_release(release)
         if intermediate:
@@ -856,9 +875,6 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     if not detach:
         _sys.set_child_subreaper()
     cgroup = _cgroup_manager(st["cgroups_path"])
-    # The process joins the cgroup once, before it may run anything of the user's; the
-    # kernel's slow part of that move runs while we prepare (see prime_attach).
-    cgroups.prime_attach()
     seccomp_spec = (st["config"].get("linux") or {}).get("seccomp")
     program = None
     if seccomp_spec:
@@ -873,35 +889,46 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     else:
         console = _connect_console(console_socket)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The process joins the cgroup before it may run anything of the user's, by itself
+    # (see CgroupManager.birth_dir): where it cannot, we move it.
+    birth_fd, join_fds = _self_join_fds(cgroup)
     sock, child_sock = sync.pair()
     args = process.ExecArgs(proc, child_sock, init_pid=st["pid"],
                             namespaces=_container_namespaces(st["pid"]),
                             seccomp_program=program, proc_fd=proc_fd, console=console,
-                            stdio=stdio, preserve_fds=preserve_fds)
+                            stdio=stdio, preserve_fds=preserve_fds, birth_fd=birth_fd,
+                            join_fds=join_fds)
     intermediate = 0
     pid = 0
     try:
-        intermediate = _spawn(lambda: process.exec_stage1(args), child_sock, sock)
+        try:
+            intermediate = _spawn(lambda: process.exec_stage1(args), child_sock, sock)
+        finally:
+            for fd in [birth_fd] + [fd for _, fd in join_fds]:
+                if fd is not None:
+                    os.close(fd)
         if console:
             console.close()
-        pid = _receive_pid(sock, intermediate)
+        msg = _receive_pid(sock, intermediate)
+        pid = msg["pid"]
         intermediate = 0
+        joined = tuple(os.path.dirname(tasks) for tasks, _ in join_fds)
+        if msg.get("born"):
+            joined += (cgroup.birth_dir(make=False),)
         try:
-            cgroup.add_process(pid)
+            cgroup.add_process(pid, joined)
         except cgroups.CgroupError as e:
             # It may have failed and exited first: its own error is the one to report.
             _kill_and_wait(pid)
             msg = sync.recv(sock)
             raise RuntimeFailure(msg["msg"] if msg and msg["type"] == "error" else str(e)
                                  ) from None
-        cgroups.reap_primer()
         sync.send(sock, "cgroup")
         sync.expect(sock, "ready")
         msg = sync.recv(sock)  # EOF: the socket closed at a successful execve
         if msg and msg["type"] == "error":
             raise sync.ProtocolError(msg["msg"])
     except BaseException as e:
-        cgroups.reap_primer()
         if ours is not None:
             ours.close()
         if intermediate:

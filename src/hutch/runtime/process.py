@@ -280,19 +280,21 @@ def stage1(a: InitArgs) -> None:
     sync.send(a.sock, "pid", pid=pid)
 
 
-def join_cgroup(path: str) -> None:
-    """Join a v1 cgroup by writing "0" to its `tasks` file: this (single) thread moves
-    itself, which the kernel does without the global lock a move by another takes (see
-    CgroupManager.birth_dir)."""
+def join_cgroup(path: str, fd: int | None = None) -> None:
+    """Join a v1 cgroup by writing "0" to its `tasks` file (at `path`, or open at `fd`, then
+    closed): this (single) thread moves itself, which the kernel does without the global
+    lock a move by another takes (see CgroupManager.birth_dir)."""
     trace.step("cgroup", f"join {path}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, b"0")
         finally:
             os.close(fd)
     except OSError as e:
-        raise InitError(f"failed to join cgroup {os.path.dirname(path)}: {describe(e)}") from None
+        raise InitError(f"failed to join cgroup {os.path.dirname(path)}: {describe(e)}"
+                        ) from None
 
 
 def init_forked_by_parent(a: InitArgs) -> None:
@@ -478,7 +480,13 @@ def reset_signals() -> None:
 class ExecArgs:
     def __init__(self, proc: Process, sock, *, init_pid: int, namespaces: list[tuple[str, str]],
                  seccomp_program: bytes | None, proc_fd: int, console, stdio,
-                 preserve_fds: int = 0):
+                 preserve_fds: int = 0, birth_fd: int | None = None,
+                 join_fds: list[tuple[str, int]] = ()):
+        # birth_fd: the cgroup2 directory to fork the process into; join_fds: (a `tasks`
+        # file, open for writing) per v1 hierarchy it joins by itself (see
+        # CgroupManager.birth_dir): opened by the parent, out of the container's sight.
+        self.birth_fd = birth_fd
+        self.join_fds = join_fds
         self.proc = proc
         self.sock = sock
         self.init_pid = init_pid
@@ -495,7 +503,11 @@ def exec_stage1(a: ExecArgs) -> None:
     trace.step("prctl", "PR_SET_DUMPABLE 0")
     _sys.set_dumpable(False)
     root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    join_namespaces(a.namespaces)
+    # The cgroup namespace is the process's to join, once in its cgroup: a fork into a
+    # cgroup outside our cgroup namespace is refused (opened now: /proc is the host's).
+    cgroup_ns = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+                 for kind, path in a.namespaces if kind == "cgroup"]
+    join_namespaces([(kind, path) for kind, path in a.namespaces if kind != "cgroup"])
     # setns(CLONE_NEWNS) puts us at the namespace's bottom root, which is not the init's
     # root when the runtime itself runs chrooted: take the init's root exactly.
     os.fchdir(root)
@@ -505,16 +517,34 @@ def exec_stage1(a: ExecArgs) -> None:
     if any(kind == "user" for kind, _ in a.namespaces):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    pid = os.fork()
+    pid = None
+    if a.birth_fd is not None:
+        try:
+            trace.step("clone3", "into the container's cgroup2 directory")
+            pid = _sys.fork_into_cgroup(a.birth_fd, proc_fd=a.proc_fd)
+        except OSError as e:   # (an older kernel, a user namespace's rights): it moves us
+            trace.step("clone3", f"not used: {e}")
+    born = pid is not None
+    if pid is None:
+        pid = os.fork()
     if pid == 0:
-        run_child(lambda: exec_stage2(a), a.sock)
-    sync.send(a.sock, "pid", pid=pid)
+        run_child(lambda: exec_stage2(a, cgroup_ns), a.sock)
+    sync.send(a.sock, "pid", pid=pid, born=born)
 
 
-def exec_stage2(a: ExecArgs) -> None:
+def exec_stage2(a: ExecArgs, cgroup_ns: list[tuple[str, int]]) -> None:
     proc = a.proc
-    # Nothing is done for the container until the parent has moved us into its cgroup
-    # (we are not there yet: see exec_process).
+    # Nothing is done for the container until we are in its cgroup: what we join
+    # ourselves, then what the parent moves us into ("cgroup").
+    for tasks, fd in a.join_fds:
+        join_cgroup(tasks, fd)
+    for kind, fd in cgroup_ns:
+        trace.step("setns", kind)
+        try:
+            _sys.setns(fd, NAMESPACE_FLAGS[kind])
+        except OSError as e:
+            raise InitError(f"failed to join {kind} namespace: {describe(e)}") from None
+        os.close(fd)
     sync.expect(a.sock, "cgroup")
     os.setsid()
     dup_stdio(a.stdio)

@@ -292,23 +292,6 @@ def test_cpu_shares_split_cpu_time_two_to_one():
     assert cgtest.leftover_dirs(parent) == []
 
 
-def test_prime_attach_is_a_reaped_no_op():
-    # The helper keeps moving itself into its own cgroup until reaped; one at a time.
-    with open("/proc/self/cgroup") as f:
-        before = f.read()
-    cgroups.prime_attach()
-    helper = cgroups._primer
-    cgroups.prime_attach()
-    assert helper > 0 and cgroups._primer == helper
-    assert os.waitpid(helper, os.WNOHANG) == (0, 0)     # still running
-    cgroups.reap_primer()
-    assert cgroups._primer == 0
-    with pytest.raises(ChildProcessError):
-        os.waitpid(helper, os.WNOHANG)
-    with open("/proc/self/cgroup") as f:
-        assert f.read() == before
-
-
 def test_prime_attach_in_thread_is_a_no_op_that_closes_its_fd():
     with open("/proc/self/cgroup") as f:
         before = f.read()

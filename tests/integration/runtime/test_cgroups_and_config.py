@@ -53,6 +53,35 @@ def test_exec_joins_the_cgroup_before_the_program_runs(bundle):
         bundle.runtime("delete", "--force", bundle.id, check=True)
 
 
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_exec_joins_by_itself_as_the_init_does(bundle, cgroupns):
+    # Born in the cgroup2 directory, joining each v1 `tasks` through files we opened (the
+    # host's are out of its sight); in a cgroup namespace, joined after those.
+    from hutch import cgroups
+    if cgroupns:
+        bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
+    bundle.create(["sleep", "60"])
+    try:
+        bundle.runtime("start", bundle.id, check=True)
+        out = bundle.runtime("--debug", "exec", bundle.id, "cat", "/proc/self/cgroup",
+                             check=True)
+        init = bundle.state()["pid"]
+        with open(f"/proc/{init}/cgroup") as f:
+            expected = f.read()      # the host's view of the init's
+        if cgroupns:                # each of its cgroups is the namespace's root
+            expected = "".join(line.rpartition(":")[0] + ":/\n" if ":name=" not in line
+                               else line + "\n" for line in expected.splitlines())
+        assert out.stdout == expected
+        if cgroups.cgroup_mounts().unified:
+            assert "clone3: into the container's cgroup2 directory" in out.stderr
+            assert "clone3: not used" not in out.stderr
+        for _, d in cgroups.manager("/" + bundle.id).hierarchy_dirs():
+            assert f"cgroup: join {d}/tasks" in out.stderr
+        assert "/cgroup.procs = " not in out.stderr
+    finally:
+        bundle.runtime("delete", "--force", bundle.id, check=True)
+
+
 def test_pids_limit_enforced(bundle):
     bundle.config["linux"]["resources"] = {"pids": {"limit": 3}}
     out = bundle.run(["sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done 2>&1; wait"])
