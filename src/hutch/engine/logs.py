@@ -161,6 +161,17 @@ def log_files(path: str) -> list[str]:
     return list(reversed(rotated)) + ([path] if os.path.exists(path) else [])
 
 
+def total_size(path: str) -> int:
+    """Bytes in every log file of the container."""
+    total = 0
+    for f in log_files(path):
+        try:
+            total += os.stat(f).st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def parse_time_arg(value: str, now: float | None = None) -> float:
     """--since/--until: a Unix timestamp, an RFC3339 date, or a Go duration ago (10m, 1h30m)."""
     import re

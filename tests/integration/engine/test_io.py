@@ -50,6 +50,26 @@ def test_logs_rotation_and_follow(hutch, name):
     hutch.ok("rm", name)
 
 
+def test_logs_of_a_big_log_are_written_by_a_thread_in_order(hutch, name, tmp_path):
+    # Over 8 MiB of log, `logs` writes while it parses (cli.containers._BackgroundWriter):
+    # every line, stdout's and stderr's each in order; a closed pipe ends it quietly.
+    pad = "x" * 1000
+    hutch.ok("run", "--name", name, "busybox", "sh", "-c",
+             f"i=0; while [ $i -lt 9000 ]; do echo ${{i}}{pad}; [ $((i % 1000)) = 0 ] && "
+             "echo err$i >&2; i=$((i+1)); done")
+    assert os.path.getsize(hutch.inspect(name, "{{.LogPath}}")) > 8 << 20
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        p = subprocess.run(hutch.argv("logs", name), stdout=o, stderr=e, timeout=120)
+    assert p.returncode == 0
+    assert out.read_text().splitlines() == [f"{i}{pad}" for i in range(9000)]
+    assert err.read_text().splitlines() == [f"err{i}" for i in range(0, 9000, 1000)]
+    head = subprocess.run(f"{' '.join(hutch.argv('logs', name))} | head -c 100",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert head.stdout == f"0{pad}"[:100] and "Traceback" not in head.stderr
+    hutch.ok("rm", name)
+
+
 def _read_until(fd, needle: bytes, timeout=20.0) -> bytes:
     buf = b""
     end = time.monotonic() + timeout
