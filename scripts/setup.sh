@@ -46,23 +46,26 @@ write_launcher() {  # name module function interpreter-flags [first lines] [line
   chmod 755 ".venv/bin/$1.tmp"
   mv -f ".venv/bin/$1.tmp" ".venv/bin/$1"
 }
-write_launcher hutch hutch.cli.main entry -IS
+# Each launcher's modules (hutch's, and the standard library's it uses) come from one
+# precompiled file, read before its first import (hutch/preload.py: ~60 us of importlib less
+# a module, ~1.5 ms a runtime call, ~4 ms a `hutch run`; a module edited since, or missing
+# from the file, is imported the normal way).
+preload_lines() { "$PY" -I src/hutch/preload.py src "$PWD/.venv/lib/$1.preload" --launcher-lines; }
+write_launcher hutch hutch.cli.main entry -IS "" "$(preload_lines hutch)
+"
 # The runtime also runs with -OO: its own bytecode cache (.opt-2.pyc) has no docstrings and
 # no column tables (-X no_debug_ranges), ~15% less to unmarshal on every call; it uses
 # neither docstrings nor asserts. (One shebang argument: "-ISOO".) And without the cyclic
 # garbage collector: its passes over the objects our imports make (~1 ms of CPU a run) also
 # touch pages the fork then copies; a runtime is short-lived, and its long waits (run,
 # exec, events) make no cycles (events at 10 ms for 6 s: RSS flat).
-# Its modules come from one precompiled file, read before its first import of hutch
-# (hutch/preload.py: ~1.5 ms less of importlib a call; a module edited since, or missing from
-# the file, is imported the normal way).
-PRELOAD="$PWD/.venv/lib/hutch-runtime.preload"
 write_launcher hutch-runtime hutch.cli.runtime_main main -ISOO $'import gc\ngc.disable()\n' \
-  "$("$PY" -I src/hutch/preload.py src "$PRELOAD" --launcher-lines)
+  "$(preload_lines hutch-runtime)
 "
 "$PY" -I -m compileall -q src >/dev/null || true
 "$PY" -I -OO -X no_debug_ranges -m compileall -q src >/dev/null || true
-"$PY" -I -OO -X no_debug_ranges src/hutch/preload.py src "$PRELOAD" >/dev/null
+"$PY" -I src/hutch/preload.py src .venv/lib/hutch.preload 0 >/dev/null
+"$PY" -I -OO -X no_debug_ranges src/hutch/preload.py src .venv/lib/hutch-runtime.preload 2 >/dev/null
 # HUTCH_SETUP_NO_PATH=1 leaves /usr/local/bin alone (a second checkout's trial run).
 if [ "${HUTCH_SETUP_NO_PATH:-}" != 1 ]; then
   for b in hutch hutch-runtime; do
