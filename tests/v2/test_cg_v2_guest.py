@@ -24,16 +24,7 @@ pytestmark = [pytest.mark.cgroup_v2, pytest.mark.root,
 
 @pytest.fixture
 def cg():
-    parent = cgtest.unique_parent()
-    m = cgroups.manager(parent + "/c1")
-    m.create()
-    try:
-        yield m
-    finally:
-        m.destroy()
-        assert not m.exists()
-        cgtest.remove_parent(parent)
-        assert cgtest.leftover_dirs(parent) == []
+    yield from cgtest.managed()
 
 
 def read(m, name):

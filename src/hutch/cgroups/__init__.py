@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 
-from hutch import trace
 from hutch.cgroups.base import CgroupManager
 from hutch.cgroups.fs import CgroupError
 from hutch.cgroups.mounts import (CGROUP_ROOT, Mounts, fake_mounts, host_mounts, own_cgroup,
                                   proc_self_cgroup)
 
 __all__ = ["CgroupError", "CgroupManager", "cgroup_mounts", "detect_mode", "manager",
-           "prime_attach", "prime_attach_in_thread", "reap_primer"]
+           "prime_attach_in_thread"]
 
 
 def cgroup_mounts(root: str | None = None, mode: str | None = None) -> Mounts:

@@ -23,6 +23,23 @@ def remove_parent(parent: str) -> None:
         os.rmdir(d)
 
 
+def managed(create: bool = True):
+    """A fixture's body: a manager for <unique parent>/c1 (created unless not `create`);
+    afterwards it is destroyed and nothing of it is left in any hierarchy."""
+    from hutch import cgroups
+    parent = unique_parent()
+    m = cgroups.manager(parent + "/c1")
+    if create:
+        m.create()
+    try:
+        yield m
+    finally:
+        m.destroy()
+        assert not m.exists()
+        remove_parent(parent)
+        assert leftover_dirs(parent) == []
+
+
 class Child:
     """A forked child that joins the cgroup before running `action` (no exec needed).
 

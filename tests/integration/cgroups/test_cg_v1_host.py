@@ -25,16 +25,7 @@ needs_v1 = pytest.mark.skipif(MODE not in ("legacy", "hybrid"),
 
 @pytest.fixture
 def cg():
-    parent = cgtest.unique_parent()
-    m = cgroups.manager(parent + "/c1")
-    m.create()
-    try:
-        yield m
-    finally:
-        m.destroy()
-        assert not m.exists()
-        cgtest.remove_parent(parent)
-        assert cgtest.leftover_dirs(parent) == []
+    yield from cgtest.managed()
 
 
 def read(m, ctrl, name):

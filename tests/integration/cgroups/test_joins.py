@@ -21,15 +21,7 @@ pytestmark = [pytest.mark.root]
 
 @pytest.fixture
 def cg():
-    parent = cgtest.unique_parent()
-    m = cgroups.manager(parent + "/c1")
-    try:
-        yield m
-    finally:
-        m.destroy()
-        assert not m.exists()
-        cgtest.remove_parent(parent)
-        assert cgtest.leftover_dirs(parent) == []
+    yield from cgtest.managed(create=False)    # (birth_dir makes what a test needs)
 
 
 def _own_cgroups_in_child(action) -> list[str]:
