@@ -230,3 +230,39 @@ def test_the_init_joins_its_cgroups_without_a_move(bundle):
         assert f"cgroup: join {d}/tasks" in steps
     assert "/cgroup.procs = " not in steps
     assert leaks(bundle) == []
+
+
+def test_a_threaded_caller_forks_then_moves_the_init(bundle):
+    # fork_into_cgroup refuses a process with other threads (glibc's fork wrapper is
+    # skipped): the runtime used as a library there forks, then moves the init in itself.
+    import subprocess
+    import sys
+    from e2e_helpers import ROOT_DIR
+    bundle.config["process"]["args"] = ["cat", "/proc/self/cgroup"]
+    bundle.write()
+    code = f"""
+import sys, threading
+sys.path.insert(0, {os.path.join(ROOT_DIR, "src")!r})
+from hutch import trace
+trace.enable()
+stop = threading.Event()
+helper = threading.Thread(target=stop.wait)
+helper.start()
+from hutch.runtime import container
+try:
+    status = container.run({bundle.root!r}, {bundle.id!r}, {bundle.path!r})
+finally:
+    stop.set()
+    helper.join()
+sys.exit(status)
+"""
+    p = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = [line for line in p.stdout.splitlines() if ":name=" not in line]
+    assert lines and all(line.endswith(f":/{bundle.id}") for line in lines), lines
+    from hutch import cgroups
+    if cgroups.cgroup_mounts().unified:
+        assert "clone3: not used: [Errno 16]" in p.stderr
+        assert f"/unified/{bundle.id}/cgroup.procs = " in p.stderr    # moved by the parent
+    assert leaks(bundle) == []
