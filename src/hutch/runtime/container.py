@@ -374,8 +374,9 @@ def _create(state_root, cid, bundle, *, pid_file=None, console_socket=None, no_p
             init_pid = _receive_pid(sock, intermediate, cfg)["pid"]
             intermediate = 0
             sync.send(sock, "cgroup-made", dirs=cgroup.hierarchy_dirs())
-        # While the init prepares its rootfs; quick, as the primer started the wait.
-        trace.step("cgroup", f"add pid {init_pid}")
+        # While the init prepares its rootfs: where it does not join by itself (the
+        # intermediate's, a fallback's; quick for the first, as the primer started the wait).
+        trace.step("cgroup", f"add pid {init_pid}", joins_itself=len(joined))
         try:
             cgroup.add_process(init_pid, joined)
         except cgroups.CgroupError:
