@@ -1,10 +1,10 @@
 """The container commands: parse Docker's flags → the engine → Docker's output and exit codes."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from hutch import fastjson
 from hutch.cli.common import (DAEMON, command, confirm, daemon_err, err, image_store,
                               key_values, parse_filters)
 from hutch.cli.flags import CommandLineError, Command, Flag
@@ -830,12 +830,13 @@ def _port_list(ports: dict) -> list[dict]:
 
 
 def _ps_match(eng, c, filters) -> bool:
-    import re
     r = c.record
     if "status" in filters and c.status not in filters["status"]:
         return False
-    if "name" in filters and not any(re.search(n.lstrip("/"), c.name) for n in filters["name"]):
-        return False
+    if "name" in filters:
+        import re
+        if not any(re.search(n.lstrip("/"), c.name) for n in filters["name"]):
+            return False
     if "id" in filters and not any(c.id.startswith(i) for i in filters["id"]):
         return False
     labels = r["Config"].get("Labels") or {}
@@ -953,7 +954,7 @@ def _inspect_image(ctx, ref):
 
 def _json_indent(obj) -> str:
     """Docker's json.MarshalIndent with 4 spaces (HTML-escaped <, >, &)."""
-    text = json.dumps(obj, indent=4, ensure_ascii=False)
+    text = fastjson.dumps(obj, indent=4, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -1146,7 +1147,7 @@ def _attach_running(eng, c, *, stdin: bool, detach_keys: bytes, proxy: bool) -> 
         sock = connect(eng.store.run_dir(c.id))
     except OSError:
         return daemon_err(f"container {c.id} has no monitor: its output cannot be attached")
-    sock.sendall(json.dumps({"op": "attach", "stdin": stdin, "stdout": True, "stderr": True,
+    sock.sendall(fastjson.dumps({"op": "attach", "stdin": stdin, "stdout": True, "stderr": True,
                              "until": "exited"}).encode() + b"\n")
     res = _relay(eng, c, sock, stdin=stdin, detach_keys=detach_keys, proxy=proxy, redraw=True)
     if res.kind == "detached":

@@ -19,7 +19,6 @@ information`, exit 125 (`CommandLineError`); argument-count errors are cobra's, 
 """
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable   # not typing: ~5 ms of every command's start-up
 
@@ -356,19 +355,19 @@ def parse_int(text: str, bits: int = 64, signed: bool = True) -> int:
     return value
 
 
-_FLOAT_RE = re.compile(r"[+-]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)",
-                       re.IGNORECASE)
+_FLOAT = r"[+-]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)"
 
 
 def parse_float(text: str) -> float:
-    if not _FLOAT_RE.fullmatch(text):
+    import re   # here, as below: re and the enum it brings cost ~5 ms of a command's start
+    if not re.fullmatch(_FLOAT, text, re.IGNORECASE):
         raise ValueError(f'strconv.ParseFloat: parsing "{text}": invalid syntax')
     return float(text.replace("_", ""))
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
           "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d*\.?\d*)([^\d.]*)")
+_DURATION_PART = r"(\d*\.?\d*)([^\d.]*)"
 
 
 def parse_duration(text: str) -> float:
@@ -382,10 +381,12 @@ def parse_duration(text: str) -> float:
         return 0.0
     if not s:
         raise ValueError(f"time: invalid duration {quoted}")
+    import re
+    part = re.compile(_DURATION_PART)
     total = 0.0
     pos = 0
     while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
+        m = part.match(s, pos)
         number, unit = m.group(1), m.group(2)
         if number in ("", "."):
             raise ValueError(f"time: invalid duration {quoted}")

@@ -6,12 +6,12 @@ terminal: raw mode while attached, and the window size follows SIGWINCH.
 """
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import socket
 
+from hutch import fastjson
 from hutch.engine.monitor import FRAME_EXIT, FRAME_STDERR, FRAME_STDOUT, connect
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -48,7 +48,7 @@ def terminal_size(fd: int = 1) -> tuple[int, int] | None:
 def resize(run_dir: str, rows: int, cols: int) -> None:
     try:
         with connect(run_dir) as s:
-            s.sendall(json.dumps({"op": "resize", "h": rows, "w": cols}).encode() + b"\n")
+            s.sendall(fastjson.dumps({"op": "resize", "h": rows, "w": cols}).encode() + b"\n")
     except OSError:
         pass
 
@@ -144,7 +144,7 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
                     elif kind == FRAME_STDERR:
                         _write_all(2, payload)
                     elif kind == FRAME_EXIT:
-                        return Result("exit", json.loads(payload).get("ExitCode", 0))
+                        return Result("exit", fastjson.loads(payload).get("ExitCode", 0))
     finally:
         signal.set_wakeup_fd(old_wakeup)
         for s, h in old_handlers.items():

@@ -5,12 +5,11 @@ monitor) → check the transition in the state table → act → save atomically
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from _signal import SIGKILL, SIGRTMAX, SIGRTMIN  # not signal: its enums, ~0.5 ms of ps, exec
 
-from hutch import trace
+from hutch import fastjson, trace
 from hutch.engine import errors, lifecycle, states
 from hutch.engine.records import Record
 from hutch.engine.store import Container, Store, atomic_write, new_state, now_iso
@@ -470,7 +469,7 @@ class Engine:
                 s = None
             if s is not None:
                 with s:
-                    s.sendall(json.dumps({"op": "wait", "until": "exited"}).encode() + b"\n")
+                    s.sendall(fastjson.dumps({"op": "wait", "until": "exited"}).encode() + b"\n")
                     while True:
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:
@@ -486,7 +485,7 @@ class Engine:
                             try:
                                 s.settimeout(1.0)
                                 n = int.from_bytes(hdr[4:8], "big")
-                                self.last_exit_code = json.loads(s.recv(n))["ExitCode"]
+                                self.last_exit_code = fastjson.loads(s.recv(n))["ExitCode"]
                             except (OSError, ValueError, KeyError):
                                 pass
                             return True

@@ -6,10 +6,9 @@ repair a container whose monitor died. Each step calls the module that owns it: 
 """
 from __future__ import annotations
 
-import json
 import os
 
-from hutch import trace
+from hutch import fastjson, trace
 from hutch.engine.store import Store, atomic_write, read_json
 
 
@@ -80,7 +79,7 @@ def prepare_bundle(paths, cid: str, record: dict) -> str:
     bundle = os.path.join(run_dir, "bundle")
     os.makedirs(bundle, exist_ok=True)
     with open(os.path.join(bundle, "config.json"), "w") as f:
-        f.write(json.dumps(spec))   # dumps uses the C encoder; dump() does not
+        f.write(fastjson.dumps(spec))
     return bundle
 
 

@@ -25,10 +25,10 @@ Lock order (every hutch process, so no two can wait on each other in a cycle):
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from hutch import fastjson
 from hutch.engine import errors, states
 from hutch.paths import FileLock
 
@@ -75,7 +75,7 @@ def atomic_write(path: str, data: dict, durable: bool = True) -> None:
     container runs, and the next command repairs the state from what is left)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(data))   # dumps uses the C encoder; dump() does not
+        f.write(fastjson.dumps(data))
         if durable:
             f.flush()
             os.fsync(f.fileno())
@@ -99,7 +99,7 @@ def private_dir(path: str) -> None:
 def read_json(path: str):
     try:
         with open(path) as f:
-            return json.load(f)
+            return fastjson.load(f)
     except FileNotFoundError:
         return None
 
@@ -383,9 +383,9 @@ class _Locked(FileLock):
             raise errors.NotFound(f"No such container: {self.ref}") from None
         try:
             c = self.store.load(self.cid)
-            before = json.dumps(c.state, sort_keys=True)
+            before = fastjson.dumps(c.state, sort_keys=True)
             c.refresh()
-            if json.dumps(c.state, sort_keys=True) != before:
+            if fastjson.dumps(c.state, sort_keys=True) != before:
                 c.save()
         except BaseException:
             super().__exit__()

@@ -5,10 +5,9 @@ under the runtime's state root, keyed by the profile, the kernel and libseccomp.
 """
 from __future__ import annotations
 
-import json
 import os
 
-from hutch import trace
+from hutch import fastjson, trace
 
 
 def _action(seccomp, name: str, errno_ret: int | None, default_errno: int):
@@ -77,7 +76,7 @@ def _cache_key(spec: dict) -> str:
     import seccomp
     # _sha256 directly: hashlib loads OpenSSL (~2 ms) on every exec.
     from _sha256 import sha256
-    h = sha256(json.dumps(spec, sort_keys=True).encode())
+    h = sha256(fastjson.dumps(spec, sort_keys=True).encode())
     h.update(os.uname().release.encode())
     h.update(str(os.stat(seccomp.__file__).st_mtime_ns).encode())
     return h.hexdigest()
