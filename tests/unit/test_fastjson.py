@@ -1,14 +1,9 @@
 """hutch.fastjson: json's C scanner and encoder without the json package (and its re)."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from hutch import fastjson
-
-from e2e_helpers import HUTCH
 
 SAMPLES = [
     {"Id": "abc", "State": {"Running": True, "Pid": 42, "ExitCode": 0, "Error": ""},
@@ -50,16 +45,3 @@ def test_other_types_refused_and_nan_when_asked():
     assert fastjson.dumps(float("nan")) == "NaN"
     with pytest.raises(ValueError):
         fastjson.dumps(float("nan"), allow_nan=False)
-
-
-def test_ps_imports_neither_json_nor_re(tmp_path):
-    # what the fast paths are for: `hutch ps -a` reads every record without the json
-    # package, and formats its table without re (with the enum re brings: ~7 ms)
-    p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", HUTCH, "--root",
-                        str(tmp_path), "ps", "-a"], capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ))
-    assert p.returncode == 0, p.stderr
-    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines()
-                if line.startswith("import time:")}
-    assert "hutch.engine.containers" in imported
-    assert not {"re", "json", "enum"} & imported

@@ -432,9 +432,9 @@ def _start_streaming(eng, c, streams: dict, detach_keys: bytes, proxy: bool):
     """Start c with this process on its streams (the monitor gets our socket's peer) and
     relay them until it exits or the user detaches: the stream's Result. The start's
     EngineError is raised."""
-    import socket
+    import _socket    # not socket: its enums (with enum's import) cost ~3 ms of each run
     from hutch.engine import attach as att
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     size = att.terminal_size(1) if c.record["Config"]["Tty"] else None
     try:
         eng.start(c.id, attach_sock=theirs, attach_opts=dict(streams, until="done"),
@@ -458,11 +458,13 @@ def _relay(eng, c, sock, *, stdin: bool, detach_keys: bytes, proxy: bool, redraw
             eng.kill(c.id, signum)
         except errors.EngineError:
             pass    # it has exited: its exit frame is on the way
-    with sock:
+    try:
         return att.stream(sock, stdin=stdin, tty=c.record["Config"]["Tty"],
                           run_dir=eng.store.run_dir(c.id),
                           detach_keys=detach_keys if stdin else b"",
                           on_signal=forward if proxy else None, redraw=redraw)
+    finally:
+        sock.close()
 
 
 def _exit_code(eng, c, res, *, lost: int) -> int:

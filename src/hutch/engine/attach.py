@@ -6,10 +6,10 @@ terminal: raw mode while attached, and the window size follows SIGWINCH.
 """
 from __future__ import annotations
 
+import _signal as signal   # not signal: its enums (with enum's import) cost ~1 ms of each run
+import _socket
 import os
 import select
-import signal
-import socket
 
 from hutch import fastjson
 from hutch.engine.monitor import FRAME_EXIT, FRAME_STDERR, FRAME_STDOUT, connect
@@ -59,7 +59,7 @@ class Result:
         self.exit_code = exit_code
 
 
-def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
+def stream(sock: _socket.socket, *, stdin: bool, tty: bool, run_dir: str,
            detach_keys: bytes = b"\x10\x11", on_signal=None, redraw: bool = False) -> Result:
     """Pump until the container's exit frame, the detach sequence, or the end of stream.
 
@@ -116,7 +116,7 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool, run_dir: str,
                 if not data:
                     in_fd = None
                     try:
-                        sock.shutdown(socket.SHUT_WR)
+                        sock.shutdown(_socket.SHUT_WR)
                     except OSError:
                         pass
                 else:

@@ -40,7 +40,7 @@ import os
 import select
 import time
 
-from hutch import trace
+from hutch import fastjson, trace
 
 # The idle loop (after become_idle's exec) imports only the modules above, logs' writer and
 # the C halves of socket and json: `socket`, `signal`, `json`, `re`, `selectors` and
@@ -65,28 +65,12 @@ def frame(kind: int, payload: bytes) -> bytes:
 
 
 def _dumps(obj) -> bytes:
-    import json
-    return json.dumps(obj).encode()
-
-
-class _JSONContext:
-    """What _json's C scanner reads from json.JSONDecoder (json itself imports re)."""
-    strict = True
-    object_hook = object_pairs_hook = None
-    parse_float, parse_int = float, int
-
-    @staticmethod
-    def parse_constant(name):
-        return float(name)
+    return fastjson.dumps(obj).encode()
 
 
 def _loads(text: str):
-    """json.loads for the idle loop's own messages (a request line, the exec'd state)."""
-    import _json
-    obj, end = _json.make_scanner(_JSONContext)(text.strip(), 0)
-    if end != len(text.strip()):
-        raise ValueError("extra data")
-    return obj
+    """json.loads for the monitor's messages (a request line, the exec'd state)."""
+    return fastjson.loads(text)
 
 
 EVENT_READ = select.EPOLLIN
@@ -194,8 +178,7 @@ def spawn(paths, cid: str, generation: int, *, attach_sock: socket.socket | None
     data = b"".join(chunks)
     if not data:
         return {"Error": "container monitor failed to start (see monitor.log)", "ExitCode": 125}
-    import json
-    return json.loads(data)
+    return fastjson.loads(data)
 
 
 def _fork_monitor(paths, job: dict, fds: list[int]) -> None:

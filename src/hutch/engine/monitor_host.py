@@ -39,7 +39,7 @@ REHEARSALS = 10          # (CPython 3.11 specialises a function's bytecode after
 # containers that have some), nor subprocess (threading's at-fork hook would run, and write
 # pages, in every monitor): they import it as a monitor of their own would.
 PRELOAD = (
-    "json", "socket", "signal", "fcntl", "shutil", "seccomp",
+    "json", "socket", "signal", "fcntl", "shutil", "seccomp", "hutch.fastjson",
     "hutch.paths", "hutch._sys.bpf", "hutch._sys.zygote", "hutch.engine.monitor",
     "hutch.engine.logs", "hutch.engine.store", "hutch.engine.states", "hutch.engine.errors",
     "hutch.engine.lifecycle", "hutch.engine.spec", "hutch.engine.networking",

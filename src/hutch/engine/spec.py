@@ -107,10 +107,10 @@ def build(cid: str, record: dict, *, base: dict, cgroups_path: str) -> dict:
 
     base: the spec from hutch.oci.defaults (and the security module's changes).
     """
-    import json
+    from hutch import fastjson
     config = record["Config"]
-    spec = json.loads(json.dumps(base))   # a deep copy (JSON through and through): copy's
-    #                                       import, with weakref, was ~0.9 ms of each create
+    spec = fastjson.loads(fastjson.dumps(base))   # a deep copy (JSON through and through):
+    #                                       copy's import, with weakref, was ~0.9 ms of each create
     proc = spec["process"]
     args = [record["Path"]] + list(record["Args"])
     init = record.get("HutchInit")

@@ -17,11 +17,11 @@ writer sweeps, never a half layer or blob under its final name.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from types import SimpleNamespace
 
+from hutch import fastjson
 from hutch import trace
 from hutch.paths import FileLock
 
@@ -131,7 +131,7 @@ class ImageStore:
     def read_db(self) -> dict:
         try:
             with open(self.db_path) as f:
-                db = json.load(f)
+                db = fastjson.load(f)
         except FileNotFoundError:
             db = {}
         db.setdefault("images", {})
@@ -142,7 +142,7 @@ class ImageStore:
     def _save(self, db: dict) -> None:
         tmp = f"{self.db_path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(db, f, indent=1, sort_keys=True)
+            fastjson.dump(db, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, self.db_path)
@@ -209,7 +209,7 @@ class ImageStore:
 
     def layer_info(self, diff_id: str) -> dict:
         with open(os.path.join(self.layers_dir, _hex(diff_id), "layer.json")) as f:
-            return json.load(f)
+            return fastjson.load(f)
 
     def unpack_layer(self, tar_stream, *, expected_diff_id: str | None = None,
                      blob: dict | None = None, blob_tmp: str | None = None,
@@ -246,7 +246,7 @@ class ImageStore:
                 self.commit_blob_file(blob_tmp, blob["digest"])
             info = {"diff_id": diff_id, "size": size, "tar_size": tar_size, "blob": blob}
             with open(os.path.join(work, "layer.json"), "w") as f:
-                json.dump(info, f)
+                fastjson.dump(info, f)
             final = os.path.join(self.layers_dir, _hex(diff_id))
             try:
                 os.rename(work, final)
@@ -271,7 +271,7 @@ class ImageStore:
         info["blob"] = blob
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(info, f)
+            fastjson.dump(info, f)
         os.rename(tmp, path)
         if old != blob["digest"]:
             self._drop_blob(old)
@@ -282,7 +282,7 @@ class ImageStore:
                   digest_refs: list[str] = ()) -> Image:
         """Record an image whose layers are all present; tags/digest_refs are full refs."""
         image_id = self.put_blob(config_bytes)
-        config = json.loads(config_bytes)
+        config = fastjson.loads(config_bytes)
         layers = list(config.get("rootfs", {}).get("diff_ids") or [])
         with self.locked() as db:
             # under the lock: rmi and snapshot removal drop unused layers under it too
@@ -302,7 +302,7 @@ class ImageStore:
     def image_in(self, db: dict, image_id: str) -> Image:
         from hutch.images import reference as refs
         rec = db["images"][image_id]
-        config = json.loads(self.read_blob(image_id))
+        config = fastjson.loads(self.read_blob(image_id))
         tags = sorted(refs.parse(t).familiar() for t, i in db["tags"].items() if i == image_id)
         digests = sorted(refs.parse(d).familiar() for d, i in db["digests"].items()
                          if i == image_id)
@@ -370,7 +370,7 @@ class ImageStore:
         for cid in names:
             try:
                 with open(os.path.join(self.containers_dir, cid, "config.json")) as f:
-                    c = json.load(f)
+                    c = fastjson.load(f)
             except (OSError, ValueError):
                 continue
             image = c.get("Image")
@@ -379,7 +379,7 @@ class ImageStore:
             # the engine keeps the live state beside the record (state.json)
             try:
                 with open(os.path.join(self.containers_dir, cid, "state.json")) as f:
-                    state = json.load(f)
+                    state = fastjson.load(f)
             except (OSError, ValueError):
                 state = c.get("State") if isinstance(c.get("State"), dict) else {}
             used.setdefault(image, []).append((cid, bool(state.get("Running"))))
@@ -453,7 +453,7 @@ class ImageStore:
         for cid in names:
             try:
                 with open(os.path.join(self.snapshots, cid, "snapshot.json")) as f:
-                    out.update(json.load(f)["layers"])
+                    out.update(fastjson.load(f)["layers"])
             except (OSError, ValueError, KeyError):
                 pass
         return out
@@ -467,7 +467,7 @@ class ImageStore:
         for d in ("upper", "work", "merged", "empty"):
             os.mkdir(os.path.join(snap, d), 0o755)
         with open(os.path.join(snap, "snapshot.json"), "w") as f:
-            json.dump({"image": image.id, "layers": image.layers}, f)
+            fastjson.dump({"image": image.id, "layers": image.layers}, f)
 
     def snapshot_upper(self, cid: str) -> str:
         return os.path.join(self._snap(cid), "upper")
@@ -485,7 +485,7 @@ class ImageStore:
         snap = self._snap(cid)
         try:
             with open(os.path.join(snap, "snapshot.json")) as f:
-                layers = json.load(f)["layers"]
+                layers = fastjson.load(f)["layers"]
         except FileNotFoundError:
             raise StoreError(f"no root filesystem snapshot for container {cid}") from None
         merged = os.path.join(snap, "merged")
@@ -551,7 +551,7 @@ class ImageStore:
             return
         try:
             with open(os.path.join(snap, "snapshot.json")) as f:
-                layers = json.load(f)["layers"]
+                layers = fastjson.load(f)["layers"]
         except (OSError, ValueError, KeyError):
             layers = []
         self.unmount_rootfs(cid)
@@ -580,12 +580,12 @@ class _LockedDb(FileLock):
         except BaseException:
             super().__exit__()
             raise
-        self.before = json.dumps(self.db, sort_keys=True)
+        self.before = fastjson.dumps(self.db, sort_keys=True)
         return self.db
 
     def __exit__(self, exc_type, *exc) -> None:
         try:
-            if exc_type is None and json.dumps(self.db, sort_keys=True) != self.before:
+            if exc_type is None and fastjson.dumps(self.db, sort_keys=True) != self.before:
                 self.store._save(self.db)
         finally:
             super().__exit__()
