@@ -63,16 +63,54 @@ def _not_serializable(obj):
 
 
 def dumps(value, *, sort_keys: bool = False, separators=None, allow_nan: bool = True,
-          **kw) -> str:
-    """json.dumps(value) with its defaults (", " and ": ", ASCII): the C encoder's."""
-    if kw:
+          indent: int | None = None, ensure_ascii: bool = True, **kw) -> str:
+    """json.dumps with its defaults (", " and ": "), indent= a number of spaces, sort_keys,
+    ensure_ascii, allow_nan: the C encoder's work (with the indentation around it)."""
+    if kw or (indent is not None and (not isinstance(indent, int) or separators)):
         import json
-        return json.dumps(value, sort_keys=sort_keys, separators=separators,
-                          allow_nan=allow_nan, **kw)
-    item, key = separators or (", ", ": ")
-    encode = _json.make_encoder(None, _not_serializable, _json.encode_basestring_ascii, None,
-                                key, item, sort_keys, False, allow_nan)
-    return "".join(encode(value, 0))
+        return json.dumps(value, sort_keys=sort_keys, separators=separators, indent=indent,
+                          ensure_ascii=ensure_ascii, allow_nan=allow_nan, **kw)
+    item, key = separators or ((",", ": ") if indent is not None else (", ", ": "))
+    encode = _json.make_encoder(
+        None, _not_serializable,
+        _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring, None,
+        key, item, sort_keys, False, allow_nan)
+    if indent is None:
+        return "".join(encode(value, 0))
+    out: list[str] = []
+    _indented(value, encode, " " * indent, "\n", sort_keys, out)
+    return "".join(out)
+
+
+def _indented(value, encode, step: str, newline: str, sort_keys: bool, out: list) -> None:
+    """json's indented layout: containers opened and closed here, scalars by `encode`."""
+    if isinstance(value, dict) and value:
+        inner = newline + step
+        out.append("{")
+        items = sorted(value.items()) if sort_keys else value.items()
+        for i, (k, v) in enumerate(items):
+            out.append(inner if i == 0 else "," + inner)
+            out.append("".join(encode(k if isinstance(k, str) else _key(k), 0)) + ": ")
+            _indented(v, encode, step, inner, sort_keys, out)
+        out.append(newline + "}")
+    elif isinstance(value, (list, tuple)) and value:
+        inner = newline + step
+        out.append("[")
+        for i, v in enumerate(value):
+            out.append(inner if i == 0 else "," + inner)
+            _indented(v, encode, step, inner, sort_keys, out)
+        out.append(newline + "]")
+    else:
+        out.append("".join(encode(value, 0)))
+
+
+def _key(k) -> str:
+    # json's keys that are not strings: true/false/null, numbers as their text
+    if k is True or k is False or k is None:
+        return {True: "true", False: "false", None: "null"}[k]
+    if isinstance(k, (int, float)):
+        return repr(k) if isinstance(k, float) else str(int(k))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
 
 
 def dump(value, f, **kw) -> None:

@@ -17,7 +17,11 @@ def test_as_the_json_package(value):
     assert fastjson.dumps(value) == json.dumps(value)
     assert fastjson.dumps(value, sort_keys=True) == json.dumps(value, sort_keys=True)
     assert fastjson.dumps(value, separators=(",", ":")) == json.dumps(value, separators=(",", ":"))
-    assert fastjson.dumps(value, indent=4) == json.dumps(value, indent=4)   # (the package's)
+    for ascii_only in (True, False):
+        for sort in (False, True):
+            assert fastjson.dumps(value, indent=4, ensure_ascii=ascii_only, sort_keys=sort) == \
+                json.dumps(value, indent=4, ensure_ascii=ascii_only, sort_keys=sort)
+    assert fastjson.dumps(value, indent="\t") == json.dumps(value, indent="\t")  # (json's)
     assert fastjson.loads(json.dumps(value, indent=2)) == value
     assert fastjson.loads(json.dumps(value).encode()) == value
     assert fastjson.loads(b"\xef\xbb\xbf" + json.dumps(value).encode()) == value

@@ -47,10 +47,15 @@ def terminal_size(fd: int = 1) -> tuple[int, int] | None:
 
 def resize(run_dir: str, rows: int, cols: int) -> None:
     try:
-        with connect(run_dir) as s:
-            s.sendall(fastjson.dumps({"op": "resize", "h": rows, "w": cols}).encode() + b"\n")
+        s = connect(run_dir)
+    except OSError:
+        return
+    try:
+        s.sendall(fastjson.dumps({"op": "resize", "h": rows, "w": cols}).encode() + b"\n")
     except OSError:
         pass
+    finally:
+        s.close()
 
 
 class Result:

@@ -19,7 +19,7 @@ def _imports(hutch, *args) -> set[str]:
             if line.startswith("import time:")}
 
 
-def test_run_exec_ps_import_none_of_the_heavy_modules(hutch, name):
+def test_common_commands_import_none_of_the_heavy_modules(hutch, name):
     imported = _imports(hutch, "run", "--rm", "busybox", "true")
     assert "hutch.runtime.seccomp" in imported and not HEAVY & imported
     hutch.ok("run", "-d", "--name", name, "busybox", "sleep", "60")
@@ -28,5 +28,8 @@ def test_run_exec_ps_import_none_of_the_heavy_modules(hutch, name):
         assert "hutch.runtime.container" in imported and not HEAVY & imported
         imported = _imports(hutch, "ps", "-a")
         assert "hutch.cli.gotemplate" in imported and not HEAVY & imported
+        for command in (["inspect", name], ["kill", "-s", "USR1", name], ["stop", name]):
+            imported = _imports(hutch, *command)
+            assert "hutch.engine.containers" in imported and not HEAVY & imported, command
     finally:
         hutch.ok("rm", "-f", name)
