@@ -87,3 +87,45 @@ class Paths:
     @property
     def cgroup_parent(self) -> str:
         return "hutch"
+
+
+def remove_tree(path: str, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, fd-relative as it is (a symlink is removed, never followed), without
+    its import: shutil brings fnmatch (re, enum), bz2 and lzma, ~6 ms of each `rm`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if ignore_errors:
+            return
+        raise
+    except OSError:
+        if not ignore_errors:
+            raise
+        return
+    try:
+        _remove_entries(fd, ignore_errors)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _remove_entries(dir_fd: int, ignore_errors: bool) -> None:
+    for entry in os.scandir(dir_fd):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
+                              os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    _remove_entries(sub, ignore_errors)
+                finally:
+                    os.close(sub)
+                os.rmdir(entry.name, dir_fd=dir_fd)
+            else:
+                os.unlink(entry.name, dir_fd=dir_fd)
+        except OSError:
+            if not ignore_errors:
+                raise

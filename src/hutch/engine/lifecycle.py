@@ -239,14 +239,14 @@ def _destroy_cgroup(cid: str) -> None:
 
 def remove_files(paths, c, volumes: bool = False) -> None:
     """Everything a removed container leaves: snapshot, run dir, record, name, volumes."""
-    import shutil
     from hutch.images.store import ImageStore
+    from hutch.paths import remove_tree
     try:
         ImageStore(paths.images, paths.containers).remove_snapshot(c.id)
     except FileNotFoundError:
         pass
     release_volumes(paths, c, remove_anonymous=volumes or c.record["HostConfig"].get("AutoRemove"))
-    shutil.rmtree(Store(paths).run_dir(c.id), ignore_errors=True)
+    remove_tree(Store(paths).run_dir(c.id), ignore_errors=True)
     c.store.remove(c)
 
 

@@ -30,7 +30,7 @@ import time
 
 from hutch import fastjson
 from hutch.engine import errors, states
-from hutch.paths import FileLock
+from hutch.paths import FileLock, remove_tree
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -331,8 +331,7 @@ class Store:
         return alive(int(pid), int(start))
 
     def abort(self, cid: str) -> None:
-        import shutil
-        shutil.rmtree(os.path.join(self.root, f".{cid}.creating"), ignore_errors=True)
+        remove_tree(os.path.join(self.root, f".{cid}.creating"), ignore_errors=True)
 
     def create(self, cid: str, record: dict, state: dict) -> Container:
         """Finish creating (after begin): the directory appears complete or not at all."""
@@ -343,8 +342,7 @@ class Store:
             open(os.path.join(tmp, "lock"), "w").close()
             os.rename(tmp, self.dir(cid))
         except BaseException:
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp, ignore_errors=True)
             raise
         # only now: until the rename, the creator file is what keeps the name ours
         os.unlink(os.path.join(self.dir(cid), "creator"))
@@ -358,8 +356,7 @@ class Store:
             os.rename(c.dir, gone)
         except FileNotFoundError:
             return
-        import shutil
-        shutil.rmtree(gone, ignore_errors=True)
+        remove_tree(gone, ignore_errors=True)
 
     def run_dir(self, cid: str) -> str:
         """Per-container runtime directory (sockets, bundle) under paths.run."""

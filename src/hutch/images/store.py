@@ -545,7 +545,7 @@ class ImageStore:
     def remove_snapshot(self, cid: str) -> None:
         """Unmount and delete a container's snapshot, and the layers only it still held
         (those of an image removed with `rmi -f` while the container existed)."""
-        import shutil
+        from hutch.paths import remove_tree
         snap = self._snap(cid)
         if not os.path.exists(snap):
             return
@@ -555,7 +555,7 @@ class ImageStore:
         except (OSError, ValueError, KeyError):
             layers = []
         self.unmount_rootfs(cid)
-        shutil.rmtree(snap)
+        remove_tree(snap)
         with self.locked() as db:
             keep = self._used_layers(db)
             for diff_id in layers:

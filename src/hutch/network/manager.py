@@ -14,13 +14,13 @@ bridge device of a network is (re)made when missing (after a reboot, say).
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 
 # CPython's own sha256 (built in), not hashlib's: hashlib loads OpenSSL's libcrypto, ~2 ms
 # and ~3.7 MiB of pages in the monitor host, which preloads what a start runs
 from _sha256 import sha256
 
+from hutch import fastjson
 from hutch import trace
 from hutch.network import etcfiles, ipam, iptables
 from hutch.network.errors import NetworkError, NetworkNotFound
@@ -60,14 +60,14 @@ def _write_json(path: str, data) -> None:
     with open(tmp, "w") as f:
         # no indent: only then does dumps use the C encoder (an indent takes the Python one,
         # 3x slower: 1.2 ms a write of the default bridge's endpoints at 200 containers)
-        f.write(json.dumps(data))
+        f.write(fastjson.dumps(data))
     os.replace(tmp, path)
 
 
 def _read_json(path: str, default):
     try:
         with open(path) as f:
-            return json.load(f)
+            return fastjson.load(f)
     except (FileNotFoundError, NotADirectoryError):
         return default
 

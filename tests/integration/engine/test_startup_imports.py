@@ -31,5 +31,8 @@ def test_common_commands_import_none_of_the_heavy_modules(hutch, name):
         for command in (["inspect", name], ["kill", "-s", "USR1", name], ["stop", name]):
             imported = _imports(hutch, *command)
             assert "hutch.engine.containers" in imported and not HEAVY & imported, command
+        hutch.ok("stop", "-t", "0", name)
+        imported = _imports(hutch, "rm", name)
+        assert "hutch.images.store" in imported and not (HEAVY | {"shutil"}) & imported
     finally:
-        hutch.ok("rm", "-f", name)
+        hutch("rm", "-f", name)
