@@ -13,8 +13,7 @@ _SPACE = " \t\n\r"
 
 
 class JSONDecodeError(ValueError):
-    """Not JSON (the json package's own error type when it is imported is another: catch
-    ValueError, as both are)."""
+    """Not JSON: a ValueError, as the json package's own is."""
 
 
 class _ScanContext:
@@ -24,7 +23,6 @@ class _ScanContext:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    memo = None
 
     @staticmethod
     def parse_constant(name):
