@@ -227,10 +227,13 @@ def fork_into_cgroup(cgroup_fd: int, flags: int = 0, proc_fd: int | None = None)
     finally:
         os.close(tasks)
     args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
-    before = _WithGil(("PyOS_BeforeFork", _libc))
-    in_child = _WithGil(("PyOS_AfterFork_Child", _libc))
-    in_parent = _WithGil(("PyOS_AfterFork_Parent", _libc))
-    syscall = _WithGil(("syscall", _libc))
+    try:
+        before = _WithGil(("PyOS_BeforeFork", _libc))
+        in_child = _WithGil(("PyOS_AfterFork_Child", _libc))
+        in_parent = _WithGil(("PyOS_AfterFork_Parent", _libc))
+        syscall = _WithGil(("syscall", _libc))
+    except AttributeError:   # an interpreter that does not export its C API to dlsym
+        raise OSError(errno.ENOSYS, "clone3: Python's fork hooks are not reachable") from None
     before()
     pid = syscall(c_long(SYS_clone3), byref(args), c_long(_ctypes.sizeof(_CloneArgs)))
     if pid == 0:
