@@ -206,11 +206,11 @@ def _fork_init(body, sock_child, sock_parent, cfg: specconv.Config, cgroup,
     return spawn(body, sock_child, sock_parent, elsewhere), None
 
 
-def _self_join_fds(cgroup) -> tuple[int | None, list[tuple[str, int]]]:
+def _self_join_fds(cgroup) -> tuple[str | None, int | None, list[tuple[str, int]]]:
     """For a process to join an existing cgroup by itself from inside the container (where
-    the host's cgroup files are out of sight): our cgroup2 directory open (or None), and
-    each v1 `tasks` file open for writing, with its path. What will not open, we move it
-    into instead."""
+    the host's cgroup files are out of sight): our cgroup2 directory and its fd (or None),
+    and each v1 `tasks` file open for writing, with its path. What will not open, we move
+    it into instead."""
     birth, birth_fd = cgroup.birth_dir(make=False), None
     if birth:
         try:
@@ -223,7 +223,7 @@ def _self_join_fds(cgroup) -> tuple[int | None, list[tuple[str, int]]]:
             join_fds.append((tasks, os.open(tasks, os.O_WRONLY | os.O_CLOEXEC)))
         except OSError:
             pass
-    return birth_fd, join_fds
+    return birth, birth_fd, join_fds
 
 
 def _child_error(sock) -> str | None:
@@ -892,7 +892,7 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     # The process joins the cgroup before it may run anything of the user's, by itself
     # (see CgroupManager.birth_dir): where it cannot, we move it.
-    birth_fd, join_fds = _self_join_fds(cgroup)
+    birth, birth_fd, join_fds = _self_join_fds(cgroup)
     sock, child_sock = sync.pair()
     args = process.ExecArgs(proc, child_sock, init_pid=st["pid"],
                             namespaces=_container_namespaces(st["pid"]),
@@ -915,7 +915,7 @@ def exec_process(state_root, cid, process_spec: dict, *, detach=False, console_s
         intermediate = 0
         joined = tuple(os.path.dirname(tasks) for tasks, _ in join_fds)
         if msg.get("born"):
-            joined += (cgroup.birth_dir(make=False),)
+            joined += (birth,)
         try:
             cgroup.add_process(pid, joined)
         except cgroups.CgroupError as e:

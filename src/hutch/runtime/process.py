@@ -214,9 +214,19 @@ class InitArgs:
 
 def join_namespaces(joined: list[tuple[str, str]]) -> None:
     """setns into each (type, path); user first: it grants the rights to join the rest."""
+    join_opened(open_namespaces(joined))
+
+
+def open_namespaces(joined: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """(fd, type, path) of each (type, path), all opened before any is joined (a path in
+    /proc is the host's only until the mount namespace is), user first."""
     ordered = sorted(joined, key=lambda item: item[0] != "user")
-    fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind, path) for kind, path in ordered]
-    for fd, kind, path in fds:
+    return [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind, path) for kind, path in ordered]
+
+
+def join_opened(opened: list[tuple[int, str, str]]) -> None:
+    """setns into each of open_namespaces' namespaces, in order; each fd closed."""
+    for fd, kind, path in opened:
         trace.step("setns", f"{kind} {path}")
         try:
             _sys.setns(fd, NAMESPACE_FLAGS[kind])
@@ -504,10 +514,10 @@ def exec_stage1(a: ExecArgs) -> None:
     _sys.set_dumpable(False)
     root = os.open(f"/proc/{a.init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     # The cgroup namespace is the process's to join, once in its cgroup: a fork into a
-    # cgroup outside our cgroup namespace is refused (opened now: /proc is the host's).
-    cgroup_ns = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-                 for kind, path in a.namespaces if kind == "cgroup"]
-    join_namespaces([(kind, path) for kind, path in a.namespaces if kind != "cgroup"])
+    # cgroup outside our cgroup namespace is refused.
+    opened = open_namespaces(a.namespaces)
+    cgroup_ns = [ns for ns in opened if ns[1] == "cgroup"]
+    join_opened([ns for ns in opened if ns[1] != "cgroup"])
     # setns(CLONE_NEWNS) puts us at the namespace's bottom root, which is not the init's
     # root when the runtime itself runs chrooted: take the init's root exactly.
     os.fchdir(root)
@@ -532,19 +542,13 @@ def exec_stage1(a: ExecArgs) -> None:
     sync.send(a.sock, "pid", pid=pid, born=born)
 
 
-def exec_stage2(a: ExecArgs, cgroup_ns: list[tuple[str, int]]) -> None:
+def exec_stage2(a: ExecArgs, cgroup_ns: list[tuple[int, str, str]]) -> None:
     proc = a.proc
     # Nothing is done for the container until we are in its cgroup: what we join
     # ourselves, then what the parent moves us into ("cgroup").
     for tasks, fd in a.join_fds:
         join_cgroup(tasks, fd)
-    for kind, fd in cgroup_ns:
-        trace.step("setns", kind)
-        try:
-            _sys.setns(fd, NAMESPACE_FLAGS[kind])
-        except OSError as e:
-            raise InitError(f"failed to join {kind} namespace: {describe(e)}") from None
-        os.close(fd)
+    join_opened(cgroup_ns)
     sync.expect(a.sock, "cgroup")
     os.setsid()
     dup_stdio(a.stdio)
